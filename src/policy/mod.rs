@@ -1,0 +1,12 @@
+//! Pure policy: plain data in, decisions out. No I/O, no clock, no actix.
+//!
+//! Every rule of SPEC §4 lives here exactly once and is unit-tested as a truth table.
+
+mod issuance;
+mod rights;
+
+pub use issuance::{mint_eligibility, runner_serves, token_expiry, MintRefusal, MintStep, RunnerScope};
+pub use rights::{
+    effective_access, elevation_allowed, own_project_grant, rights, visibility_reads, ElevationBlock,
+    OwnGrant, Principal, ProjectFacts,
+};
