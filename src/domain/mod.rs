@@ -1,6 +1,7 @@
 //! Values parsed at the edge: the rest of the code sees these, never raw strings.
 
 mod scope;
+pub mod time;
 
 pub use scope::{Scope, ScopeInfo, ScopeSet, UnknownScope, CATALOG};
 

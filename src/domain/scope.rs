@@ -117,11 +117,7 @@ pub struct UnknownScope(pub String);
 impl FromStr for Scope {
     type Err = UnknownScope;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        CATALOG
-            .iter()
-            .find(|row| row.name == s)
-            .map(|row| row.scope)
-            .ok_or_else(|| UnknownScope(s.to_owned()))
+        CATALOG.iter().find(|row| row.name == s).map(|row| row.scope).ok_or_else(|| UnknownScope(s.to_owned()))
     }
 }
 
@@ -271,14 +267,8 @@ mod tests {
 
     #[test]
     fn parsing_rejects_unknown_names_and_ignores_extra_spaces() {
-        assert_eq!(
-            ScopeSet::parse_space_separated(" read_api  api ").unwrap().names(),
-            vec!["read_api", "api"]
-        );
-        assert_eq!(
-            ScopeSet::parse_space_separated("read_api sudo"),
-            Err(UnknownScope("sudo".into()))
-        );
+        assert_eq!(ScopeSet::parse_space_separated(" read_api  api ").unwrap().names(), vec!["read_api", "api"]);
+        assert_eq!(ScopeSet::parse_space_separated("read_api sudo"), Err(UnknownScope("sudo".into())));
         assert!(ScopeSet::parse_space_separated("").unwrap().is_empty());
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! Every rule of SPEC §4 lives here exactly once and is unit-tested as a truth table.
 
+mod allowlist;
 mod issuance;
 mod rights;
 
+pub use allowlist::inbound_in_force;
 pub use issuance::{mint_eligibility, runner_serves, token_expiry, MintRefusal, MintStep, RunnerScope};
 pub use rights::{
-    effective_access, elevation_allowed, own_project_grant, rights, visibility_reads, ElevationBlock,
-    OwnGrant, Principal, ProjectFacts,
+    effective_access, elevation_allowed, own_project_grant, rights, visibility_reads, ElevationBlock, OwnGrant,
+    Principal, ProjectFacts,
 };

@@ -121,7 +121,11 @@ pub fn own_project_grant(input: &OwnGrant) -> ScopeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AccessLevel::*, FeatureAccess::{Disabled, Enabled}, Visibility::{Internal, Public}};
+    use crate::domain::{
+        AccessLevel::*,
+        FeatureAccess::{Disabled, Enabled},
+        Visibility::{Internal, Public},
+    };
     const PRIV: Visibility = Visibility::Private;
     const MEMBERS_ONLY: FeatureAccess = FeatureAccess::Private;
 
@@ -203,10 +207,7 @@ mod tests {
     #[test]
     fn guest_on_public_project_gets_visibility_reads_on_top_of_membership() {
         let p = project(Public, [Enabled; 3]);
-        assert_eq!(
-            rights(&member(Guest), &p),
-            set("read_repository read_registry read_package_registry read_api")
-        );
+        assert_eq!(rights(&member(Guest), &p), set("read_repository read_registry read_package_registry read_api"));
     }
 
     #[test]
@@ -220,14 +221,17 @@ mod tests {
     fn elevation_is_blocked_by_instance_or_any_ancestor_group() {
         assert_eq!(elevation_allowed(true, [(1, None), (2, Some(true))]), Ok(()));
         assert_eq!(elevation_allowed(false, [(1, None)]), Err(ElevationBlock::Instance));
-        assert_eq!(
-            elevation_allowed(true, [(1, Some(true)), (2, Some(false))]),
-            Err(ElevationBlock::Group(2))
-        );
+        assert_eq!(elevation_allowed(true, [(1, Some(true)), (2, Some(false))]), Err(ElevationBlock::Group(2)));
         assert_eq!(elevation_allowed(true, []), Ok(()));
     }
 
-    fn grant(configured: Option<&str>, elevation: bool, rights: &str, protected: bool, requested: Option<&str>) -> String {
+    fn grant(
+        configured: Option<&str>,
+        elevation: bool,
+        rights: &str,
+        protected: bool,
+        requested: Option<&str>,
+    ) -> String {
         own_project_grant(&OwnGrant {
             configured: configured.map(set),
             elevation_allowed: elevation,
@@ -245,21 +249,38 @@ mod tests {
     fn own_project_grant_truth_table() {
         let rows: &[(Option<&str>, bool, &str, bool, Option<&str>, &str)] = &[
             // unconfigured project, developer, protected ref: the default set
-            (None, true, DEV_RIGHTS, true, None,
-             "read_repository read_registry write_registry read_package_registry write_package_registry"),
+            (
+                None,
+                true,
+                DEV_RIGHTS,
+                true,
+                None,
+                "read_repository read_registry write_registry read_package_registry write_package_registry",
+            ),
             // unprotected ref drops protected-only writes but keeps write_registry
-            (None, true, DEV_RIGHTS, false, None,
-             "read_repository read_registry write_registry read_package_registry"),
+            (None, true, DEV_RIGHTS, false, None, "read_repository read_registry write_registry read_package_registry"),
             // reporter cannot write whatever the project allows
             (None, true, REPORTER_RIGHTS, true, None, "read_repository read_registry read_package_registry"),
             // elevated scopes configured and allowed
-            (Some("read_repository write_repository api"), true, DEV_RIGHTS, true, None,
-             "read_repository write_repository api"),
+            (
+                Some("read_repository write_repository api"),
+                true,
+                DEV_RIGHTS,
+                true,
+                None,
+                "read_repository write_repository api",
+            ),
             // elevated scopes clipped when elevation is off
             (Some("read_repository write_repository api"), false, DEV_RIGHTS, true, None, "read_repository"),
             // elevated scopes on an unprotected ref: write_repository and api are protected-only
-            (Some("read_repository write_repository read_api api"), true, DEV_RIGHTS, false, None,
-             "read_repository read_api"),
+            (
+                Some("read_repository write_repository read_api api"),
+                true,
+                DEV_RIGHTS,
+                false,
+                None,
+                "read_repository read_api",
+            ),
             // requested narrows, unrequested or ungranted names are dropped
             (None, true, DEV_RIGHTS, true, Some("read_repository api"), "read_repository"),
             // explicit empty configuration grants nothing

@@ -1,0 +1,147 @@
+//! The `jobtoken` command line: serve, migrate, keys, token, demo.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, AppState};
+use crate::config::{Config, ConfigArgs};
+use crate::demo;
+use crate::secret::Secret;
+use crate::service::now;
+use crate::signing::KeyRing;
+use crate::store::{settings, Store};
+use crate::token::jws;
+
+#[derive(Debug, Parser)]
+#[command(name = "jobtoken", version, about = "OAuth2 authorization server minting short-lived JWTs for CI jobs")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (applies migrations and creates keys on first start).
+    Serve {
+        /// Load demo data first and print a ready-to-run curl for minting a token.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Inspect tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Load demo data (a user, group, project, runner, resource server and a pending job).
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List keys with their state.
+    List,
+    /// Promote the next key, retire the active one, create a new next key.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a token's header and claims without checking anything (no trust).
+    Decode { token: String },
+}
+
+/// Runs the parsed command; the error is what the operator sees.
+pub fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::from_args(cli.config)?;
+    match cli.command {
+        Command::Serve { demo } => serve(config, demo),
+        Command::Migrate => {
+            Store::open(&config.database).map_err(|e| e.to_string())?;
+            println!("database {} is up to date", config.database.display());
+            Ok(())
+        }
+        Command::Keys { command } => keys(config, command),
+        Command::Token { command: TokenCommand::Decode { token } } => decode(&token),
+        Command::Demo => {
+            let store = Store::open(&config.database).map_err(|e| e.to_string())?;
+            let demo = demo::load(&store, now()).map_err(|e| e.to_string())?;
+            println!("{}", demo.instructions(&config.issuer));
+            Ok(())
+        }
+    }
+}
+
+fn open(config: &Config) -> Result<(Store, Arc<KeyRing>), String> {
+    let store = Store::open(&config.database).map_err(|e| format!("opening {}: {e}", config.database.display()))?;
+    let keys = KeyRing::open(&store, config, now()).map_err(|e| format!("loading signing keys: {e}"))?;
+    Ok((store, Arc::new(keys)))
+}
+
+fn serve(config: Config, demo: bool) -> Result<(), String> {
+    let (store, keys) = open(&config)?;
+    let admin_hash = admin_hash(&store, &config)?;
+    let listener = TcpListener::bind(&config.bind).map_err(|e| format!("binding {}: {e}", config.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let config = config.bound_to(addr);
+    if demo {
+        let demo = demo::load(&store, now()).map_err(|e| e.to_string())?;
+        println!("{}", demo.instructions(&config.issuer));
+    }
+    let issuer = config.issuer.clone();
+    actix_web::rt::System::new().block_on(async move {
+        let state = AppState::new(config, store, keys, admin_hash);
+        let running = app::build(state, listener).map_err(|e| e.to_string())?;
+        println!("jobtoken listening on http://{addr} (issuer {issuer})");
+        log::info!("listening on {addr}");
+        running.server.await.map_err(|e| e.to_string())
+    })
+}
+
+/// The admin credential's hash: from configuration, else the stored generated one, else a new
+/// one generated now and printed once.
+fn admin_hash(store: &Store, config: &Config) -> Result<[u8; 32], String> {
+    if let Some(token) = &config.admin_token {
+        return Ok(token.hash());
+    }
+    let stored = store.run_sync(|c| settings::admin_token_hash(c)).map_err(|e| e.to_string())?;
+    if let Some(hash) = stored.filter(|h| h.len() == 32) {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&hash);
+        return Ok(out);
+    }
+    let token = Secret::generate("jtadm_");
+    let hash = token.hash();
+    store.run_sync(|c| settings::set_admin_token_hash(c, &hash)).map_err(|e| e.to_string())?;
+    println!("Generated admin token (shown once; store it now, only its hash is kept):\n  {}", token.expose());
+    Ok(hash)
+}
+
+fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
+    let (store, keys) = open(&config)?;
+    if let KeysCommand::Rotate = command {
+        keys.rotate_sync(&store, true, now()).map_err(|e| e.to_string())?;
+        println!("rotated; a running server picks the change up within a minute");
+    }
+    for k in keys.list_sync(&store).map_err(|e| e.to_string())? {
+        println!("{}", serde_json::to_string(&k).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
+fn decode(token: &str) -> Result<(), String> {
+    let decoded = jws::decode_unverified(token).map_err(|e| format!("not a JWS compact token: {e}"))?;
+    let out = serde_json::json!({ "header": decoded.header, "claims": decoded.claims, "verified": false });
+    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    Ok(())
+}

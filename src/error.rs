@@ -1,0 +1,192 @@
+//! The two error shapes at the HTTP edge: RFC 6749 §5.2 on `/oauth/*`, `{error, message}` elsewhere.
+//!
+//! Clients get a fixed, safe sentence; causes of internal errors go to the log only.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// An error of the JSON API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("a valid admin token or personal access token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ApiErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            ApiError::Internal(cause) => {
+                log::error!("internal error: {cause}");
+                "the server could not complete the request".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthorized) {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"jobtoken\""));
+        }
+        res.json(ApiErrorBody { error: self.code(), message })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ApiError::NotFound(m),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// RFC 6749 §5.2 error codes (plus RFC 8693's `invalid_target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidTarget,
+    ServerError,
+}
+
+impl OAuthCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthCode::InvalidRequest => "invalid_request",
+            OAuthCode::InvalidClient => "invalid_client",
+            OAuthCode::InvalidGrant => "invalid_grant",
+            OAuthCode::InvalidScope => "invalid_scope",
+            OAuthCode::UnauthorizedClient => "unauthorized_client",
+            OAuthCode::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthCode::InvalidTarget => "invalid_target",
+            OAuthCode::ServerError => "server_error",
+        }
+    }
+}
+
+/// An error of the OAuth endpoints.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct OAuthError {
+    pub code: OAuthCode,
+    pub description: String,
+    /// Status override (413 for oversized bodies); otherwise derived from the code.
+    pub status: Option<StatusCode>,
+}
+
+impl OAuthError {
+    pub fn new(code: OAuthCode, description: impl Into<String>) -> OAuthError {
+        OAuthError { code, description: description.into(), status: None }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(OAuthCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_client() -> OAuthError {
+        OAuthError::new(OAuthCode::InvalidClient, "client authentication failed")
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(OAuthCode::InvalidGrant, description)
+    }
+
+    pub fn too_large(limit: usize) -> OAuthError {
+        OAuthError {
+            status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+            ..OAuthError::invalid_request(format!("the request body is larger than {limit} bytes"))
+        }
+    }
+
+    pub fn server_error(cause: impl std::fmt::Display) -> OAuthError {
+        log::error!("internal error: {cause}");
+        OAuthError::new(OAuthCode::ServerError, "the server could not complete the request")
+    }
+}
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        self.status.unwrap_or(match self.code {
+            OAuthCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            OAuthCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        })
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        if self.code == OAuthCode::InvalidClient {
+            res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"jobtoken\""));
+        }
+        res.json(OAuthErrorBody { error: self.code.as_str(), error_description: &self.description })
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        OAuthError::server_error(e)
+    }
+}

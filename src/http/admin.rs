@@ -1,0 +1,413 @@
+//! The admin API: the domain of SPEC §2 (Appendix A shapes).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{client_credentials_basic, Admin};
+use super::input::{self, nullable};
+use crate::app::AppState;
+use crate::domain::{
+    AccessLevel, FeatureAccess, GroupId, JobId, JobStatus, ProjectId, RefType, RunnerId, RunnerType, UserId, UserState,
+    Visibility,
+};
+use crate::error::ApiError;
+use crate::secret::{self, Secret};
+use crate::service::now;
+use crate::store::clients::{self, NewRunner, RunnerPatch};
+use crate::store::jobs::{self, NewJob, NewPipeline};
+use crate::store::namespaces::{self, MemberOf, ProjectFields};
+use crate::store::{settings, users};
+
+type Reply = Result<HttpResponse, ApiError>;
+
+fn created(body: impl serde::Serialize) -> Reply {
+    Ok(HttpResponse::Created().json(body))
+}
+
+fn ok(body: impl serde::Serialize) -> Reply {
+    Ok(HttpResponse::Ok().json(body))
+}
+
+// ---- users ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    username: String,
+}
+
+pub async fn create_user(_: Admin, state: web::Data<AppState>, body: web::Json<NewUserBody>) -> Reply {
+    let username = input::path_segment("username", &body.username)?;
+    created(state.store.run(move |c| users::insert(c, &username, now())).await?)
+}
+
+pub async fn get_user(_: Admin, state: web::Data<AppState>, id: web::Path<UserId>) -> Reply {
+    let id = id.into_inner();
+    ok(state.store.run(move |c| users::get(c, id)).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    state: UserState,
+}
+
+pub async fn update_user(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<UserId>,
+    body: web::Json<UserPatch>,
+) -> Reply {
+    let (id, new_state) = (id.into_inner(), body.state);
+    ok(state.store.run(move |c| users::set_state(c, id, new_state)).await?)
+}
+
+// ---- groups ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroupBody {
+    path: String,
+    parent_id: Option<GroupId>,
+}
+
+pub async fn create_group(_: Admin, state: web::Data<AppState>, body: web::Json<NewGroupBody>) -> Reply {
+    let path = input::path_segment("path", &body.path)?;
+    let parent = body.parent_id;
+    created(state.store.run(move |c| namespaces::insert_group(c, &path, parent, now())).await?)
+}
+
+pub async fn get_group(_: Admin, state: web::Data<AppState>, id: web::Path<GroupId>) -> Reply {
+    let id = id.into_inner();
+    ok(state.store.run(move |c| namespaces::get_group(c, id)).await?)
+}
+
+// ---- projects ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectBody {
+    path: Option<String>,
+    namespace_id: Option<GroupId>,
+    visibility: Option<Visibility>,
+    build_timeout: Option<i64>,
+    repository_access_level: Option<FeatureAccess>,
+    container_registry_access_level: Option<FeatureAccess>,
+    package_registry_access_level: Option<FeatureAccess>,
+}
+
+impl ProjectBody {
+    fn fields(&self) -> Result<ProjectFields, ApiError> {
+        Ok(ProjectFields {
+            visibility: self.visibility,
+            build_timeout: self.build_timeout.map(|t| input::timeout("build_timeout", t)).transpose()?,
+            repository_access_level: self.repository_access_level,
+            container_registry_access_level: self.container_registry_access_level,
+            package_registry_access_level: self.package_registry_access_level,
+        })
+    }
+}
+
+pub async fn create_project(_: Admin, state: web::Data<AppState>, body: web::Json<ProjectBody>) -> Reply {
+    let path = input::path_segment("path", body.path.as_deref().unwrap_or_default())?;
+    let namespace = body.namespace_id.ok_or_else(|| ApiError::Unprocessable("namespace_id is required".into()))?;
+    let fields = body.fields()?;
+    created(state.store.run(move |c| namespaces::insert_project(c, &path, namespace, &fields, now())).await?)
+}
+
+pub async fn get_project(_: Admin, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
+    let id = id.into_inner();
+    ok(state.store.run(move |c| namespaces::get_project(c, id)).await?)
+}
+
+pub async fn update_project(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<ProjectId>,
+    body: web::Json<ProjectBody>,
+) -> Reply {
+    if body.path.is_some() || body.namespace_id.is_some() {
+        return Err(ApiError::Unprocessable("path and namespace_id cannot be changed".into()));
+    }
+    let (id, fields) = (id.into_inner(), body.fields()?);
+    ok(state.store.run(move |c| namespaces::update_project(c, id, &fields)).await?)
+}
+
+// ---- memberships ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    access_level: AccessLevel,
+}
+
+pub async fn put_project_member(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(ProjectId, UserId)>,
+    body: web::Json<MemberBody>,
+) -> Reply {
+    let ((project, user), level) = (path.into_inner(), body.access_level);
+    ok(state.store.run(move |c| namespaces::put_member(c, MemberOf::Project(project), user, level)).await?)
+}
+
+pub async fn delete_project_member(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(ProjectId, UserId)>,
+) -> Reply {
+    let (project, user) = path.into_inner();
+    state.store.run(move |c| namespaces::delete_member(c, MemberOf::Project(project), user)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn put_group_member(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(GroupId, UserId)>,
+    body: web::Json<MemberBody>,
+) -> Reply {
+    let ((group, user), level) = (path.into_inner(), body.access_level);
+    ok(state.store.run(move |c| namespaces::put_member(c, MemberOf::Group(group), user, level)).await?)
+}
+
+pub async fn delete_group_member(_: Admin, state: web::Data<AppState>, path: web::Path<(GroupId, UserId)>) -> Reply {
+    let (group, user) = path.into_inner();
+    state.store.run(move |c| namespaces::delete_member(c, MemberOf::Group(group), user)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- runners and resource servers ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRunnerBody {
+    runner_type: RunnerType,
+    group_id: Option<GroupId>,
+    #[serde(default)]
+    project_ids: Vec<ProjectId>,
+    maximum_timeout: Option<i64>,
+    #[serde(default)]
+    description: String,
+}
+
+impl NewRunnerBody {
+    fn validate(&self) -> Result<NewRunner, ApiError> {
+        let bad = |m: &str| Err(ApiError::Unprocessable(m.into()));
+        match self.runner_type {
+            RunnerType::Group if self.group_id.is_none() => return bad("a group runner needs group_id"),
+            RunnerType::Project if self.project_ids.is_empty() => return bad("a project runner needs project_ids"),
+            RunnerType::Instance | RunnerType::Project if self.group_id.is_some() => {
+                return bad("group_id is only for group runners")
+            }
+            RunnerType::Instance | RunnerType::Group if !self.project_ids.is_empty() => {
+                return bad("project_ids is only for project runners")
+            }
+            _ => {}
+        }
+        if self.project_ids.len() > 1000 {
+            return bad("a runner serves at most 1000 projects");
+        }
+        Ok(NewRunner {
+            runner_type: self.runner_type,
+            group_id: self.group_id,
+            project_ids: self.project_ids.clone(),
+            maximum_timeout: self.maximum_timeout.map(|t| input::timeout("maximum_timeout", t)).transpose()?,
+            description: input::text("description", &self.description, 255, true)?,
+        })
+    }
+}
+
+pub async fn create_runner(_: Admin, state: web::Data<AppState>, body: web::Json<NewRunnerBody>) -> Reply {
+    let new = body.validate()?;
+    let client_id = format!("runner_{}", secret::random_token(12));
+    let client_secret = Secret::generate("jtrs_");
+    let hash = client_secret.hash();
+    let runner = state.store.run(move |c| clients::insert_runner(c, &new, &client_id, &hash, now())).await?;
+    let mut body = serde_json::to_value(runner).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["client_secret"] = json!(client_secret.expose());
+    created(body)
+}
+
+pub async fn get_runner(_: Admin, state: web::Data<AppState>, id: web::Path<RunnerId>) -> Reply {
+    let id = id.into_inner();
+    ok(state.store.run(move |c| clients::get_runner(c, id)).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerPatchBody {
+    paused: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    maximum_timeout: Option<Option<i64>>,
+    description: Option<String>,
+}
+
+pub async fn update_runner(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<RunnerId>,
+    body: web::Json<RunnerPatchBody>,
+) -> Reply {
+    let patch = RunnerPatch {
+        paused: body.paused,
+        maximum_timeout: match body.maximum_timeout {
+            Some(Some(t)) => Some(Some(input::timeout("maximum_timeout", t)?)),
+            other => other,
+        },
+        description: body.description.as_deref().map(|d| input::text("description", d, 255, true)).transpose()?,
+    };
+    let id = id.into_inner();
+    ok(state.store.run(move |c| clients::update_runner(c, id, &patch)).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewResourceServerBody {
+    name: String,
+}
+
+pub async fn create_resource_server(
+    _: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<NewResourceServerBody>,
+) -> Reply {
+    let name = input::text("name", &body.name, 255, false)?;
+    let client_id = format!("rs_{}", secret::random_token(12));
+    let client_secret = Secret::generate("jtss_");
+    let hash = client_secret.hash();
+    let server = state.store.run(move |c| clients::insert_resource_server(c, &name, &client_id, &hash, now())).await?;
+    created(
+        json!({ "id": server.id, "name": server.name, "client_id": server.client_id, "client_secret": client_secret.expose() }),
+    )
+}
+
+// ---- pipelines and jobs ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPipelineBody {
+    user_id: UserId,
+    #[serde(rename = "ref")]
+    ref_: String,
+    ref_type: RefType,
+    ref_protected: bool,
+    sha: Option<String>,
+    source: Option<String>,
+    jobs: Vec<NewJobBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewJobBody {
+    name: String,
+    stage: Option<String>,
+    timeout: Option<i64>,
+    environment: Option<String>,
+}
+
+impl NewPipelineBody {
+    fn validate(&self) -> Result<NewPipeline, ApiError> {
+        if self.jobs.is_empty() || self.jobs.len() > 500 {
+            return Err(ApiError::Unprocessable("a pipeline has 1 to 500 jobs".into()));
+        }
+        let sha = self.sha.as_deref().unwrap_or_default();
+        if sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ApiError::Unprocessable("sha must be up to 64 hexadecimal characters".into()));
+        }
+        let jobs = self
+            .jobs
+            .iter()
+            .map(|j| {
+                Ok(NewJob {
+                    name: input::text("job name", &j.name, 255, false)?,
+                    stage: input::text("stage", j.stage.as_deref().unwrap_or("test"), 255, false)?,
+                    timeout: j.timeout.map(|t| input::timeout("job timeout", t)).transpose()?,
+                    environment: j
+                        .environment
+                        .as_deref()
+                        .map(|e| input::text("environment", e, 255, false))
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?;
+        Ok(NewPipeline {
+            user_id: self.user_id,
+            ref_: input::text("ref", &self.ref_, 255, false)?,
+            ref_type: self.ref_type,
+            ref_protected: self.ref_protected,
+            sha: sha.to_ascii_lowercase(),
+            source: input::text("source", self.source.as_deref().unwrap_or("push"), 64, false)?,
+            jobs,
+        })
+    }
+}
+
+pub async fn create_pipeline(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<ProjectId>,
+    body: web::Json<NewPipelineBody>,
+) -> Reply {
+    let (project, new) = (id.into_inner(), body.validate()?);
+    created(state.store.run(move |c| jobs::insert_pipeline(c, project, &new, now())).await?)
+}
+
+pub async fn get_job(_: Admin, state: web::Data<AppState>, id: web::Path<JobId>) -> Reply {
+    let id = id.into_inner();
+    ok(state.store.run(move |c| jobs::get_job(c, id)).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinishBody {
+    status: JobStatus,
+}
+
+/// Finishing a job revokes all its tokens at once. The admin or the job's own runner may call it.
+pub async fn finish_job(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<JobId>,
+    body: web::Json<FinishBody>,
+) -> Reply {
+    let (job_id, status) = (id.into_inner(), body.status);
+    if !status.is_finished() {
+        return Err(ApiError::Unprocessable("status must be success, failed or canceled".into()));
+    }
+    if !super::auth::is_admin(&req, &state) {
+        let creds = client_credentials_basic(&req).ok_or(ApiError::Unauthorized)?;
+        let bound = state
+            .store
+            .run(move |c| Ok((clients::find_runner_auth(c, &creds.client_id)?, jobs::job_runner(c, job_id)?, creds)))
+            .await?;
+        let (runner, job_runner, creds) = bound;
+        let verified = secret::verify(&creds.secret, runner.as_ref().map(|r| r.secret_hash.as_slice()));
+        if !verified {
+            return Err(ApiError::Unauthorized);
+        }
+        if runner.map(|r| r.id) != job_runner {
+            return Err(ApiError::Forbidden(format!("job {job_id} is not running on this runner")));
+        }
+    }
+    ok(state.store.run(move |c| jobs::finish(c, job_id, status, now())).await?)
+}
+
+// ---- instance settings ----
+
+pub async fn get_settings(_: Admin, state: web::Data<AppState>) -> Reply {
+    ok(state.store.run(|c| settings::get(c)).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    enforce_job_token_allowlist: Option<bool>,
+    job_token_elevation_allowed: Option<bool>,
+}
+
+pub async fn update_settings(_: Admin, state: web::Data<AppState>, body: web::Json<SettingsPatch>) -> Reply {
+    let (enforce, elevation) = (body.enforce_job_token_allowlist, body.job_token_elevation_allowed);
+    ok(state.store.run(move |c| settings::update(c, enforce, elevation)).await?)
+}

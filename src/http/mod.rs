@@ -1,0 +1,96 @@
+//! Route modules, one per area. Handlers stay thin: extract → call a service or store → respond.
+
+mod admin;
+pub mod auth;
+pub mod form;
+mod input;
+mod job_token_scope;
+mod oauth;
+mod ops;
+mod wellknown;
+
+pub use wellknown::{discovery_document, JWKS_MAX_AGE_SECS};
+
+use actix_web::http::Method;
+use actix_web::{error, web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+
+/// Declares every route once: `ROUTES` (what the openapi test compares) and `configure`.
+macro_rules! routes {
+    ($($method:ident $path:literal => $handler:path),* $(,)?) => {
+        /// Every mounted (method, path), in the notation of `openapi.yaml`.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        /// Mounts every route.
+        pub fn routes(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::method(Method::$method).to($handler));)*
+        }
+    };
+}
+
+routes! {
+    POST "/oauth/token" => oauth::token,
+    POST "/oauth/introspect" => oauth::introspect,
+    POST "/oauth/revoke" => oauth::revoke,
+    GET "/.well-known/jwks.json" => wellknown::jwks,
+    GET "/oauth/discovery/keys" => wellknown::jwks,
+    GET "/.well-known/openid-configuration" => wellknown::discovery,
+    GET "/.well-known/oauth-authorization-server" => wellknown::discovery,
+    GET "/health/live" => ops::live,
+    GET "/health/ready" => ops::ready,
+    GET "/metrics" => ops::metrics,
+    GET "/api/v1/keys" => ops::list_keys,
+    POST "/api/v1/keys/rotate" => ops::rotate_keys,
+    POST "/api/v1/users" => admin::create_user,
+    GET "/api/v1/users/{id}" => admin::get_user,
+    PATCH "/api/v1/users/{id}" => admin::update_user,
+    POST "/api/v1/groups" => admin::create_group,
+    GET "/api/v1/groups/{id}" => admin::get_group,
+    PUT "/api/v1/groups/{id}/members/{user_id}" => admin::put_group_member,
+    DELETE "/api/v1/groups/{id}/members/{user_id}" => admin::delete_group_member,
+    POST "/api/v1/projects" => admin::create_project,
+    GET "/api/v1/projects/{id}" => admin::get_project,
+    PATCH "/api/v1/projects/{id}" => admin::update_project,
+    PUT "/api/v1/projects/{id}/members/{user_id}" => admin::put_project_member,
+    DELETE "/api/v1/projects/{id}/members/{user_id}" => admin::delete_project_member,
+    POST "/api/v1/projects/{id}/pipelines" => admin::create_pipeline,
+    GET "/api/v1/projects/{id}/job_token_scope" => job_token_scope::get,
+    PATCH "/api/v1/projects/{id}/job_token_scope" => job_token_scope::update,
+    POST "/api/v1/runners" => admin::create_runner,
+    GET "/api/v1/runners/{id}" => admin::get_runner,
+    PATCH "/api/v1/runners/{id}" => admin::update_runner,
+    POST "/api/v1/resource_servers" => admin::create_resource_server,
+    GET "/api/v1/jobs/{id}" => admin::get_job,
+    POST "/api/v1/jobs/{id}/finish" => admin::finish_job,
+    GET "/api/v1/settings" => admin::get_settings,
+    PATCH "/api/v1/settings" => admin::update_settings,
+}
+
+/// Largest JSON body the API accepts.
+pub const MAX_JSON_BYTES: usize = 256 * 1024;
+
+/// Extractor settings that turn malformed input into the API's error shape.
+pub fn extractors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(json_error)).app_data(
+        web::PathConfig::default()
+            .error_handler(|_, _| ApiError::NotFound("no such resource (ids are positive integers)".into()).into()),
+    );
+}
+
+fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    match err {
+        error::JsonPayloadError::Overflow { limit } | error::JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge(limit).into()
+        }
+        error::JsonPayloadError::ContentType => ApiError::BadRequest("the body must be application/json".into()).into(),
+        error::JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")).into(),
+        _ => ApiError::BadRequest("the request body could not be read".into()).into(),
+    }
+}
+
+/// Unknown routes and methods.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let err = ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()));
+    error::ResponseError::error_response(&err)
+}

@@ -1,0 +1,199 @@
+//! `/oauth/*`: token, introspection (RFC 7662), revocation (RFC 7009).
+
+use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use super::auth::{client_credentials, is_admin};
+use super::form::Form;
+use crate::app::AppState;
+use crate::domain::ScopeSet;
+use crate::error::{OAuthCode, OAuthError};
+use crate::secret;
+use crate::service::{live, mint, now};
+use crate::store::clients::{self, RunnerAuth};
+
+const CLIENT_CREDENTIALS: &str = "client_credentials";
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// A JSON response that must never be cached (RFC 6749 §5.1).
+fn no_store(body: Value) -> HttpResponse {
+    HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).json(body)
+}
+
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = Form::read(&req, payload).await?;
+    match form.required("grant_type")? {
+        CLIENT_CREDENTIALS => {
+            let runner = authenticate_runner(&state, &req, &form).await?;
+            let request = parse_mint_request(&form)?;
+            let minted = mint::mint(&state, runner, request, now()).await?;
+            Ok(no_store(json!({
+                "access_token": minted.access_token,
+                "token_type": "Bearer",
+                "expires_in": minted.expires_in,
+                "scope": minted.scope.to_space_separated(),
+            })))
+        }
+        TOKEN_EXCHANGE => Err(OAuthError::new(OAuthCode::UnsupportedGrantType, "token exchange is not supported yet")),
+        other => Err(OAuthError::new(
+            OAuthCode::UnsupportedGrantType,
+            format!("grant_type {other} is not supported; use client_credentials"),
+        )),
+    }
+}
+
+fn parse_mint_request(form: &Form) -> Result<mint::MintRequest, OAuthError> {
+    let job_id = form
+        .required("job_id")?
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| OAuthError::invalid_request("job_id must be a positive integer"))?;
+    let requested = form
+        .one("scope")?
+        .map(ScopeSet::parse_space_separated)
+        .transpose()
+        .map_err(|e| OAuthError::new(OAuthCode::InvalidScope, e.to_string()))?;
+    if form.one("authorization_details")?.is_some() {
+        return Err(OAuthError::invalid_request("authorization_details is not supported yet"));
+    }
+    Ok(mint::MintRequest { job_id, requested, audience: audiences(form)? })
+}
+
+/// `audience` (RFC 8693) and `resource` (RFC 8707) values, in order, without duplicates.
+fn audiences(form: &Form) -> Result<Vec<String>, OAuthError> {
+    let mut out: Vec<String> = Vec::new();
+    for resource in form.all("resource") {
+        let absolute = resource.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && !rest.is_empty()
+        });
+        if !absolute || resource.contains('#') {
+            return Err(OAuthError::new(
+                OAuthCode::InvalidTarget,
+                "resource must be an absolute URI without a fragment",
+            ));
+        }
+    }
+    for value in form.all("audience").into_iter().chain(form.all("resource")) {
+        if value.len() > 512 {
+            return Err(OAuthError::invalid_request("audience and resource values are limited to 512 characters"));
+        }
+        if !out.iter().any(|v| v == value) {
+            out.push(value.to_owned());
+        }
+    }
+    if out.len() > 16 {
+        return Err(OAuthError::invalid_request("at most 16 audience and resource values are allowed"));
+    }
+    Ok(out)
+}
+
+/// Authenticates a runner. Unknown and known clients take the same path and time to reject.
+async fn authenticate_runner(state: &AppState, req: &HttpRequest, form: &Form) -> Result<RunnerAuth, OAuthError> {
+    let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
+    let id = creds.client_id.clone();
+    let found = state.store.run(move |conn| clients::find_runner_auth(conn, &id)).await?;
+    let ok = secret::verify(&creds.secret, found.as_ref().map(|r| r.secret_hash.as_slice()));
+    match found {
+        Some(runner) if ok => Ok(runner),
+        _ => {
+            state.metrics.deny("invalid_client");
+            Err(OAuthError::invalid_client())
+        }
+    }
+}
+
+/// Who is calling introspection or revocation.
+enum Caller {
+    Admin,
+    ResourceServer,
+    Runner(RunnerAuth),
+}
+
+async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -> Result<Caller, OAuthError> {
+    if is_admin(req, state) {
+        return Ok(Caller::Admin);
+    }
+    let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
+    let id = creds.client_id.clone();
+    let (server, runner) = state
+        .store
+        .run(move |conn| Ok((clients::find_resource_server_auth(conn, &id)?, clients::find_runner_auth(conn, &id)?)))
+        .await?;
+    let stored = server.as_ref().map(|(_, h)| h.as_slice()).or(runner.as_ref().map(|r| r.secret_hash.as_slice()));
+    if !secret::verify(&creds.secret, stored) {
+        state.metrics.deny("invalid_client");
+        return Err(OAuthError::invalid_client());
+    }
+    Ok(match (server, runner) {
+        (Some(_), _) => Caller::ResourceServer,
+        (None, Some(runner)) => Caller::Runner(runner),
+        (None, None) => return Err(OAuthError::invalid_client()),
+    })
+}
+
+pub async fn introspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = Form::read(&req, payload).await?;
+    if let Caller::Runner(_) = authenticate_caller(&state, &req, &form).await? {
+        return Err(OAuthError::new(
+            OAuthCode::UnauthorizedClient,
+            "only resource servers and the admin may introspect",
+        ));
+    }
+    let token = form.required("token")?;
+    let found = match live::live(&state, token, now()).await? {
+        Ok(found) => found,
+        Err(inactive) => {
+            state.metrics.deny(inactive.reason());
+            log::debug!("introspection: inactive token ({inactive})");
+            return Ok(no_store(json!({ "active": false })));
+        }
+    };
+    let mut body = match serde_json::to_value(&found.claims) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    body.insert("active".into(), Value::Bool(true));
+    body.insert("token_type".into(), Value::from("Bearer"));
+    body.insert("username".into(), Value::from(found.claims.user_login.clone()));
+    Ok(no_store(Value::Object(body)))
+}
+
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = Form::read(&req, payload).await?;
+    let caller = authenticate_caller(&state, &req, &form).await?;
+    if let Caller::ResourceServer = caller {
+        return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "resource servers may not revoke tokens"));
+    }
+    let token = form.required("token")?;
+    // RFC 7009 §2.2: an invalid or unknown token is answered with 200 all the same.
+    let Ok(found) = live::authentic(&state, token).await? else { return Ok(no_store_empty()) };
+    if let Caller::Runner(runner) = &caller {
+        if runner.client_id != found.record.client_id {
+            return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "the token was not issued to this client"));
+        }
+    }
+    let jti = found.jti;
+    let at = now();
+    state.store.run(move |conn| crate::store::tokens::revoke(conn, &jti, at)).await?;
+    Ok(no_store_empty())
+}
+
+fn no_store_empty() -> HttpResponse {
+    HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).finish()
+}

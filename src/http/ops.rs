@@ -1,0 +1,43 @@
+//! Health, metrics and key management.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::auth::Admin;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::service::now;
+
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready when the database answers and an active signing key is loaded.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let database = state.store.run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await.is_ok();
+    let key = state.keys.has_active();
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let body = json!({
+        "status": word(database && key),
+        "checks": { "database": word(database), "signing_key": word(key) },
+    });
+    match database && key {
+        true => HttpResponse::Ok().json(body),
+        false => HttpResponse::ServiceUnavailable().json(body),
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+}
+
+pub async fn list_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let keys = state.keys.list(&state.store).await?;
+    Ok(HttpResponse::Ok().json(keys))
+}
+
+pub async fn rotate_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.keys.rotate(&state.store, true, now()).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let keys = state.keys.list(&state.store).await?;
+    Ok(HttpResponse::Ok().json(keys))
+}

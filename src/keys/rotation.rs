@@ -1,0 +1,539 @@
+//! The key rotation plan (SPEC §7), pure: key metadata + `now` + policy → actions. No I/O, no
+//! clock; the caller applies the actions (new key files first, then metadata in one transaction).
+//!
+//! Lifecycle: a `next` key is published before it signs; rotation retires the active key,
+//! promotes `next`, and creates a new `next`; a retired key stays published until the last token
+//! it signed has expired, and is then dropped.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::material::Alg;
+
+/// Where a key is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published, not yet signing; becomes active at the next rotation.
+    Next,
+    /// The one key that signs new tokens.
+    Active,
+    /// No longer signs; published while tokens it signed may still be unexpired.
+    Retired,
+}
+
+impl KeyState {
+    /// `next`, `active` or `retired`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no key state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key state {0:?}: expected next, active or retired")]
+pub struct UnknownKeyState(String);
+
+impl FromStr for KeyState {
+    type Err = UnknownKeyState;
+
+    fn from_str(s: &str) -> Result<KeyState, UnknownKeyState> {
+        [KeyState::Next, KeyState::Active, KeyState::Retired]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownKeyState(s.chars().take(40).collect()))
+    }
+}
+
+/// What the plan needs to know about one key. Times are unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMeta {
+    pub kid: String,
+    pub alg: Alg,
+    pub state: KeyState,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    pub retired_at: Option<i64>,
+    /// The latest `exp` of the tokens this key signed; `None` if it signed none.
+    pub last_token_expires_at: Option<i64>,
+}
+
+impl KeyMeta {
+    /// Whether a token signed by this key may still be unexpired at `now`.
+    fn has_live_tokens(&self, now: i64) -> bool {
+        self.last_token_expires_at.is_some_and(|exp| exp > now)
+    }
+
+    /// When this key started signing; `created_at` stands in if `activated_at` was never set.
+    fn active_since(&self) -> i64 {
+        self.activated_at.unwrap_or(self.created_at)
+    }
+}
+
+/// One step of a plan. A plan's actions are ordered so that applying them one at a time never
+/// leaves two active or two next keys (the database enforces both with unique indexes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAction {
+    /// Generate a key of `alg` in `state` (`Next`, or `Active` when no published next key of the
+    /// configured algorithm exists to promote).
+    Create { state: KeyState, alg: Alg },
+    /// `next` → `active`.
+    Promote { kid: String },
+    /// `active` → `retired`.
+    Retire { kid: String },
+    /// Remove the key from the JWKS; its metadata row and file may be deleted. Only for a retired
+    /// key whose last token has expired, or a next key that never signed anything (a surplus next
+    /// key, or one of an algorithm no longer configured).
+    Drop { kid: String },
+}
+
+/// How and when to rotate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationPolicy {
+    /// The algorithm new keys use; an active key of another algorithm is rotated out.
+    pub alg: Alg,
+    /// Rotate when the active key has been active this long. `None` (or a value ≤ 0) disables
+    /// scheduled rotation.
+    pub rotate_every_secs: Option<i64>,
+    /// Rotate now, whatever the schedule says (manual rotation).
+    pub force: bool,
+}
+
+/// Plans what to change so that there is exactly one active and one next key, both of
+/// `policy.alg`, rotating at most once however many periods were missed, and dropping retired
+/// keys whose tokens have all expired.
+///
+/// Security invariant: a key that may have signed an unexpired token is never dropped; only a
+/// retired key with `retired_at` set and `last_token_expires_at` absent or `<= now`, or a next key
+/// (which has signed nothing), is.
+pub fn plan(keys: &[KeyMeta], now: i64, policy: &RotationPolicy) -> Vec<KeyAction> {
+    let mut actions = Vec::new();
+
+    for key in keys {
+        if key.state == KeyState::Retired && key.retired_at.is_some() && !key.has_live_tokens(now) {
+            actions.push(KeyAction::Drop { kid: key.kid.clone() });
+        }
+    }
+
+    // Repairs for metadata the database should never hold: the latest-activated active key and
+    // the newest next key stay; extra active keys are retired (they signed), extra next dropped.
+    let active = newest(keys, KeyState::Active, |k| (k.active_since(), k.created_at));
+    let next = newest(keys, KeyState::Next, |k| (k.created_at, 0));
+    for key in keys.iter().filter(|k| k.state == KeyState::Active && Some(*k) != active) {
+        actions.push(KeyAction::Retire { kid: key.kid.clone() });
+    }
+    for key in keys.iter().filter(|k| k.state == KeyState::Next && Some(*k) != next) {
+        actions.push(KeyAction::Drop { kid: key.kid.clone() });
+    }
+
+    // A next key of an algorithm no longer configured will never be promoted.
+    let usable_next = next.filter(|k| k.alg == policy.alg);
+    if let Some(stale) = next.filter(|k| k.alg != policy.alg) {
+        actions.push(KeyAction::Drop { kid: stale.kid.clone() });
+    }
+
+    let rotate = match active {
+        None => true,
+        Some(active) => {
+            let due = policy
+                .rotate_every_secs
+                .filter(|period| *period > 0)
+                .is_some_and(|period| active.active_since().saturating_add(period) <= now);
+            policy.force || due || active.alg != policy.alg
+        }
+    };
+    if rotate {
+        if let Some(active) = active {
+            actions.push(KeyAction::Retire { kid: active.kid.clone() });
+        }
+        match usable_next {
+            Some(next) => actions.push(KeyAction::Promote { kid: next.kid.clone() }),
+            None => actions.push(KeyAction::Create { state: KeyState::Active, alg: policy.alg }),
+        }
+        actions.push(KeyAction::Create { state: KeyState::Next, alg: policy.alg });
+    } else if usable_next.is_none() {
+        actions.push(KeyAction::Create { state: KeyState::Next, alg: policy.alg });
+    }
+    actions
+}
+
+fn newest<K: Ord>(keys: &[KeyMeta], state: KeyState, order: impl Fn(&KeyMeta) -> K) -> Option<&KeyMeta> {
+    keys.iter().filter(|k| k.state == state).max_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.kid.cmp(&b.kid)))
+}
+
+/// The keys the JWKS publishes at `now`, in the given order: next, active, and retired keys that
+/// may still have unexpired tokens (`last_token_expires_at > now`).
+pub fn published(keys: &[KeyMeta], now: i64) -> impl Iterator<Item = &KeyMeta> {
+    keys.iter().filter(move |k| match k.state {
+        KeyState::Next | KeyState::Active => true,
+        KeyState::Retired => k.has_live_tokens(now),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_800_000_000;
+
+    fn policy(alg: Alg) -> RotationPolicy {
+        RotationPolicy { alg, rotate_every_secs: Some(30 * DAY), force: false }
+    }
+
+    fn key(kid: &str, alg: Alg, state: KeyState, created_at: i64) -> KeyMeta {
+        KeyMeta {
+            kid: kid.into(),
+            alg,
+            state,
+            created_at,
+            activated_at: (state != KeyState::Next).then_some(created_at),
+            retired_at: (state == KeyState::Retired).then_some(created_at + DAY),
+            last_token_expires_at: None,
+        }
+    }
+
+    fn active(kid: &str, alg: Alg, activated_at: i64) -> KeyMeta {
+        key(kid, alg, KeyState::Active, activated_at)
+    }
+
+    fn next(kid: &str, alg: Alg, created_at: i64) -> KeyMeta {
+        key(kid, alg, KeyState::Next, created_at)
+    }
+
+    fn retired(kid: &str, retired_at: Option<i64>, last_exp: Option<i64>) -> KeyMeta {
+        KeyMeta {
+            retired_at,
+            last_token_expires_at: last_exp,
+            ..key(kid, Alg::ES256, KeyState::Retired, NOW - 100 * DAY)
+        }
+    }
+
+    fn count(keys: &[KeyMeta], state: KeyState) -> usize {
+        keys.iter().filter(|k| k.state == state).count()
+    }
+
+    /// Applies a plan the way the key ring does, checking at every step what the database's
+    /// unique indexes check (no second active or next key is made), and that every action is
+    /// legal for the key it names.
+    fn apply(keys: &[KeyMeta], actions: &[KeyAction], now: i64) -> Vec<KeyMeta> {
+        static KIDS: AtomicU64 = AtomicU64::new(0);
+        let mut keys = keys.to_vec();
+        for action in actions {
+            let find = |keys: &[KeyMeta], kid: &str| keys.iter().position(|k| k.kid == kid).unwrap();
+            match action {
+                KeyAction::Create { state, alg } => {
+                    assert_ne!(*state, KeyState::Retired, "{actions:?}");
+                    assert_eq!(count(&keys, *state), 0, "a second {state} key: {actions:?}");
+                    let kid = format!("new-{}", KIDS.fetch_add(1, Ordering::Relaxed));
+                    keys.push(KeyMeta { kid, alg: *alg, state: *state, ..key("", *alg, *state, now) });
+                }
+                KeyAction::Promote { kid } => {
+                    let i = find(&keys, kid);
+                    assert_eq!(keys[i].state, KeyState::Next, "promoting {kid}: {actions:?}");
+                    assert_eq!(count(&keys, KeyState::Active), 0, "a second active key: {actions:?}");
+                    keys[i].state = KeyState::Active;
+                    keys[i].activated_at = Some(now);
+                }
+                KeyAction::Retire { kid } => {
+                    let i = find(&keys, kid);
+                    assert_eq!(keys[i].state, KeyState::Active, "retiring {kid}: {actions:?}");
+                    keys[i].state = KeyState::Retired;
+                    keys[i].retired_at = Some(now);
+                }
+                KeyAction::Drop { kid } => {
+                    let i = find(&keys, kid);
+                    let k = &keys[i];
+                    let droppable = k.state == KeyState::Next
+                        || (k.state == KeyState::Retired
+                            && k.retired_at.is_some()
+                            && k.last_token_expires_at.is_none_or(|e| e <= now));
+                    assert!(droppable, "dropping {k:?}: {actions:?}");
+                    keys.remove(i);
+                }
+            }
+        }
+        keys
+    }
+
+    /// Exactly one active and one next key, both of the configured algorithm, and a second plan
+    /// at the same time has nothing left to rotate.
+    fn assert_settled(keys: &[KeyMeta], now: i64, policy: &RotationPolicy) {
+        assert_eq!(count(keys, KeyState::Active), 1, "{keys:#?}");
+        assert_eq!(count(keys, KeyState::Next), 1, "{keys:#?}");
+        for k in keys.iter().filter(|k| k.state != KeyState::Retired) {
+            assert_eq!(k.alg, policy.alg, "{keys:#?}");
+        }
+        let again = plan(keys, now, &RotationPolicy { force: false, ..*policy });
+        assert!(again.iter().all(|a| matches!(a, KeyAction::Drop { .. })), "not settled: {again:?}");
+    }
+
+    fn run(keys: &[KeyMeta], now: i64, policy: &RotationPolicy) -> (Vec<KeyAction>, Vec<KeyMeta>) {
+        let actions = plan(keys, now, policy);
+        let after = apply(keys, &actions, now);
+        assert_settled(&after, now, policy);
+        (actions, after)
+    }
+
+    fn kid_of(keys: &[KeyMeta], state: KeyState) -> &str {
+        &keys.iter().find(|k| k.state == state).unwrap().kid
+    }
+
+    #[test]
+    fn key_state_strings() {
+        for state in [KeyState::Next, KeyState::Active, KeyState::Retired] {
+            assert_eq!(state.as_str().parse::<KeyState>().unwrap(), state);
+            assert_eq!(serde_json::to_value(state).unwrap(), serde_json::json!(state.as_str()));
+            assert_eq!(state.to_string(), state.as_str());
+        }
+        assert_eq!(KeyState::Retired.as_str(), "retired");
+        assert!("Active".parse::<KeyState>().is_err());
+    }
+
+    #[test]
+    fn first_start_creates_an_active_and_a_next_key() {
+        let (actions, _) = run(&[], NOW, &policy(Alg::ES256));
+        assert_eq!(
+            actions,
+            vec![
+                KeyAction::Create { state: KeyState::Active, alg: Alg::ES256 },
+                KeyAction::Create { state: KeyState::Next, alg: Alg::ES256 },
+            ]
+        );
+    }
+
+    #[test]
+    fn restart_with_nothing_due_does_nothing() {
+        let keys = [active("a", Alg::ES256, NOW - 10 * DAY), next("n", Alg::ES256, NOW - 10 * DAY)];
+        assert_eq!(plan(&keys, NOW, &policy(Alg::ES256)), vec![]);
+        let just_before = [active("a", Alg::ES256, NOW - 30 * DAY + 1), next("n", Alg::ES256, NOW - 30 * DAY)];
+        assert_eq!(plan(&just_before, NOW, &policy(Alg::ES256)), vec![]);
+    }
+
+    #[test]
+    fn scheduled_rotation_is_due_exactly_one_period_after_activation() {
+        let keys = [active("a", Alg::ES256, NOW - 30 * DAY), next("n", Alg::ES256, NOW - 30 * DAY)];
+        let (actions, after) = run(&keys, NOW, &policy(Alg::ES256));
+        assert_eq!(
+            actions,
+            vec![
+                KeyAction::Retire { kid: "a".into() },
+                KeyAction::Promote { kid: "n".into() },
+                KeyAction::Create { state: KeyState::Next, alg: Alg::ES256 },
+            ]
+        );
+        assert_eq!(kid_of(&after, KeyState::Active), "n");
+        assert_eq!(kid_of(&after, KeyState::Retired), "a");
+    }
+
+    #[test]
+    fn three_missed_periods_rotate_once() {
+        let keys = [active("a", Alg::ES256, NOW - 95 * DAY), next("n", Alg::ES256, NOW - 95 * DAY)];
+        let (actions, after) = run(&keys, NOW, &policy(Alg::ES256));
+        assert_eq!(actions.iter().filter(|a| matches!(a, KeyAction::Retire { .. })).count(), 1);
+        assert_eq!(actions.iter().filter(|a| matches!(a, KeyAction::Promote { .. })).count(), 1);
+        assert_eq!(actions.len(), 3, "{actions:?}");
+        assert_eq!(after.iter().find(|k| k.kid == "n").unwrap().activated_at, Some(NOW));
+    }
+
+    #[test]
+    fn forced_rotation_rotates_a_fresh_key_once() {
+        let keys = [active("a", Alg::ES256, NOW - 60), next("n", Alg::ES256, NOW - 60)];
+        let forced = RotationPolicy { force: true, ..policy(Alg::ES256) };
+        let (actions, after) = run(&keys, NOW, &forced);
+        assert_eq!(
+            actions,
+            vec![
+                KeyAction::Retire { kid: "a".into() },
+                KeyAction::Promote { kid: "n".into() },
+                KeyAction::Create { state: KeyState::Next, alg: Alg::ES256 },
+            ]
+        );
+        assert_eq!(kid_of(&after, KeyState::Active), "n");
+    }
+
+    #[test]
+    fn switching_alg_rotates_to_a_fresh_key_of_the_new_alg() {
+        let keys = [active("a", Alg::ES256, NOW - DAY), next("n", Alg::ES256, NOW - DAY)];
+        let (actions, after) = run(&keys, NOW, &policy(Alg::EdDSA));
+        assert_eq!(
+            actions,
+            vec![
+                KeyAction::Drop { kid: "n".into() },
+                KeyAction::Retire { kid: "a".into() },
+                KeyAction::Create { state: KeyState::Active, alg: Alg::EdDSA },
+                KeyAction::Create { state: KeyState::Next, alg: Alg::EdDSA },
+            ]
+        );
+        assert_eq!(after.iter().find(|k| k.kid == "a").unwrap().state, KeyState::Retired);
+    }
+
+    #[test]
+    fn switching_alg_promotes_a_next_key_that_already_has_the_new_alg() {
+        let keys = [active("a", Alg::ES256, NOW - DAY), next("n", Alg::EdDSA, NOW - DAY)];
+        let (actions, _) = run(&keys, NOW, &policy(Alg::EdDSA));
+        assert_eq!(
+            actions,
+            vec![
+                KeyAction::Retire { kid: "a".into() },
+                KeyAction::Promote { kid: "n".into() },
+                KeyAction::Create { state: KeyState::Next, alg: Alg::EdDSA },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_next_key_is_created_without_rotating() {
+        let keys = [active("a", Alg::RS256, NOW - DAY)];
+        let (actions, _) = run(&keys, NOW, &policy(Alg::RS256));
+        assert_eq!(actions, vec![KeyAction::Create { state: KeyState::Next, alg: Alg::RS256 }]);
+    }
+
+    #[test]
+    fn a_next_key_without_an_active_key_is_promoted() {
+        let keys = [next("n", Alg::ES256, NOW - DAY), retired("old", Some(NOW - DAY), Some(NOW + DAY))];
+        let (actions, after) = run(&keys, NOW, &policy(Alg::ES256));
+        assert_eq!(
+            actions,
+            vec![KeyAction::Promote { kid: "n".into() }, KeyAction::Create { state: KeyState::Next, alg: Alg::ES256 }]
+        );
+        assert_eq!(kid_of(&after, KeyState::Active), "n");
+    }
+
+    #[test]
+    fn retired_key_with_unexpired_tokens_stays_published() {
+        let keys = [
+            active("a", Alg::ES256, NOW - DAY),
+            next("n", Alg::ES256, NOW - DAY),
+            retired("r", Some(NOW - DAY), Some(NOW + 1)),
+        ];
+        assert_eq!(plan(&keys, NOW, &policy(Alg::ES256)), vec![]);
+        let published: Vec<&str> = published(&keys, NOW).map(|k| k.kid.as_str()).collect();
+        assert_eq!(published, ["a", "n", "r"]);
+    }
+
+    #[test]
+    fn retired_key_drops_once_its_last_token_has_expired() {
+        let keys = [
+            active("a", Alg::ES256, NOW - DAY),
+            next("n", Alg::ES256, NOW - DAY),
+            retired("expired", Some(NOW - DAY), Some(NOW - 1)),
+            retired("expires-now", Some(NOW - DAY), Some(NOW)),
+            retired("never-signed", Some(NOW - DAY), None),
+            retired("no-retired-at", None, None),
+        ];
+        let (actions, after) = run(&keys, NOW, &policy(Alg::ES256));
+        assert_eq!(
+            actions,
+            vec![
+                KeyAction::Drop { kid: "expired".into() },
+                KeyAction::Drop { kid: "expires-now".into() },
+                KeyAction::Drop { kid: "never-signed".into() },
+            ]
+        );
+        assert!(after.iter().any(|k| k.kid == "no-retired-at"));
+        let published: Vec<&str> = published(&keys, NOW).map(|k| k.kid.as_str()).collect();
+        assert_eq!(published, ["a", "n"]);
+    }
+
+    #[test]
+    fn scheduled_rotation_can_be_disabled() {
+        let keys = [active("a", Alg::ES256, NOW - 1000 * DAY), next("n", Alg::ES256, NOW - DAY)];
+        for every in [None, Some(0), Some(-5)] {
+            let p = RotationPolicy { rotate_every_secs: every, ..policy(Alg::ES256) };
+            assert_eq!(plan(&keys, NOW, &p), vec![], "{every:?}");
+        }
+    }
+
+    #[test]
+    fn corrupt_metadata_with_two_active_and_two_next_keys_is_repaired() {
+        let keys = [
+            active("old", Alg::ES256, NOW - 2 * DAY),
+            active("new", Alg::ES256, NOW - DAY),
+            next("n1", Alg::ES256, NOW - 2 * DAY),
+            next("n2", Alg::ES256, NOW - DAY),
+        ];
+        let (actions, after) = run(&keys, NOW, &policy(Alg::ES256));
+        assert_eq!(actions, vec![KeyAction::Retire { kid: "old".into() }, KeyAction::Drop { kid: "n1".into() }]);
+        assert_eq!(kid_of(&after, KeyState::Active), "new");
+        assert_eq!(kid_of(&after, KeyState::Next), "n2");
+    }
+
+    #[test]
+    fn a_year_of_daily_checks_rotates_every_period_and_keeps_the_invariants() {
+        let p = policy(Alg::ES256);
+        let mut keys = Vec::new();
+        let mut rotations = 0;
+        for day in 0..365 {
+            let now = NOW + day * DAY;
+            // Each active key signs tokens that live for two days.
+            for k in keys.iter_mut().filter(|k: &&mut KeyMeta| k.state == KeyState::Active) {
+                k.last_token_expires_at = Some(now + 2 * DAY);
+            }
+            let (actions, after) = run(&keys, now, &p);
+            rotations += actions.iter().filter(|a| matches!(a, KeyAction::Retire { .. })).count();
+            keys = after;
+            assert!(keys.len() <= 4, "old keys pile up on day {day}: {keys:#?}");
+        }
+        assert_eq!(rotations, 12, "365 days / 30");
+    }
+
+    /// Random, often inconsistent, key sets and policies: every plan must apply step by step
+    /// without breaking the database's invariants and leave the keys settled.
+    #[test]
+    fn random_key_sets_always_settle() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut rand = move |bound: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % bound
+        };
+        let states = [KeyState::Next, KeyState::Active, KeyState::Retired];
+        for case in 0..2000 {
+            let keys: Vec<KeyMeta> = (0..rand(6))
+                .map(|i| {
+                    let state = states[rand(3) as usize];
+                    let created_at = NOW - rand(100) as i64 * DAY;
+                    KeyMeta {
+                        kid: format!("k{case}-{i}"),
+                        alg: Alg::ALL[rand(3) as usize],
+                        state,
+                        created_at,
+                        activated_at: (state != KeyState::Next && rand(5) > 0).then_some(created_at),
+                        retired_at: (state == KeyState::Retired && rand(5) > 0).then_some(created_at + DAY),
+                        last_token_expires_at: (state != KeyState::Next && rand(3) > 0)
+                            .then(|| NOW + rand(5) as i64 * DAY - 2 * DAY),
+                    }
+                })
+                .collect();
+            let p = RotationPolicy {
+                alg: Alg::ALL[rand(3) as usize],
+                rotate_every_secs: [None, Some(30 * DAY), Some(DAY)][rand(3) as usize],
+                force: rand(4) == 0,
+            };
+            let (_, after) = run(&keys, NOW, &p);
+            for k in &keys {
+                if k.has_live_tokens(NOW) {
+                    assert!(after.iter().any(|a| a.kid == k.kid), "dropped a key with live tokens: {k:?}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Prometheus metrics: tokens issued, denials by reason, request latency.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub tokens_issued: IntCounter,
+    pub denials: IntCounterVec,
+    pub request_duration: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let tokens_issued = IntCounter::new("jobtoken_tokens_issued_total", "Job tokens issued (minted or exchanged)")
+            .expect("valid metric");
+        let denials = IntCounterVec::new(
+            Opts::new("jobtoken_denials_total", "Token requests and access decisions refused, by reason"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new("jobtoken_http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(tokens_issued.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(denials.clone()),
+            Box::new(request_duration.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        Metrics { registry, tokens_issued, denials, request_duration }
+    }
+
+    pub fn deny(&self, reason: &str) {
+        self.denials.with_label_values(&[reason]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

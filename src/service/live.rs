@@ -1,0 +1,124 @@
+//! Is a presented job token live? Shared by introspection, revocation, the decision endpoint
+//! and token exchange.
+//!
+//! Every token this server issued is recorded with the SHA-256 of its compact form. A token is
+//! authentic when its `jti` names a record whose hash matches the presented string (compared in
+//! constant time): that proves this server issued exactly these bytes, a stronger statement
+//! than a valid signature, and it costs a hash instead of a signature verification. The header
+//! is still checked (typ, a known kid whose key's algorithm equals `alg`) so that malformed or
+//! confused tokens are refused for the right reason.
+
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::JobStatus;
+use crate::store::tokens::{self, TokenRecord};
+use crate::store::StoreError;
+use crate::token::jws;
+use crate::token::Claims;
+
+/// Why a token is not live. Only logged and counted; clients see `active: false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Inactive {
+    #[error("malformed token")]
+    Malformed,
+    #[error("not a job token (typ)")]
+    WrongType,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("alg does not match the signing key")]
+    AlgMismatch,
+    #[error("not issued by this server")]
+    NotIssued,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("revoked")]
+    Revoked,
+    #[error("the job has finished")]
+    JobFinished,
+}
+
+impl Inactive {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Inactive::Malformed => "token_malformed",
+            Inactive::WrongType => "token_wrong_type",
+            Inactive::UnknownKey => "token_unknown_key",
+            Inactive::AlgMismatch => "token_alg_mismatch",
+            Inactive::NotIssued => "token_not_issued",
+            Inactive::Expired => "token_expired",
+            Inactive::NotYetValid => "token_not_yet_valid",
+            Inactive::Revoked => "token_revoked",
+            Inactive::JobFinished => "token_job_finished",
+        }
+    }
+}
+
+/// A token this server issued, as recorded, with its claims.
+#[derive(Debug, Clone)]
+pub struct Authentic {
+    pub jti: [u8; 16],
+    pub claims: Claims,
+    pub record: TokenRecord,
+}
+
+/// Finds the record of a token this server issued, without judging whether it is still live.
+pub async fn authentic(state: &AppState, token: &str) -> Result<Result<Authentic, Inactive>, StoreError> {
+    let Ok(decoded) = jws::decode_unverified(token) else { return Ok(Err(Inactive::Malformed)) };
+    let typ_ok = decoded
+        .header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+    if !typ_ok {
+        return Ok(Err(Inactive::WrongType));
+    }
+    let Some(key_alg) = decoded.header.kid.as_deref().and_then(|kid| state.keys.alg_of(kid)) else {
+        return Ok(Err(Inactive::UnknownKey));
+    };
+    if decoded.header.alg != key_alg.as_str() {
+        return Ok(Err(Inactive::AlgMismatch));
+    }
+    let Ok(claims) = serde_json::from_value::<Claims>(serde_json::Value::Object(decoded.claims)) else {
+        return Ok(Err(Inactive::Malformed));
+    };
+    let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Ok(Err(Inactive::Malformed)) };
+    let jti = *jti.as_bytes();
+    let Some(record) = state.store.run(move |conn| tokens::find(conn, &jti)).await? else {
+        return Ok(Err(Inactive::NotIssued));
+    };
+    let presented = crate::secret::hash(token.as_bytes());
+    if !bool::from(presented.ct_eq(record.token_hash.as_slice())) {
+        return Ok(Err(Inactive::NotIssued));
+    }
+    Ok(Ok(Authentic { jti, claims, record }))
+}
+
+/// An authentic token that is unexpired, unrevoked, and whose job still runs.
+pub async fn live(state: &AppState, token: &str, now: i64) -> Result<Result<Authentic, Inactive>, StoreError> {
+    let found = match authentic(state, token).await? {
+        Ok(found) => found,
+        Err(inactive) => return Ok(Err(inactive)),
+    };
+    Ok(judge(&found, now).map(|()| found))
+}
+
+/// The liveness rules, pure.
+pub fn judge(found: &Authentic, now: i64) -> Result<(), Inactive> {
+    if found.record.expires_at <= now {
+        return Err(Inactive::Expired);
+    }
+    if found.claims.nbf > now {
+        return Err(Inactive::NotYetValid);
+    }
+    if found.record.revoked_at.is_some() {
+        return Err(Inactive::Revoked);
+    }
+    if found.record.job_status != JobStatus::Running {
+        return Err(Inactive::JobFinished);
+    }
+    Ok(())
+}

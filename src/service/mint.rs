@@ -1,0 +1,183 @@
+//! Minting a job token for a runner (SPEC §4.2, §5).
+
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::{JobId, ScopeSet};
+use crate::error::{OAuthCode, OAuthError};
+use crate::policy::{self, MintRefusal, MintStep, OwnGrant, Principal};
+use crate::store::clients::{self, RunnerAuth};
+use crate::store::jobs::{self, JobContext};
+use crate::store::settings::InstanceSettings;
+use crate::store::tokens::IssuedToken;
+use crate::store::{namespaces, settings, Result as StoreResult};
+use crate::token::{self, subject, Audience, Claims};
+
+/// A validated `client_credentials` request.
+#[derive(Debug, Clone)]
+pub struct MintRequest {
+    pub job_id: JobId,
+    pub requested: Option<ScopeSet>,
+    /// `audience` and `resource` values; empty means the default audience.
+    pub audience: Vec<String>,
+}
+
+/// A token ready to return.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub scope: ScopeSet,
+}
+
+/// What the store loads for one mint.
+struct Loaded {
+    ctx: JobContext,
+    access: Option<crate::domain::AccessLevel>,
+    settings: InstanceSettings,
+}
+
+pub async fn mint(state: &AppState, runner: RunnerAuth, req: MintRequest, now: i64) -> Result<Minted, OAuthError> {
+    let job_id = req.job_id;
+    let runner_for_load = runner.clone();
+    let loaded = state
+        .store
+        .run(move |conn| load_and_start(conn, &runner_for_load, job_id, now))
+        .await?
+        .map_err(|refusal| refuse(state, refusal, job_id))?;
+    let Loaded { ctx, access, settings } = loaded;
+
+    let elevation = policy::elevation_allowed(
+        settings.job_token_elevation_allowed,
+        ctx.ancestors.iter().map(|g| (g.id, g.job_token_elevation_allowed)),
+    )
+    .is_ok();
+    let principal = Principal { active: true, access };
+    let scope = policy::own_project_grant(&OwnGrant {
+        configured: ctx.project.job_token_scopes,
+        elevation_allowed: elevation,
+        rights: policy::rights(&principal, &ctx.project.facts()),
+        ref_protected: ctx.pipeline.ref_protected,
+        requested: req.requested,
+    });
+    let started_at = ctx.job.started_at.unwrap_or(now);
+    let exp = policy::token_expiry(started_at, runner.maximum_timeout, ctx.job.timeout, ctx.project.build_timeout);
+    if exp <= now {
+        return Err(refuse(state, MintRefusal::Expired, job_id));
+    }
+    let audience = match req.audience.is_empty() {
+        true => vec![state.config.default_audience.clone()],
+        false => req.audience,
+    };
+    let jti = Uuid::now_v7();
+    let claims = Claims {
+        iss: state.config.issuer.clone(),
+        sub: subject(&ctx.project.path_with_namespace, ctx.pipeline.ref_type, &ctx.pipeline.ref_),
+        aud: Audience::from_values(audience),
+        exp,
+        iat: now,
+        nbf: now,
+        jti: jti.to_string(),
+        client_id: runner.client_id.clone(),
+        scope: scope.to_space_separated(),
+        job_id,
+        pipeline_id: ctx.pipeline.id,
+        project_id: ctx.project.id,
+        project_path: ctx.project.path_with_namespace.clone(),
+        namespace_id: ctx.namespace.id,
+        namespace_path: ctx.namespace.full_path.clone(),
+        user_id: ctx.user.id,
+        user_login: ctx.user.username.clone(),
+        ref_: ctx.pipeline.ref_.clone(),
+        ref_type: ctx.pipeline.ref_type,
+        ref_protected: ctx.pipeline.ref_protected,
+        pipeline_source: ctx.pipeline.source.clone(),
+        sha: ctx.pipeline.sha.clone(),
+        runner_id: runner.id,
+        project_visibility: ctx.project.visibility.to_string(),
+        environment: ctx.job.environment.clone(),
+        authorization_details: Vec::new(),
+        act: None,
+    };
+    let access_token = issue(state, &claims, jti).await?;
+    Ok(Minted { access_token, expires_in: exp - now, scope })
+}
+
+/// Signs `claims` with the active key and records the token durably before returning it.
+pub async fn issue(state: &AppState, claims: &Claims, jti: Uuid) -> Result<String, OAuthError> {
+    let key = state.keys.active();
+    let access_token = token::encode(claims, &key).map_err(OAuthError::server_error)?;
+    state
+        .store
+        .tokens()
+        .record(IssuedToken {
+            jti: *jti.as_bytes(),
+            job_id: claims.job_id,
+            kid: key.kid().to_owned(),
+            client_id: claims.client_id.clone(),
+            token_hash: crate::secret::hash(access_token.as_bytes()),
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+        })
+        .await?;
+    state.metrics.tokens_issued.inc();
+    Ok(access_token)
+}
+
+fn refuse(state: &AppState, refusal: MintRefusal, job_id: JobId) -> OAuthError {
+    let reason = match refusal {
+        MintRefusal::JobFinished => "job_finished",
+        MintRefusal::OtherRunner => "other_runner",
+        MintRefusal::RunnerPaused => "runner_paused",
+        MintRefusal::NotServed => "not_served",
+        MintRefusal::UserBlocked => "user_blocked",
+        MintRefusal::Expired => "job_expired",
+    };
+    state.metrics.deny(reason);
+    log::info!("token for job {job_id} refused: {refusal}");
+    match refusal {
+        // Unknown jobs and jobs of projects the runner does not serve look the same to the
+        // runner, so a runner cannot probe which job ids exist elsewhere.
+        MintRefusal::NotServed => OAuthError::new(
+            OAuthCode::InvalidGrant,
+            format!("job {job_id} does not exist or is not served by this runner"),
+        ),
+        other => OAuthError::invalid_grant(other.to_string()),
+    }
+}
+
+/// Loads the job and everything the grant needs; starts a pending job on this runner.
+fn load_and_start(
+    conn: &mut rusqlite::Connection,
+    runner: &RunnerAuth,
+    job_id: JobId,
+    now: i64,
+) -> StoreResult<Result<Loaded, MintRefusal>> {
+    for _attempt in 0..2 {
+        let Some(ctx) = jobs::job_context(conn, job_id)? else { return Ok(Err(MintRefusal::NotServed)) };
+        let scope = clients::runner_scope(conn, runner, ctx.project.id)?;
+        let serves = policy::runner_serves(&scope, ctx.project.id, &ctx.namespace.traversal_ids);
+        let step = policy::mint_eligibility(
+            ctx.job.status,
+            ctx.job.runner_id,
+            runner.id,
+            runner.paused,
+            serves,
+            ctx.user.state == crate::domain::UserState::Active,
+        );
+        let ctx = match step {
+            Err(refusal) => return Ok(Err(refusal)),
+            Ok(MintStep::Continue) => ctx,
+            Ok(MintStep::Start) => {
+                if !jobs::start(conn, job_id, runner.id, now)? {
+                    continue; // another request started it first: decide again on fresh state
+                }
+                JobContext { job: jobs::get_job(conn, job_id)?, ..ctx }
+            }
+        };
+        let access = namespaces::effective_access(conn, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
+        let settings = settings::get(conn)?;
+        return Ok(Ok(Loaded { ctx, access, settings }));
+    }
+    Ok(Err(MintRefusal::OtherRunner))
+}

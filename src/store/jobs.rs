@@ -1,0 +1,219 @@
+//! Pipelines and jobs, and the one query the token endpoint needs about a job.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::namespaces::{self, Group, Project};
+use super::users::{self, parse_col, User};
+use super::{atomic, OptionalExt, Result, StoreError};
+use crate::domain::{JobId, JobStatus, PipelineId, ProjectId, RefType, RunnerId, UserId};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    pub id: PipelineId,
+    pub project_id: ProjectId,
+    pub user_id: UserId,
+    #[serde(rename = "ref")]
+    pub ref_: String,
+    pub ref_type: RefType,
+    pub ref_protected: bool,
+    pub sha: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: JobId,
+    pub name: String,
+    pub stage: String,
+    pub status: JobStatus,
+    pub pipeline_id: PipelineId,
+    pub project_id: ProjectId,
+    pub runner_id: Option<RunnerId>,
+    pub timeout: Option<i64>,
+    pub environment: Option<String>,
+    #[serde(serialize_with = "crate::domain::time::ser_opt")]
+    pub started_at: Option<i64>,
+    #[serde(serialize_with = "crate::domain::time::ser_opt")]
+    pub finished_at: Option<i64>,
+}
+
+/// A job in a new pipeline.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub name: String,
+    pub stage: String,
+    pub timeout: Option<i64>,
+    pub environment: Option<String>,
+}
+
+/// A pipeline about to be created.
+#[derive(Debug, Clone)]
+pub struct NewPipeline {
+    pub user_id: UserId,
+    pub ref_: String,
+    pub ref_type: RefType,
+    pub ref_protected: bool,
+    pub sha: String,
+    pub source: String,
+    pub jobs: Vec<NewJob>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineWithJobs {
+    #[serde(flatten)]
+    pub pipeline: Pipeline,
+    pub jobs: Vec<Job>,
+}
+
+/// Creates the pipeline and all its jobs in one transaction.
+pub fn insert_pipeline(
+    conn: &Connection,
+    project_id: ProjectId,
+    new: &NewPipeline,
+    now: i64,
+) -> Result<PipelineWithJobs> {
+    namespaces::get_project(conn, project_id)?;
+    users::get(conn, new.user_id)?;
+    let (pipeline_id, ids) = atomic(conn, |tx| {
+        tx.execute(
+            "INSERT INTO pipelines (project_id, user_id, ref, ref_type, ref_protected, sha, source, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                project_id,
+                new.user_id,
+                new.ref_,
+                new.ref_type.as_str(),
+                new.ref_protected,
+                new.sha,
+                new.source,
+                now
+            ],
+        )?;
+        let pipeline_id = tx.last_insert_rowid();
+        let mut ids = Vec::with_capacity(new.jobs.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO jobs (pipeline_id, name, stage, timeout, environment) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for job in &new.jobs {
+                stmt.execute(params![pipeline_id, job.name, job.stage, job.timeout, job.environment])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        Ok((pipeline_id, ids))
+    })?;
+    let jobs = ids.into_iter().map(|id| get_job(conn, id)).collect::<Result<_>>()?;
+    Ok(PipelineWithJobs { pipeline: get_pipeline(conn, pipeline_id)?, jobs })
+}
+
+pub fn get_pipeline(conn: &Connection, id: PipelineId) -> Result<Pipeline> {
+    conn.prepare_cached(
+        "SELECT id, project_id, user_id, ref, ref_type, ref_protected, sha, source FROM pipelines WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(Pipeline {
+            id: r.get(0)?,
+            project_id: r.get(1)?,
+            user_id: r.get(2)?,
+            ref_: r.get(3)?,
+            ref_type: parse_col(r, 4)?,
+            ref_protected: r.get(5)?,
+            sha: r.get(6)?,
+            source: r.get(7)?,
+        })
+    })
+    .or_not_found(|| format!("pipeline {id} not found"))
+}
+
+const JOB_COLUMNS: &str = "j.id, j.name, j.stage, j.status, j.pipeline_id, p.project_id, j.runner_id, j.timeout, \
+    j.environment, j.started_at, j.finished_at";
+
+fn job_from_row(r: &Row) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        stage: r.get(2)?,
+        status: parse_col(r, 3)?,
+        pipeline_id: r.get(4)?,
+        project_id: r.get(5)?,
+        runner_id: r.get(6)?,
+        timeout: r.get(7)?,
+        environment: r.get(8)?,
+        started_at: r.get(9)?,
+        finished_at: r.get(10)?,
+    })
+}
+
+pub fn get_job(conn: &Connection, id: JobId) -> Result<Job> {
+    conn.prepare_cached(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE j.id = ?1"
+    ))?
+    .query_row([id], job_from_row)
+    .or_not_found(|| format!("job {id} not found"))
+}
+
+/// Everything minting needs to know about a job, loaded in one place.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub job: Job,
+    pub pipeline: Pipeline,
+    pub project: Project,
+    /// The project's namespace group.
+    pub namespace: Group,
+    /// The project's groups, nearest first (the namespace is the first).
+    pub ancestors: Vec<Group>,
+    pub user: User,
+}
+
+pub fn job_context(conn: &Connection, job_id: JobId) -> Result<Option<JobContext>> {
+    let job = match get_job(conn, job_id) {
+        Ok(job) => job,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let pipeline = get_pipeline(conn, job.pipeline_id)?;
+    let project = namespaces::get_project(conn, pipeline.project_id)?;
+    let namespace = namespaces::get_group(conn, project.namespace_id)?;
+    let ancestors = namespaces::groups_nearest_first(conn, &namespace.traversal_ids)?;
+    let user = users::get(conn, pipeline.user_id)?;
+    Ok(Some(JobContext { job, pipeline, project, namespace, ancestors, user }))
+}
+
+/// Moves a pending job to running on `runner` at `now`. Returns false when another request got
+/// there first (the job is no longer pending), so two runners can never both start it.
+pub fn start(conn: &Connection, job_id: JobId, runner: RunnerId, now: i64) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE jobs SET status = 'running', runner_id = ?2, started_at = ?3 WHERE id = ?1 AND status = 'pending'",
+        params![job_id, runner, now],
+    )?;
+    Ok(n == 1)
+}
+
+/// Finishes a job and revokes all its tokens in one transaction.
+pub fn finish(conn: &Connection, job_id: JobId, status: JobStatus, now: i64) -> Result<Job> {
+    atomic(conn, |tx| {
+        let job = get_job(tx, job_id)?;
+        if job.status.is_finished() {
+            return Err(StoreError::Conflict(format!("job {job_id} has already finished ({})", job.status)));
+        }
+        tx.execute(
+            "UPDATE jobs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+            params![job_id, status.as_str(), now],
+        )?;
+        tx.execute(
+            "UPDATE issued_tokens SET revoked_at = ?2 WHERE job_id = ?1 AND revoked_at IS NULL",
+            params![job_id, now],
+        )?;
+        get_job(tx, job_id)
+    })
+}
+
+/// The runner a job is bound to, if any (for authorizing `finish`).
+pub fn job_runner(conn: &Connection, job_id: JobId) -> Result<Option<RunnerId>> {
+    Ok(conn
+        .prepare_cached("SELECT runner_id FROM jobs WHERE id = ?1")?
+        .query_row([job_id], |r| r.get::<_, Option<RunnerId>>(0))
+        .optional()?
+        .flatten())
+}

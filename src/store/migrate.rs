@@ -1,0 +1,87 @@
+//! Numbered SQL migrations from `migrations/`, applied in order, each in its own transaction.
+
+use ring::digest::{digest, SHA256};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Result, StoreError};
+
+/// Every migration, in order. A test checks this list against the `migrations/` directory.
+pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../migrations/0001_init.sql"))];
+
+/// Applies pending migrations. A landed migration whose text changed stops start-up: migrations
+/// are append-only.
+pub fn migrate(conn: &mut Connection) -> Result<usize> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             checksum   BLOB NOT NULL,
+             applied_at INTEGER NOT NULL
+         )",
+    )?;
+    let mut applied = 0;
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        let checksum = digest(&SHA256, sql.as_bytes()).as_ref().to_vec();
+        let tx = conn.transaction()?;
+        let landed: Option<Vec<u8>> = tx
+            .query_row("SELECT checksum FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
+            .optional()?;
+        match landed {
+            Some(existing) if existing == checksum => continue,
+            Some(_) => {
+                return Err(StoreError::Migration {
+                    name: (*name).into(),
+                    reason: "was edited after it was applied; migrations are append-only".into(),
+                })
+            }
+            None => {
+                tx.execute_batch(sql)
+                    .map_err(|e| StoreError::Migration { name: (*name).into(), reason: e.to_string() })?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum, applied_at)
+                     VALUES (?1, ?2, ?3, strftime('%s', 'now'))",
+                    params![version, name, checksum],
+                )?;
+                tx.commit()?;
+                log::info!("applied migration {name}");
+                applied += 1;
+            }
+        }
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_migrations_dir_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(files, listed);
+    }
+
+    #[test]
+    fn migrating_twice_applies_nothing_the_second_time() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len());
+        assert_eq!(migrate(&mut conn).unwrap(), 0);
+    }
+
+    #[test]
+    fn an_edited_migration_stops_start_up() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute("UPDATE schema_migrations SET checksum = x'00' WHERE version = 1", []).unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+//! All SQL lives here: the connection pool, pragmas, migrations, and one module per aggregate.
+//!
+//! Functions take a `&Connection` (or `&Transaction`) and return typed rows; the HTTP layer runs
+//! them on the blocking pool through [`Store::run`], the only async boundary.
+
+pub mod clients;
+pub mod jobs;
+pub mod keys;
+mod migrate;
+pub mod namespaces;
+pub mod settings;
+pub mod tokens;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use migrate::{migrate, MIGRATIONS};
+pub use tokens::TokenWriter;
+
+/// A storage failure. `NotFound` and `Conflict` carry a safe, client-facing sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("migration {name}: {reason}")]
+    Migration { name: String, reason: String },
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("blocking task failed")]
+    Blocking,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Opens connections with the pragmas every connection needs.
+#[derive(Debug, Clone)]
+struct Manager {
+    path: PathBuf,
+}
+
+/// Opens one connection: WAL, foreign keys on, a busy timeout so writers queue instead of failing.
+/// `synchronous=NORMAL` in WAL mode survives a killed process (kill -9) without losing commits;
+/// only an OS crash or power loss can drop the last transactions.
+pub fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -16000;",
+    )?;
+    Ok(conn)
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        open_connection(&self.path)
+    }
+
+    fn is_valid(&self, conn: &mut Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("")
+    }
+
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
+}
+
+/// The database: a pool of connections plus the group-commit writer for issued tokens.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<Manager>,
+    tokens: TokenWriter,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Migration { name: "create data directory".into(), reason: e.to_string() })?;
+        }
+        let mut conn = open_connection(path)?;
+        migrate(&mut conn)?;
+        drop(conn);
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager { path: path.to_owned() })?;
+        let tokens = TokenWriter::start(open_connection(path)?);
+        Ok(Store { pool, tokens })
+    }
+
+    /// Runs `f` with a pooled connection on actix's blocking thread pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::Blocking)?
+    }
+
+    /// Runs `f` synchronously (CLI commands and start-up).
+    pub fn run_sync<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+
+    pub fn tokens(&self) -> &TokenWriter {
+        &self.tokens
+    }
+}
+
+/// Runs `f` atomically: in a new `BEGIN IMMEDIATE` transaction (taking the write lock up front,
+/// so a read-then-write never fails on a stale snapshot), or in a savepoint when the caller
+/// already holds a transaction. On error everything `f` wrote is rolled back.
+pub fn atomic<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let outer = conn.is_autocommit();
+    conn.execute_batch(if outer { "BEGIN IMMEDIATE" } else { "SAVEPOINT atomic" })?;
+    match f(conn) {
+        Ok(value) => {
+            conn.execute_batch(if outer { "COMMIT" } else { "RELEASE atomic" })?;
+            Ok(value)
+        }
+        Err(e) => {
+            let undo = if outer { "ROLLBACK" } else { "ROLLBACK TO atomic; RELEASE atomic" };
+            if let Err(rollback) = conn.execute_batch(undo) {
+                log::error!("rollback failed: {rollback}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Maps "no row" to a `NotFound` with the given sentence.
+pub(crate) trait OptionalExt<T> {
+    fn or_not_found(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> OptionalExt<T> for rusqlite::Result<T> {
+    fn or_not_found(self, what: impl FnOnce() -> String) -> Result<T> {
+        match self {
+            Ok(v) => Ok(v),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Err(StoreError::NotFound(what())),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// True when `err` is a UNIQUE or PRIMARY KEY violation.
+pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}

@@ -1,0 +1,167 @@
+//! Issued tokens: the group-commit writer that records every token before its response leaves,
+//! and the lookups introspection and revocation need.
+
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+use super::users::parse_col;
+use super::{Result, StoreError};
+use crate::domain::{JobId, JobStatus};
+
+/// One issued token's record.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// UUIDv7 bytes: time-ordered, so inserts append to the b-tree.
+    pub jti: [u8; 16],
+    pub job_id: JobId,
+    pub kid: String,
+    pub client_id: String,
+    /// SHA-256 of the compact token.
+    pub token_hash: [u8; 32],
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+/// Records issued tokens on a dedicated connection, committing whatever has queued up in one
+/// transaction (group commit): one fsync-free WAL commit covers many tokens under load, and
+/// each caller is answered only after the commit that holds its row.
+#[derive(Clone)]
+pub struct TokenWriter {
+    tx: mpsc::Sender<(IssuedToken, Reply)>,
+}
+
+/// Most rows one commit takes; bounds the latency a row can add to the ones behind it.
+const MAX_BATCH: usize = 512;
+
+impl TokenWriter {
+    /// Starts the writer thread. It stops after the last `TokenWriter` clone is dropped and every
+    /// queued record is committed, so a clean shutdown loses nothing.
+    pub fn start(conn: Connection) -> TokenWriter {
+        let (tx, rx) = mpsc::channel::<(IssuedToken, Reply)>();
+        thread::Builder::new()
+            .name("token-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .expect("spawning the token writer thread");
+        TokenWriter { tx }
+    }
+
+    /// Durably records `token`; resolves once it is committed.
+    pub async fn record(&self, token: IssuedToken) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.tx.send((token, reply)).map_err(|_| StoreError::WriterGone)?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Conflict(message)),
+            Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let results = insert_batch(&mut conn, &batch);
+        for ((_, reply), result) in batch.drain(..).zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Inserts each row, then commits once. A row that fails alone (say its job vanished) fails only
+/// its own request; a failed commit fails them all.
+fn insert_batch(conn: &mut Connection, batch: &[(IssuedToken, Reply)]) -> Vec<Result<(), String>> {
+    let mut attempt = || -> rusqlite::Result<Vec<Result<(), String>>> {
+        let tx = conn.transaction()?;
+        let mut results = Vec::with_capacity(batch.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO issued_tokens (jti, job_id, kid, client_id, token_hash, issued_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (t, _) in batch {
+                let row = stmt.execute(params![
+                    &t.jti[..],
+                    t.job_id,
+                    t.kid,
+                    t.client_id,
+                    &t.token_hash[..],
+                    t.issued_at,
+                    t.expires_at
+                ]);
+                results.push(row.map(drop).map_err(|e| {
+                    log::error!("recording issued token failed: {e}");
+                    "the token could not be recorded".to_owned()
+                }));
+            }
+        }
+        tx.commit()?;
+        Ok(results)
+    };
+    match attempt() {
+        Ok(results) => results,
+        Err(e) => {
+            log::error!("committing issued tokens failed: {e}");
+            batch.iter().map(|_| Err("the token could not be recorded".to_owned())).collect()
+        }
+    }
+}
+
+/// What the server knows about a token it issued.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub job_id: JobId,
+    pub kid: String,
+    pub client_id: String,
+    pub token_hash: Vec<u8>,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub job_status: JobStatus,
+}
+
+pub fn find(conn: &Connection, jti: &[u8; 16]) -> Result<Option<TokenRecord>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT t.job_id, t.kid, t.client_id, t.token_hash, t.expires_at, t.revoked_at, j.status
+             FROM issued_tokens t JOIN jobs j ON j.id = t.job_id WHERE t.jti = ?1",
+        )?
+        .query_row([&jti[..]], |r| {
+            Ok(TokenRecord {
+                job_id: r.get(0)?,
+                kid: r.get(1)?,
+                client_id: r.get(2)?,
+                token_hash: r.get(3)?,
+                expires_at: r.get(4)?,
+                revoked_at: r.get(5)?,
+                job_status: parse_col(r, 6)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Marks one token revoked (idempotent).
+pub fn revoke(conn: &Connection, jti: &[u8; 16], now: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE issued_tokens SET revoked_at = ?2 WHERE jti = ?1 AND revoked_at IS NULL",
+        params![&jti[..], now],
+    )?;
+    Ok(())
+}
+
+/// The latest expiry of any token `kid` signed, if it signed any.
+pub fn last_expiry(conn: &Connection, kid: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT max(expires_at) FROM issued_tokens WHERE kid = ?1")?
+        .query_row([kid], |r| r.get(0))?)
+}

@@ -1,0 +1,292 @@
+//! Black-box harness: starts the real `jobtoken` binary on a random port with its own temporary
+//! database and keys directory, and speaks HTTP to it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+    agent: ureq::Agent,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn temp_dir() -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let dir = std::env::temp_dir().join(format!("jobtoken-test-{}-{n}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A response: status, headers we care about, and the body as JSON (or `Null`) and text.
+#[derive(Debug)]
+pub struct Res {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Res {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    Admin,
+    Bearer(&'a str),
+    Basic(&'a str, &'a str),
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts a server in a fresh directory with extra environment variables.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
+        Server::start_in(temp_dir(), env)
+    }
+
+    /// Starts a server on an existing directory (to test restarts).
+    pub fn start_in(dir: PathBuf, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobtoken"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("JOBTOKEN_BIND", "127.0.0.1:0")
+            .env("JOBTOKEN_DATABASE", dir.join("db/jobtoken.db"))
+            .env("JOBTOKEN_KEYS_DIR", dir.join("keys"))
+            .env("JOBTOKEN_ADMIN_TOKEN", ADMIN)
+            .env("JOBTOKEN_WORKERS", "2")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(dir.join("server.log")).unwrap()));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting jobtoken");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("jobtoken listening on ") {
+                        break rest.split(' ').next().unwrap().to_owned();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                    panic!("server exited before listening:\n{log}");
+                }
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Server { child, base, dir, agent }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn stop(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.clone()
+    }
+
+    fn finish(&self, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Res {
+        let mut res = res.expect("request failed at the transport level");
+        let status = res.status().as_u16();
+        let headers =
+            res.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Res { status, headers, text, json }
+    }
+
+    fn auth_header(auth: Auth) -> Option<String> {
+        match auth {
+            Auth::None => None,
+            Auth::Admin => Some(format!("Bearer {ADMIN}")),
+            Auth::Bearer(t) => Some(format!("Bearer {t}")),
+            Auth::Basic(id, secret) => Some(format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))),
+        }
+    }
+
+    pub fn get(&self, path: &str, auth: Auth) -> Res {
+        self.get_with(path, auth, &[])
+    }
+
+    pub fn get_with(&self, path: &str, auth: Auth, headers: &[(&str, &str)]) -> Res {
+        let mut req = self.agent.get(self.url(path));
+        if let Some(h) = Server::auth_header(auth) {
+            req = req.header("Authorization", h);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.finish(req.call())
+    }
+
+    /// Sends JSON with any method (POST, PATCH, PUT, DELETE).
+    pub fn json(&self, method: &str, path: &str, auth: Auth, body: Value) -> Res {
+        let mut req = ureq::http::Request::builder().method(method).uri(self.url(path));
+        if let Some(h) = Server::auth_header(auth) {
+            req = req.header("Authorization", h);
+        }
+        let req = req.header("Content-Type", "application/json").body(body.to_string()).unwrap();
+        self.finish(self.agent.run(req))
+    }
+
+    /// Sends a raw body with a content type.
+    pub fn raw(&self, method: &str, path: &str, auth: Auth, content_type: &str, body: Vec<u8>) -> Res {
+        let mut req = ureq::http::Request::builder().method(method).uri(self.url(path));
+        if let Some(h) = Server::auth_header(auth) {
+            req = req.header("Authorization", h);
+        }
+        let req = req.header("Content-Type", content_type).body(body).unwrap();
+        self.finish(self.agent.run(req))
+    }
+
+    pub fn form(&self, path: &str, auth: Auth, fields: &[(&str, &str)]) -> Res {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        self.raw("POST", path, auth, "application/x-www-form-urlencoded", body.into_bytes())
+    }
+
+    pub fn admin(&self, method: &str, path: &str, body: Value) -> Value {
+        let res = self.json(method, path, Auth::Admin, body);
+        assert!(res.status < 300, "{method} {path} -> {} {}", res.status, res.text);
+        res.json
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client's credentials.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: i64,
+    pub client_id: String,
+    pub secret: String,
+}
+
+impl Client {
+    pub fn auth(&self) -> Auth<'_> {
+        Auth::Basic(&self.client_id, &self.secret)
+    }
+}
+
+/// A small world: a group `grp` with project `grp/app`, a Developer, an instance runner and a
+/// resource server.
+pub struct World {
+    pub group: i64,
+    pub project: i64,
+    pub user: i64,
+    pub runner: Client,
+    pub registry: Client,
+}
+
+impl World {
+    pub fn new(s: &Server) -> World {
+        let user = s.admin("POST", "/api/v1/users", json!({"username": "dev"}))["id"].as_i64().unwrap();
+        let group = s.admin("POST", "/api/v1/groups", json!({"path": "grp"}))["id"].as_i64().unwrap();
+        let project =
+            s.admin("POST", "/api/v1/projects", json!({"path": "app", "namespace_id": group}))["id"].as_i64().unwrap();
+        s.admin("PUT", &format!("/api/v1/projects/{project}/members/{user}"), json!({"access_level": 30}));
+        let runner = runner(s, json!({"runner_type": "instance", "maximum_timeout": 600}));
+        let r = s.admin("POST", "/api/v1/resource_servers", json!({"name": "registry"}));
+        let registry = Client {
+            id: r["id"].as_i64().unwrap(),
+            client_id: r["client_id"].as_str().unwrap().into(),
+            secret: r["client_secret"].as_str().unwrap().into(),
+        };
+        World { group, project, user, runner, registry }
+    }
+
+    /// A pipeline with one job on `ref_protected`; returns the job id.
+    pub fn job(&self, s: &Server, protected: bool) -> i64 {
+        job_for(s, self.project, self.user, protected)
+    }
+
+    pub fn mint(&self, s: &Server, job: i64, extra: &[(&str, &str)]) -> Res {
+        let id = job.to_string();
+        let mut fields = vec![("grant_type", "client_credentials"), ("job_id", id.as_str())];
+        fields.extend_from_slice(extra);
+        s.form("/oauth/token", self.runner.auth(), &fields)
+    }
+
+    pub fn mint_ok(&self, s: &Server, job: i64, extra: &[(&str, &str)]) -> String {
+        let res = self.mint(s, job, extra);
+        assert_eq!(res.status, 200, "{}", res.text);
+        res.json["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub fn introspect(&self, s: &Server, token: &str) -> Value {
+        let res = s.form("/oauth/introspect", self.registry.auth(), &[("token", token)]);
+        assert_eq!(res.status, 200, "{}", res.text);
+        res.json
+    }
+}
+
+pub fn runner(s: &Server, body: Value) -> Client {
+    let r = s.admin("POST", "/api/v1/runners", body);
+    Client {
+        id: r["id"].as_i64().unwrap(),
+        client_id: r["client_id"].as_str().unwrap().into(),
+        secret: r["client_secret"].as_str().unwrap().into(),
+    }
+}
+
+pub fn job_for(s: &Server, project: i64, user: i64, protected: bool) -> i64 {
+    let p = s.admin(
+        "POST",
+        &format!("/api/v1/projects/{project}/pipelines"),
+        json!({"user_id": user, "ref": "main", "ref_type": "branch", "ref_protected": protected,
+               "sha": "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "jobs": [{"name": "build"}]}),
+    );
+    p["jobs"][0]["id"].as_i64().unwrap()
+}
+
+/// Decodes a compact JWT's header and claims without verifying.
+pub fn decode(token: &str) -> (Value, Value) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    (header, claims)
+}
