@@ -10,6 +10,7 @@ use actix_web::{web, App, HttpServer};
 use crate::config::Config;
 use crate::http;
 use crate::metrics::Metrics;
+use crate::service::authlog::AuthLog;
 use crate::service::now;
 use crate::signing::KeyRing;
 use crate::store::Store;
@@ -24,13 +25,14 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The discovery document, rendered once.
     pub discovery: Vec<u8>,
+    pub authlog: AuthLog,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Arc<KeyRing>, admin_hash: [u8; 32]) -> AppState {
         let algs: Vec<&str> = keys.algorithms();
         let discovery = http::discovery_document(&config.issuer, &algs).to_string().into_bytes();
-        AppState { config, store, keys, admin_hash, metrics: Metrics::new(), discovery }
+        AppState { config, store, keys, admin_hash, metrics: Metrics::new(), discovery, authlog: AuthLog::default() }
     }
 }
 

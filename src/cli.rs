@@ -100,11 +100,16 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
     }
     let issuer = config.issuer.clone();
     actix_web::rt::System::new().block_on(async move {
-        let state = AppState::new(config, store, keys, admin_hash);
+        let state = AppState::new(config, store.clone(), keys, admin_hash);
+        let authlog = state.authlog.clone();
+        authlog.start(store.clone());
         let running = app::build(state, listener).map_err(|e| e.to_string())?;
         println!("jobtoken listening on http://{addr} (issuer {issuer})");
         log::info!("listening on {addr}");
-        running.server.await.map_err(|e| e.to_string())
+        let result = running.server.await.map_err(|e| e.to_string());
+        authlog.shutdown(&store, now());
+        log::info!("stopped");
+        result
     })
 }
 

@@ -63,6 +63,26 @@ pub async fn update_user(
     ok(state.store.run(move |c| users::set_state(c, id, new_state)).await?)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPatBody {
+    name: String,
+}
+
+/// A user's personal access token for the job token scope API; shown once, stored hashed.
+pub async fn create_pat(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<UserId>,
+    body: web::Json<NewPatBody>,
+) -> Reply {
+    let (user, name) = (id.into_inner(), input::text("name", &body.name, 255, false)?);
+    let token = Secret::generate("jtpat_");
+    let hash = token.hash();
+    let pat_id = state.store.run(move |c| crate::store::allowlist::insert_pat(c, user, &name, &hash, now())).await?;
+    created(json!({ "id": pat_id, "user_id": user, "token": token.expose() }))
+}
+
 // ---- groups ----
 
 #[derive(Deserialize)]

@@ -82,3 +82,40 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<ClientCredentials>, OAu
 pub fn client_credentials_basic(req: &HttpRequest) -> Option<ClientCredentials> {
     basic_credentials(req).ok().flatten()
 }
+
+/// Who edits job token scope settings: the admin, or a user by personal access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Admin,
+    User(crate::domain::UserId),
+}
+
+impl FromRequest for Actor {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Actor, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req).map(str::to_owned);
+        let admin = state.as_ref().is_some_and(|s| is_admin(req, s));
+        Box::pin(async move {
+            if admin {
+                return Ok(Actor::Admin);
+            }
+            let (Some(state), Some(token)) = (state, token) else { return Err(ApiError::Unauthorized) };
+            // Tokens are 256-bit random values: looking up their SHA-256 reveals nothing useful.
+            let hash = secret::hash(token.as_bytes());
+            let user = state
+                .store
+                .run(move |c| {
+                    let Some(id) = crate::store::allowlist::pat_user(c, &hash)? else { return Ok(None) };
+                    Ok(Some(crate::store::users::get(c, id)?))
+                })
+                .await?;
+            match user {
+                Some(u) if u.state == crate::domain::UserState::Active => Ok(Actor::User(u.id)),
+                _ => Err(ApiError::Unauthorized),
+            }
+        })
+    }
+}

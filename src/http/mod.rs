@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod auth;
+mod decision;
 pub mod form;
 mod input;
 mod job_token_scope;
@@ -55,8 +56,35 @@ routes! {
     PUT "/api/v1/projects/{id}/members/{user_id}" => admin::put_project_member,
     DELETE "/api/v1/projects/{id}/members/{user_id}" => admin::delete_project_member,
     POST "/api/v1/projects/{id}/pipelines" => admin::create_pipeline,
-    GET "/api/v1/projects/{id}/job_token_scope" => job_token_scope::get,
-    PATCH "/api/v1/projects/{id}/job_token_scope" => job_token_scope::update,
+    GET "/api/v1/projects/{id}/job_token_scope" => job_token_scope::get_project,
+    PATCH "/api/v1/projects/{id}/job_token_scope" => job_token_scope::patch_project,
+    GET "/api/v1/projects/{id}/job_token_scope/allowlist" => job_token_scope::list_pp,
+    POST "/api/v1/projects/{id}/job_token_scope/allowlist" => job_token_scope::add_pp,
+    PATCH "/api/v1/projects/{id}/job_token_scope/allowlist/{source_project_id}" => job_token_scope::update_pp,
+    DELETE "/api/v1/projects/{id}/job_token_scope/allowlist/{source_project_id}" => job_token_scope::remove_pp,
+    GET "/api/v1/projects/{id}/job_token_scope/groups_allowlist" => job_token_scope::list_pg,
+    POST "/api/v1/projects/{id}/job_token_scope/groups_allowlist" => job_token_scope::add_pg,
+    PATCH "/api/v1/projects/{id}/job_token_scope/groups_allowlist/{source_group_id}" => job_token_scope::update_pg,
+    DELETE "/api/v1/projects/{id}/job_token_scope/groups_allowlist/{source_group_id}" => job_token_scope::remove_pg,
+    GET "/api/v1/projects/{id}/job_token_scope/outbound" => job_token_scope::list_outbound,
+    POST "/api/v1/projects/{id}/job_token_scope/outbound" => job_token_scope::add_outbound,
+    DELETE "/api/v1/projects/{id}/job_token_scope/outbound/projects/{target_id}" => job_token_scope::remove_outbound_project,
+    DELETE "/api/v1/projects/{id}/job_token_scope/outbound/groups/{target_id}" => job_token_scope::remove_outbound_group,
+    GET "/api/v1/projects/{id}/job_token_scope/authorizations" => job_token_scope::authorizations,
+    POST "/api/v1/projects/{id}/job_token_scope/autopopulate" => job_token_scope::autopopulate,
+    DELETE "/api/v1/projects/{id}/job_token_scope/autopopulated" => job_token_scope::remove_autopopulated,
+    GET "/api/v1/groups/{id}/job_token_scope" => job_token_scope::get_group,
+    PATCH "/api/v1/groups/{id}/job_token_scope" => job_token_scope::patch_group,
+    GET "/api/v1/groups/{id}/job_token_scope/allowlist" => job_token_scope::list_gp,
+    POST "/api/v1/groups/{id}/job_token_scope/allowlist" => job_token_scope::add_gp,
+    PATCH "/api/v1/groups/{id}/job_token_scope/allowlist/{source_project_id}" => job_token_scope::update_gp,
+    DELETE "/api/v1/groups/{id}/job_token_scope/allowlist/{source_project_id}" => job_token_scope::remove_gp,
+    GET "/api/v1/groups/{id}/job_token_scope/groups_allowlist" => job_token_scope::list_gg,
+    POST "/api/v1/groups/{id}/job_token_scope/groups_allowlist" => job_token_scope::add_gg,
+    PATCH "/api/v1/groups/{id}/job_token_scope/groups_allowlist/{source_group_id}" => job_token_scope::update_gg,
+    DELETE "/api/v1/groups/{id}/job_token_scope/groups_allowlist/{source_group_id}" => job_token_scope::remove_gg,
+    POST "/api/v1/job_token/authorize" => decision::authorize,
+    POST "/api/v1/users/{id}/personal_access_tokens" => admin::create_pat,
     POST "/api/v1/runners" => admin::create_runner,
     GET "/api/v1/runners/{id}" => admin::get_runner,
     PATCH "/api/v1/runners/{id}" => admin::update_runner,

@@ -214,6 +214,7 @@ impl KeyPair {
         }
     }
 
+    /// The algorithm this key signs with.
     pub fn alg(&self) -> Alg {
         self.public.alg
     }
@@ -362,10 +363,12 @@ impl PublicKey {
         Ok(PublicKey::new(material, kid))
     }
 
+    /// The one algorithm signatures are checked with, fixed by the key type.
     pub fn alg(&self) -> Alg {
         self.alg
     }
 
+    /// The key id published in the JWKS and matched against a token's `kid`.
     pub fn kid(&self) -> &str {
         &self.kid
     }

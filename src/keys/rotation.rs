@@ -60,11 +60,17 @@ impl FromStr for KeyState {
 /// What the plan needs to know about one key. Times are unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyMeta {
+    /// The RFC 7638 thumbprint; also the key file's name.
     pub kid: String,
+    /// The key's algorithm.
     pub alg: Alg,
+    /// Where the key is in its lifecycle.
     pub state: KeyState,
+    /// When the key was generated.
     pub created_at: i64,
+    /// When the key became active; `None` while it is `next`.
     pub activated_at: Option<i64>,
+    /// When the key was retired; `None` unless it is `retired`.
     pub retired_at: Option<i64>,
     /// The latest `exp` of the tokens this key signed; `None` if it signed none.
     pub last_token_expires_at: Option<i64>,

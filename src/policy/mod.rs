@@ -3,10 +3,17 @@
 //! Every rule of SPEC §4 lives here exactly once and is unit-tested as a truth table.
 
 mod allowlist;
+pub mod autopopulate;
+mod decision;
 mod issuance;
+mod prevent_all;
 mod rights;
 
 pub use allowlist::inbound_in_force;
+pub use decision::{
+    decide, decide_scope, out_of_scope_allowed, AllowlistLevel, CrossProjectInput, Decision, EntryGrant,
+    GroupSourceEntry, Namespace, OutboundEntry, Rule,
+};
 pub use issuance::{mint_eligibility, runner_serves, token_expiry, MintRefusal, MintStep, RunnerScope};
 pub use rights::{
     effective_access, elevation_allowed, own_project_grant, rights, visibility_reads, ElevationBlock, OwnGrant,

@@ -1,6 +1,9 @@
 //! Use cases that span store, keys and policy: load → decide (pure policy) → persist.
 //! Handlers call these and only translate HTTP in and out.
 
+pub mod authlog;
+pub mod decision;
+pub mod editor;
 pub mod live;
 pub mod mint;
 

@@ -6,7 +6,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Result, StoreError};
 
 /// Every migration, in order. A test checks this list against the `migrations/` directory.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init.sql", include_str!("../../migrations/0001_init.sql")),
+    ("0002_job_token_scope.sql", include_str!("../../migrations/0002_job_token_scope.sql")),
+];
 
 /// Applies pending migrations. A landed migration whose text changed stops start-up: migrations
 /// are append-only.

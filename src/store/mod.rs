@@ -3,6 +3,7 @@
 //! Functions take a `&Connection` (or `&Transaction`) and return typed rows; the HTTP layer runs
 //! them on the blocking pool through [`Store::run`], the only async boundary.
 
+pub mod allowlist;
 pub mod clients;
 pub mod jobs;
 pub mod keys;

@@ -277,14 +277,19 @@ pub fn effective_access(
         .query_row([project_id, user_id], |r| r.get(0))
         .optional()?;
     levels.extend(direct);
-    let mut stmt = conn.prepare_cached("SELECT group_id, access_level FROM group_members WHERE user_id = ?1")?;
-    let rows = stmt.query_map([user_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-    for row in rows {
-        let (group_id, level) = row?;
-        if traversal_ids.contains(&group_id) {
-            levels.push(level);
+    let levels = levels.into_iter().filter_map(|l| AccessLevel::from_i64(l).ok());
+    Ok(policy::effective_access(levels.chain(group_access(conn, user_id, traversal_ids)?)))
+}
+
+/// The user's highest membership on any of the groups `traversal_ids` (a group and its ancestors).
+pub fn group_access(conn: &Connection, user_id: UserId, traversal_ids: &[GroupId]) -> Result<Option<AccessLevel>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT access_level FROM group_members WHERE group_id = ?1 AND user_id = ?2")?;
+    let mut levels = Vec::new();
+    for group in traversal_ids {
+        if let Some(level) = stmt.query_row([*group, user_id], |r| r.get::<_, i64>(0)).optional()? {
+            levels.extend(AccessLevel::from_i64(level).ok());
         }
     }
-    let levels = levels.into_iter().filter_map(|l| AccessLevel::from_i64(l).ok());
     Ok(policy::effective_access(levels))
 }

@@ -45,9 +45,12 @@ pub enum JwsError {
 /// The JOSE header members this server reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Header {
+    /// As the token states it; [`verify`] only checks it against the key's algorithm.
     pub alg: String,
+    /// Names the verification key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
+    /// The token's media type; `at+jwt` for job tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub typ: Option<String>,
     /// The names listed in `crit`, empty when absent; [`verify`] rejects any.
@@ -59,8 +62,11 @@ pub struct Header {
 /// from [`verify`] the signature has been checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
+    /// The decoded JOSE header.
     pub header: Header,
+    /// The claims object, unvalidated: checking `exp`, `aud` etc. is the caller's job.
     pub claims: Map<String, Value>,
+    /// The decoded signature bytes.
     pub signature: Vec<u8>,
     /// Length of `header.claims`, the signing input, at the start of the token.
     signing_input_len: usize,
@@ -98,7 +104,7 @@ pub fn sign_compact(header: &Value, claims: &[u8], key: &KeyPair) -> Result<Stri
 /// Accepts only: at most [`MAX_TOKEN_LEN`] bytes; exactly three parts; each strict base64url
 /// without padding; a header that is a JSON object with a string `alg`, string `kid`/`typ` when
 /// present, and `crit` (when present) a non-empty array of strings; claims that are a JSON object.
-/// Never panics.
+/// A member named twice keeps its last value (RFC 7515 §5.2). Never panics.
 pub fn decode_unverified(token: &str) -> Result<Decoded, JwsError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwsError::TooLarge);

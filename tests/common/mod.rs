@@ -67,6 +67,17 @@ impl Server {
 
     /// Starts a server on an existing directory (to test restarts).
     pub fn start_in(dir: PathBuf, env: &[(&str, &str)]) -> Server {
+        Server::launch(dir, env, Some(ADMIN)).0
+    }
+
+    /// Starts a server on `dir` without `JOBTOKEN_ADMIN_TOKEN`, so it generates (first start) or
+    /// reuses (later starts) its own. Returns the server and the stdout lines it printed before
+    /// it listened.
+    pub fn start_without_admin_token(dir: PathBuf) -> (Server, Vec<String>) {
+        Server::launch(dir, &[], None)
+    }
+
+    fn launch(dir: PathBuf, env: &[(&str, &str)], admin: Option<&str>) -> (Server, Vec<String>) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobtoken"));
         cmd.arg("serve")
             .env_clear()
@@ -74,23 +85,29 @@ impl Server {
             .env("JOBTOKEN_BIND", "127.0.0.1:0")
             .env("JOBTOKEN_DATABASE", dir.join("db/jobtoken.db"))
             .env("JOBTOKEN_KEYS_DIR", dir.join("keys"))
-            .env("JOBTOKEN_ADMIN_TOKEN", ADMIN)
             .env("JOBTOKEN_WORKERS", "2")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(dir.join("server.log")).unwrap()));
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).unwrap(),
+            ));
+        if let Some(admin) = admin {
+            cmd.env("JOBTOKEN_ADMIN_TOKEN", admin);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("starting jobtoken");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut printed = Vec::new();
         let base = loop {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(rest) = line.strip_prefix("jobtoken listening on ") {
                         break rest.split(' ').next().unwrap().to_owned();
                     }
+                    printed.push(line);
                 }
                 _ => {
                     let _ = child.kill();
@@ -106,7 +123,7 @@ impl Server {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
-        Server { child, base, dir, agent }
+        (Server { child, base, dir, agent }, printed)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -289,4 +306,137 @@ pub fn decode(token: &str) -> (Value, Value) {
     let header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
     let claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     (header, claims)
+}
+
+// ---- helpers added for the black-box suites (admin_api, client_auth, minting, bad_input, keys, ops) ----
+
+/// Creates a user; returns its id.
+pub fn user(s: &Server, username: &str) -> i64 {
+    s.admin("POST", "/api/v1/users", json!({"username": username}))["id"].as_i64().unwrap()
+}
+
+/// Creates a group (under `parent` when given); returns its id.
+pub fn group(s: &Server, path: &str, parent: Option<i64>) -> i64 {
+    s.admin("POST", "/api/v1/groups", json!({"path": path, "parent_id": parent}))["id"].as_i64().unwrap()
+}
+
+/// Creates a project in `namespace` with extra fields (`visibility`, `build_timeout`, …) merged in.
+pub fn project(s: &Server, path: &str, namespace: i64, extra: Value) -> i64 {
+    let mut body = json!({"path": path, "namespace_id": namespace});
+    if let Value::Object(fields) = extra {
+        body.as_object_mut().unwrap().extend(fields);
+    }
+    s.admin("POST", "/api/v1/projects", body)["id"].as_i64().unwrap()
+}
+
+/// Gives `user` an access level on a project.
+pub fn project_member(s: &Server, project: i64, user: i64, level: i64) {
+    s.admin("PUT", &format!("/api/v1/projects/{project}/members/{user}"), json!({"access_level": level}));
+}
+
+/// Gives `user` an access level on a group.
+pub fn group_member(s: &Server, group: i64, user: i64, level: i64) {
+    s.admin("PUT", &format!("/api/v1/groups/{group}/members/{user}"), json!({"access_level": level}));
+}
+
+/// A pipeline on `main` with the given jobs (`[{"name": …, "timeout": …}]`); returns the job ids.
+pub fn pipeline_jobs(s: &Server, project: i64, user: i64, protected: bool, jobs: Value) -> Vec<i64> {
+    let p = s.admin(
+        "POST",
+        &format!("/api/v1/projects/{project}/pipelines"),
+        json!({"user_id": user, "ref": "main", "ref_type": "branch", "ref_protected": protected, "jobs": jobs}),
+    );
+    p["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect()
+}
+
+/// Asks for a token for `job` with `client`'s HTTP Basic credentials.
+pub fn mint_as(s: &Server, client: &Client, job: i64, extra: &[(&str, &str)]) -> Res {
+    let id = job.to_string();
+    let mut fields = vec![("grant_type", "client_credentials"), ("job_id", id.as_str())];
+    fields.extend_from_slice(extra);
+    s.form("/oauth/token", client.auth(), &fields)
+}
+
+/// The job as `GET /api/v1/jobs/{id}` shows it.
+pub fn job_view(s: &Server, job: i64) -> Value {
+    s.admin("GET", &format!("/api/v1/jobs/{job}"), Value::Null)
+}
+
+/// Asserts an OAuth error response: status, `error` code, and `Cache-Control: no-store`.
+pub fn assert_oauth_error(res: &Res, status: u16, code: &str) {
+    assert_eq!(res.status, status, "{}", res.text);
+    assert_eq!(res.json["error"], code, "{}", res.text);
+    assert!(res.json.get("access_token").is_none(), "an error carries no token: {}", res.text);
+    assert_eq!(res.header("cache-control"), Some("no-store"), "{:?}", res.headers);
+}
+
+/// Base64url without padding (JWS encoding).
+pub fn b64url(bytes: &[u8]) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Replaces a compact JWS's header with `header`, keeping the payload; `signature` replaces the
+/// signature when given (the original is kept otherwise).
+pub fn with_header(token: &str, header: &Value, signature: Option<&str>) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    let head = b64url(header.to_string().as_bytes());
+    format!("{head}.{}.{}", parts[1], signature.unwrap_or(parts[2]))
+}
+
+/// The RFC 7638 SHA-256 thumbprint of a public JWK, computed from its required members.
+pub fn jwk_thumbprint(jwk: &Value) -> String {
+    let members: &[&str] = match jwk["kty"].as_str().unwrap() {
+        "EC" => &["crv", "kty", "x", "y"],
+        "RSA" => &["e", "kty", "n"],
+        "OKP" => &["crv", "kty", "x"],
+        other => panic!("unexpected kty {other}"),
+    };
+    // Members in lexicographic order, no whitespace (RFC 7638 §3.3); the values are plain strings.
+    let body: Vec<String> =
+        members.iter().map(|m| format!("{}:{}", json!(m), json!(jwk[*m].as_str().unwrap()))).collect();
+    let canonical = format!("{{{}}}", body.join(","));
+    b64url(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+/// The published JWKS as JSON.
+pub fn jwks(s: &Server) -> Value {
+    let res = s.get("/.well-known/jwks.json", Auth::None);
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.json
+}
+
+/// The kids the JWKS publishes, sorted.
+pub fn published_kids(s: &Server) -> Vec<String> {
+    let mut kids: Vec<String> =
+        jwks(s)["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+    kids.sort();
+    kids
+}
+
+/// Verifies a token with josekit (OpenSSL), an implementation independent of the server's
+/// ring-based signer, using only the published JWKS; returns the claims.
+pub fn verify_with_jwks(s: &Server, token: &str) -> Value {
+    use josekit::jwk::JwkSet;
+    use josekit::jws::JwsVerifier;
+    let jwks = s.get("/.well-known/jwks.json", Auth::None);
+    let set = JwkSet::from_bytes(jwks.text.as_bytes()).unwrap();
+    let (header, _) = decode(token);
+    let kid = header["kid"].as_str().unwrap();
+    let jwk = set.get(kid).first().copied().expect("token kid is published");
+    let verifier: Box<dyn JwsVerifier> = match jwk.algorithm().unwrap() {
+        "ES256" => Box::new(josekit::jws::ES256.verifier_from_jwk(jwk).unwrap()),
+        "RS256" => Box::new(josekit::jws::RS256.verifier_from_jwk(jwk).unwrap()),
+        "EdDSA" => Box::new(josekit::jws::EdDSA.verifier_from_jwk(jwk).unwrap()),
+        other => panic!("unexpected alg {other}"),
+    };
+    let (payload, _) = josekit::jwt::decode_with_verifier(token, verifier.as_ref()).unwrap();
+    serde_json::from_str(&payload.to_string()).unwrap()
+}
+
+/// The value of one Prometheus sample (`name` includes any labels), or `None` when absent.
+pub fn metric(s: &Server, sample: &str) -> Option<f64> {
+    let res = s.get("/metrics", Auth::None);
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
 }

@@ -1,0 +1,138 @@
+//! The authorization log (SPEC §4.5): every allowed cross-project access is counted in memory
+//! and written at most once per (target, source) pair per five minutes, by a background thread,
+//! never on the request path. `flush_all` on clean shutdown writes whatever is pending.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crate::domain::ProjectId;
+use crate::store::{allowlist, Store};
+
+/// Minimum seconds between two writes of one pair.
+pub const WRITE_INTERVAL_SECS: i64 = 300;
+
+#[derive(Default)]
+struct Pair {
+    /// When this pair was last written; `None` = never (written on the next tick).
+    written_at: Option<i64>,
+    pending: i64,
+    last_seen: i64,
+}
+
+#[derive(Default)]
+struct Inner {
+    pairs: HashMap<(ProjectId, ProjectId), Pair>,
+    stopped: bool,
+}
+
+/// Cheap to clone; all clones share one buffer.
+#[derive(Clone, Default)]
+pub struct AuthLog {
+    inner: Arc<(Mutex<Inner>, Condvar)>,
+}
+
+impl AuthLog {
+    /// Counts one allowed access of `target` by a job of `source` at `now`.
+    pub fn record(&self, target: ProjectId, source: ProjectId, now: i64) {
+        let mut inner = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());
+        let pair = inner.pairs.entry((target, source)).or_default();
+        pair.pending += 1;
+        pair.last_seen = pair.last_seen.max(now);
+    }
+
+    /// Takes the rows due for writing: pairs never written, or last written at least
+    /// `WRITE_INTERVAL_SECS` ago; everything pending when `all`.
+    fn take_due(&self, now: i64, all: bool) -> Vec<(ProjectId, ProjectId, i64, i64)> {
+        let mut inner = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows = Vec::new();
+        for ((target, source), pair) in inner.pairs.iter_mut() {
+            let due = all || pair.written_at.is_none_or(|at| now - at >= WRITE_INTERVAL_SECS);
+            if pair.pending > 0 && due {
+                rows.push((*target, *source, pair.last_seen, pair.pending));
+                pair.pending = 0;
+                pair.written_at = Some(now);
+            }
+        }
+        rows
+    }
+
+    /// Writes every pending count now (clean shutdown, tests).
+    pub fn flush_all(&self, store: &Store, now: i64) {
+        self.write(store, self.take_due(now, true));
+    }
+
+    fn write(&self, store: &Store, rows: Vec<(ProjectId, ProjectId, i64, i64)>) {
+        if rows.is_empty() {
+            return;
+        }
+        if let Err(e) = store.run_sync(|c| allowlist::log_authorizations(c, &rows)) {
+            log::error!("writing {} authorization log rows failed: {e}", rows.len());
+            // Put the counts back so they are not lost; they are retried on the next tick.
+            let mut inner = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());
+            for (target, source, seen, count) in rows {
+                let pair = inner.pairs.entry((target, source)).or_default();
+                pair.pending += count;
+                pair.last_seen = pair.last_seen.max(seen);
+                pair.written_at = None;
+            }
+        }
+    }
+
+    /// Starts the background writer: every second it writes the pairs that are due.
+    pub fn start(&self, store: Store) {
+        let log = self.clone();
+        let spawned = thread::Builder::new().name("authorization-log".into()).spawn(move || loop {
+            let stopped = {
+                let (lock, wake) = &*log.inner;
+                let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let (guard, _) = wake.wait_timeout(guard, Duration::from_secs(1)).unwrap_or_else(|p| p.into_inner());
+                guard.stopped
+            };
+            if stopped {
+                return;
+            }
+            log.write(&store, log.take_due(super::now(), false));
+        });
+        if let Err(e) = spawned {
+            log::error!("could not start the authorization log writer: {e}");
+        }
+    }
+
+    /// Stops the background writer and writes everything pending.
+    pub fn shutdown(&self, store: &Store, now: i64) {
+        {
+            let (lock, wake) = &*self.inner;
+            lock.lock().unwrap_or_else(|p| p.into_inner()).stopped = true;
+            wake.notify_all();
+        }
+        self.flush_all(store, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_is_written_at_most_once_per_interval_and_counts_accumulate() {
+        let log = AuthLog::default();
+        log.record(1, 2, 100);
+        assert_eq!(log.take_due(100, false), vec![(1, 2, 100, 1)], "first sight is written promptly");
+        log.record(1, 2, 110);
+        log.record(1, 2, 120);
+        assert!(log.take_due(130, false).is_empty(), "within five minutes nothing is written");
+        assert_eq!(log.take_due(100 + WRITE_INTERVAL_SECS, false), vec![(1, 2, 120, 2)]);
+        assert!(log.take_due(1000, false).is_empty(), "nothing pending");
+    }
+
+    #[test]
+    fn flush_all_takes_everything_pending() {
+        let log = AuthLog::default();
+        log.record(1, 2, 100);
+        log.take_due(100, false);
+        log.record(1, 2, 150);
+        assert_eq!(log.take_due(160, true), vec![(1, 2, 150, 1)]);
+    }
+}

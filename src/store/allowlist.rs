@@ -1,0 +1,347 @@
+//! Job token scope storage: allowlist entries, outbound entries, the authorization log, and the
+//! per-project / per-group settings (SPEC §4.3–§4.5).
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{atomic, is_unique_violation, Result, StoreError};
+use crate::domain::{GroupId, ProjectId, ScopeSet, UserId};
+
+/// Entries per owner, counted apart for project and group sources (SPEC §4.3).
+pub const MAX_ENTRIES: i64 = 200;
+
+pub use crate::policy::Namespace as Node;
+
+fn kind(node: Node) -> &'static str {
+    match node {
+        Node::Project(_) => "project",
+        Node::Group(_) => "group",
+    }
+}
+
+fn id(node: Node) -> i64 {
+    match node {
+        Node::Project(id) | Node::Group(id) => id,
+    }
+}
+
+fn node(kind: &str, id: i64) -> rusqlite::Result<Node> {
+    match kind {
+        "project" => Ok(Node::Project(id)),
+        "group" => Ok(Node::Group(id)),
+        other => Err(rusqlite::Error::InvalidColumnType(0, other.to_owned(), rusqlite::types::Type::Text)),
+    }
+}
+
+/// What an entry grants: listed scopes, or `None` for default permissions.
+pub type EntryScopes = Option<ScopeSet>;
+
+fn scopes_to_sql(scopes: EntryScopes) -> Option<String> {
+    scopes.map(ScopeSet::to_space_separated)
+}
+
+fn scopes_from_sql(text: Option<String>, idx: usize) -> rusqlite::Result<EntryScopes> {
+    text.map(|t| {
+        ScopeSet::parse_space_separated(&t)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+    })
+    .transpose()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    #[serde(skip)]
+    pub owner: Node,
+    #[serde(skip)]
+    pub source: Node,
+    /// `None`: default permissions.
+    #[serde(skip)]
+    pub scopes: EntryScopes,
+    pub autopopulated: bool,
+    pub added_by: Option<UserId>,
+    #[serde(serialize_with = "crate::domain::time::ser")]
+    pub created_at: i64,
+}
+
+const ENTRY_COLUMNS: &str = "owner_kind, owner_id, source_kind, source_id, scopes, autopopulated, added_by, created_at";
+
+fn entry_from_row(r: &Row) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        owner: node(&r.get::<_, String>(0)?, r.get(1)?)?,
+        source: node(&r.get::<_, String>(2)?, r.get(3)?)?,
+        scopes: scopes_from_sql(r.get(4)?, 4)?,
+        autopopulated: r.get(5)?,
+        added_by: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+/// Adds an entry. A duplicate is a `Conflict`; the 201st entry of its kind is `LimitReached`.
+pub fn insert_entry(
+    conn: &Connection,
+    owner: Node,
+    source: Node,
+    scopes: EntryScopes,
+    autopopulated: bool,
+    added_by: Option<UserId>,
+    now: i64,
+) -> Result<Result<Entry, LimitReached>> {
+    atomic(conn, |tx| {
+        let count = count_entries(tx, owner, kind(source))?;
+        if count >= MAX_ENTRIES {
+            return Ok(Err(LimitReached { kind: kind(source), limit: MAX_ENTRIES }));
+        }
+        tx.execute(
+            &format!("INSERT INTO allowlist_entries ({ENTRY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                kind(owner),
+                id(owner),
+                kind(source),
+                id(source),
+                scopes_to_sql(scopes),
+                autopopulated,
+                added_by,
+                now
+            ],
+        )
+        .map_err(|e| match is_unique_violation(&e) {
+            true => StoreError::Conflict(format!("the {} {} is already on the allowlist", kind(source), id(source))),
+            false => e.into(),
+        })?;
+        Ok(Ok(get_entry(tx, owner, source)?.ok_or_else(|| StoreError::NotFound("entry vanished".into()))?))
+    })
+}
+
+/// The entry limit of one kind was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitReached {
+    pub kind: &'static str,
+    pub limit: i64,
+}
+
+pub fn count_entries(conn: &Connection, owner: Node, source_kind: &str) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM allowlist_entries WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3",
+        )?
+        .query_row(params![kind(owner), id(owner), source_kind], |r| r.get(0))?)
+}
+
+pub fn get_entry(conn: &Connection, owner: Node, source: Node) -> Result<Option<Entry>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM allowlist_entries
+             WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 AND source_id = ?4"
+        ))?
+        .query_row(params![kind(owner), id(owner), kind(source), id(source)], entry_from_row)
+        .optional()?)
+}
+
+/// The entries of `owner` whose source is one of `sources` (point lookups on the primary key).
+pub fn entries_for_sources(conn: &Connection, owner: Node, sources: &[Node]) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for source in sources {
+        if let Some(entry) = get_entry(conn, owner, *source)? {
+            out.push(entry);
+        }
+    }
+    Ok(out)
+}
+
+pub fn list_entries(conn: &Connection, owner: Node, source_kind: &str) -> Result<Vec<Entry>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM allowlist_entries
+         WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 ORDER BY source_id"
+    ))?;
+    let rows = stmt.query_map(params![kind(owner), id(owner), source_kind], entry_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn update_entry(conn: &Connection, owner: Node, source: Node, scopes: EntryScopes) -> Result<Entry> {
+    let n = conn.execute(
+        "UPDATE allowlist_entries SET scopes = ?5
+         WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 AND source_id = ?4",
+        params![kind(owner), id(owner), kind(source), id(source), scopes_to_sql(scopes)],
+    )?;
+    if n == 0 {
+        return Err(not_on_allowlist(source));
+    }
+    get_entry(conn, owner, source)?.ok_or_else(|| not_on_allowlist(source))
+}
+
+pub fn delete_entry(conn: &Connection, owner: Node, source: Node) -> Result<()> {
+    let n = conn.execute(
+        "DELETE FROM allowlist_entries WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 AND source_id = ?4",
+        params![kind(owner), id(owner), kind(source), id(source)],
+    )?;
+    match n {
+        0 => Err(not_on_allowlist(source)),
+        _ => Ok(()),
+    }
+}
+
+pub fn delete_autopopulated(conn: &Connection, owner: Node) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM allowlist_entries WHERE owner_kind = ?1 AND owner_id = ?2 AND autopopulated = 1",
+        params![kind(owner), id(owner)],
+    )?)
+}
+
+fn not_on_allowlist(source: Node) -> StoreError {
+    StoreError::NotFound(format!("the {} {} is not on the allowlist", kind(source), id(source)))
+}
+
+// ---- outbound entries ----
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboundEntry {
+    #[serde(skip)]
+    pub project_id: ProjectId,
+    #[serde(skip)]
+    pub target: Node,
+    pub scopes: ScopeSet,
+    #[serde(serialize_with = "crate::domain::time::ser")]
+    pub created_at: i64,
+}
+
+pub fn insert_outbound(conn: &Connection, project: ProjectId, target: Node, scopes: ScopeSet, now: i64) -> Result<()> {
+    conn.execute(
+        "INSERT INTO outbound_entries (project_id, target_kind, target_id, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![project, kind(target), id(target), scopes.to_space_separated(), now],
+    )
+    .map_err(|e| match is_unique_violation(&e) {
+        true => StoreError::Conflict(format!("the {} {} is already an outbound target", kind(target), id(target))),
+        false => e.into(),
+    })?;
+    Ok(())
+}
+
+fn outbound_from_row(r: &Row) -> rusqlite::Result<OutboundEntry> {
+    Ok(OutboundEntry {
+        project_id: r.get(0)?,
+        target: node(&r.get::<_, String>(1)?, r.get(2)?)?,
+        scopes: scopes_from_sql(Some(r.get(3)?), 3)?.unwrap_or_default(),
+        created_at: r.get(4)?,
+    })
+}
+
+pub fn list_outbound(conn: &Connection, project: ProjectId) -> Result<Vec<OutboundEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT project_id, target_kind, target_id, scopes, created_at FROM outbound_entries
+         WHERE project_id = ?1 ORDER BY target_kind DESC, target_id",
+    )?;
+    let rows = stmt.query_map([project], outbound_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The outbound entries of `project` that cover one of `targets` (point lookups).
+pub fn outbound_covering(conn: &Connection, project: ProjectId, targets: &[Node]) -> Result<Vec<OutboundEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT project_id, target_kind, target_id, scopes, created_at FROM outbound_entries
+         WHERE project_id = ?1 AND target_kind = ?2 AND target_id = ?3",
+    )?;
+    let mut out = Vec::new();
+    for t in targets {
+        if let Some(e) = stmt.query_row(params![project, kind(*t), id(*t)], outbound_from_row).optional()? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+pub fn delete_outbound(conn: &Connection, project: ProjectId, target: Node) -> Result<()> {
+    let n = conn.execute(
+        "DELETE FROM outbound_entries WHERE project_id = ?1 AND target_kind = ?2 AND target_id = ?3",
+        params![project, kind(target), id(target)],
+    )?;
+    match n {
+        0 => Err(StoreError::NotFound(format!("the {} {} is not an outbound target", kind(target), id(target)))),
+        _ => Ok(()),
+    }
+}
+
+// ---- settings ----
+
+pub fn set_project_inbound(conn: &Connection, project: ProjectId, value: Option<bool>) -> Result<()> {
+    conn.execute("UPDATE projects SET inbound_enabled = ?2 WHERE id = ?1", params![project, value])?;
+    Ok(())
+}
+
+pub fn set_project_outbound(conn: &Connection, project: ProjectId, value: bool) -> Result<()> {
+    conn.execute("UPDATE projects SET outbound_enabled = ?2 WHERE id = ?1", params![project, value])?;
+    Ok(())
+}
+
+pub fn set_group_inbound(conn: &Connection, group: GroupId, value: Option<bool>) -> Result<()> {
+    conn.execute("UPDATE groups SET inbound_enabled = ?2 WHERE id = ?1", params![group, value])?;
+    Ok(())
+}
+
+pub fn set_group_elevation(conn: &Connection, group: GroupId, value: Option<bool>) -> Result<()> {
+    conn.execute("UPDATE groups SET job_token_elevation_allowed = ?2 WHERE id = ?1", params![group, value])?;
+    Ok(())
+}
+
+// ---- authorization log ----
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Authorization {
+    pub source_project_id: ProjectId,
+    pub source_project_path: String,
+    #[serde(serialize_with = "crate::domain::time::ser")]
+    pub last_authorized_at: i64,
+    pub count: i64,
+}
+
+/// Adds `count` authorizations of (target, source) seen up to `at`.
+pub fn log_authorizations(conn: &Connection, rows: &[(ProjectId, ProjectId, i64, i64)]) -> Result<()> {
+    atomic(conn, |tx| {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO authorization_log (target_project_id, source_project_id, last_authorized_at, count)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (target_project_id, source_project_id) DO UPDATE SET
+                 last_authorized_at = max(last_authorized_at, excluded.last_authorized_at),
+                 count = count + excluded.count",
+        )?;
+        for (target, source, at, count) in rows {
+            stmt.execute(params![target, source, at, count])?;
+        }
+        Ok(())
+    })
+}
+
+pub fn list_authorizations(conn: &Connection, target: ProjectId) -> Result<Vec<Authorization>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.source_project_id, p.path_with_namespace, l.last_authorized_at, l.count
+         FROM authorization_log l JOIN projects p ON p.id = l.source_project_id
+         WHERE l.target_project_id = ?1 ORDER BY p.path_with_namespace",
+    )?;
+    let rows = stmt.query_map([target], |r| {
+        Ok(Authorization {
+            source_project_id: r.get(0)?,
+            source_project_path: r.get(1)?,
+            last_authorized_at: r.get(2)?,
+            count: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+// ---- personal access tokens ----
+
+pub fn insert_pat(conn: &Connection, user: UserId, name: &str, hash: &[u8], now: i64) -> Result<i64> {
+    super::users::get(conn, user)?;
+    conn.execute(
+        "INSERT INTO personal_access_tokens (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![user, name, hash, now],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The user a personal access token belongs to, found by the token's hash.
+pub fn pat_user(conn: &Connection, hash: &[u8]) -> Result<Option<UserId>> {
+    Ok(conn
+        .prepare_cached("SELECT user_id FROM personal_access_tokens WHERE token_hash = ?1")?
+        .query_row([hash], |r| r.get(0))
+        .optional()?)
+}
