@@ -59,6 +59,20 @@ pub enum KeysCommand {
 pub enum TokenCommand {
     /// Print a token's header and claims without checking anything (no trust).
     Decode { token: String },
+    /// Verify a token offline against a JWKS (URL or file): signature, typ, exp/nbf, and
+    /// optionally iss and aud. Exit code 0 when valid, 1 when not (with the reason), 2 on errors.
+    Verify {
+        token: String,
+        /// JWKS location: http(s) URL or a file path.
+        #[arg(long)]
+        jwks: String,
+        /// Required `iss`.
+        #[arg(long = "expect-issuer")]
+        expect_issuer: Option<String>,
+        /// Required `aud` value.
+        #[arg(long = "expect-audience")]
+        expect_audience: Option<String>,
+    },
 }
 
 /// Runs the parsed command; the error is what the operator sees.
@@ -73,6 +87,28 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Keys { command } => keys(config, command),
         Command::Token { command: TokenCommand::Decode { token } } => decode(&token),
+        Command::Token { command: TokenCommand::Verify { token, jwks, expect_issuer, expect_audience } } => {
+            match crate::verify::verify_offline(
+                &token,
+                &jwks,
+                expect_issuer.as_deref(),
+                expect_audience.as_deref(),
+                now(),
+            ) {
+                Ok(claims) => {
+                    println!("{}", serde_json::to_string_pretty(&claims).map_err(|e| e.to_string())?);
+                    Ok(())
+                }
+                Err(crate::verify::VerifyError::Invalid(reason)) => {
+                    eprintln!("jobtoken: token is not valid: {reason}");
+                    std::process::exit(1);
+                }
+                Err(crate::verify::VerifyError::Fetch(reason)) => {
+                    eprintln!("jobtoken: {reason}");
+                    std::process::exit(2);
+                }
+            }
+        }
         Command::Demo => {
             let store = Store::open(&config.database).map_err(|e| e.to_string())?;
             let demo = demo::load(&store, now()).map_err(|e| e.to_string())?;

@@ -18,3 +18,4 @@ pub mod service;
 pub mod signing;
 pub mod store;
 pub mod token;
+pub mod verify;

@@ -10,8 +10,9 @@ use crate::app::AppState;
 use crate::domain::ScopeSet;
 use crate::error::{OAuthCode, OAuthError};
 use crate::secret;
-use crate::service::{live, mint, now};
+use crate::service::{exchange, live, mint, now};
 use crate::store::clients::{self, RunnerAuth};
+use crate::token::details;
 
 const CLIENT_CREDENTIALS: &str = "client_credentials";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -32,14 +33,32 @@ pub async fn token(
             let runner = authenticate_runner(&state, &req, &form).await?;
             let request = parse_mint_request(&form)?;
             let minted = mint::mint(&state, runner, request, now()).await?;
-            Ok(no_store(json!({
+            let mut body = json!({
                 "access_token": minted.access_token,
                 "token_type": "Bearer",
                 "expires_in": minted.expires_in,
                 "scope": minted.scope.to_space_separated(),
-            })))
+            });
+            if !minted.details.is_empty() {
+                body["authorization_details"] = json!(minted.details);
+            }
+            Ok(no_store(body))
         }
-        TOKEN_EXCHANGE => Err(OAuthError::new(OAuthCode::UnsupportedGrantType, "token exchange is not supported yet")),
+        TOKEN_EXCHANGE => {
+            let request = parse_exchange_request(&form)?;
+            let exchanged = exchange::exchange(&state, request, now()).await?;
+            let mut body = json!({
+                "access_token": exchanged.access_token,
+                "issued_token_type": exchange::ACCESS_TOKEN_TYPE,
+                "token_type": "Bearer",
+                "expires_in": exchanged.expires_in,
+                "scope": exchanged.scope.to_space_separated(),
+            });
+            if !exchanged.details.is_empty() {
+                body["authorization_details"] = json!(exchanged.details);
+            }
+            Ok(no_store(body))
+        }
         other => Err(OAuthError::new(
             OAuthCode::UnsupportedGrantType,
             format!("grant_type {other} is not supported; use client_credentials"),
@@ -59,10 +78,35 @@ fn parse_mint_request(form: &Form) -> Result<mint::MintRequest, OAuthError> {
         .map(ScopeSet::parse_space_separated)
         .transpose()
         .map_err(|e| OAuthError::new(OAuthCode::InvalidScope, e.to_string()))?;
-    if form.one("authorization_details")?.is_some() {
-        return Err(OAuthError::invalid_request("authorization_details is not supported yet"));
+    let details =
+        form.one("authorization_details")?.map(details::parse).transpose().map_err(OAuthError::invalid_request)?;
+    Ok(mint::MintRequest { job_id, requested, audience: audiences(form)?, details: details.unwrap_or_default() })
+}
+
+/// RFC 8693 §2.1. The subject token is the credential: no client authentication is needed.
+fn parse_exchange_request(form: &Form) -> Result<exchange::ExchangeRequest, OAuthError> {
+    let subject_token = form.required("subject_token")?.to_owned();
+    match form.required("subject_token_type")? {
+        exchange::ACCESS_TOKEN_TYPE | exchange::JWT_TOKEN_TYPE => {}
+        other => return Err(OAuthError::invalid_request(format!("subject_token_type {other} is not supported"))),
     }
-    Ok(mint::MintRequest { job_id, requested, audience: audiences(form)? })
+    if let Some(other) = form.one("requested_token_type")?.filter(|t| *t != exchange::ACCESS_TOKEN_TYPE) {
+        return Err(OAuthError::invalid_request(format!(
+            "requested_token_type {other} is not supported; only {} is issued",
+            exchange::ACCESS_TOKEN_TYPE
+        )));
+    }
+    if form.one("actor_token")?.is_some() {
+        return Err(OAuthError::invalid_request("actor_token is not supported"));
+    }
+    let scope = form
+        .one("scope")?
+        .map(ScopeSet::parse_space_separated)
+        .transpose()
+        .map_err(|e| OAuthError::new(OAuthCode::InvalidScope, e.to_string()))?;
+    let details =
+        form.one("authorization_details")?.map(details::parse).transpose().map_err(OAuthError::invalid_request)?;
+    Ok(exchange::ExchangeRequest { subject_token, scope, audience: audiences(form)?, details })
 }
 
 /// `audience` (RFC 8693) and `resource` (RFC 8707) values, in order, without duplicates.

@@ -38,8 +38,11 @@ pub fn discovery_document(issuer: &str, algs: &[&str]) -> Value {
         "token_endpoint": format!("{base}/oauth/token"),
         "introspection_endpoint": format!("{base}/oauth/introspect"),
         "revocation_endpoint": format!("{base}/oauth/revoke"),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": ["token"],
+        "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
+        // No authorization endpoint: tokens are issued to runners at the token endpoint. Like
+        // GitHub Actions' and GitLab's CI issuers, the document names `id_token` so that strict
+        // OpenID discovery consumers (cloud federation) accept it.
+        "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

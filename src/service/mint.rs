@@ -5,12 +5,16 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::domain::{JobId, ScopeSet};
 use crate::error::{OAuthCode, OAuthError};
+use crate::policy::Namespace;
 use crate::policy::{self, MintRefusal, MintStep, OwnGrant, Principal};
+use crate::service::decision::{self, JobSide};
 use crate::store::clients::{self, RunnerAuth};
 use crate::store::jobs::{self, JobContext};
+use crate::store::namespaces::Project;
 use crate::store::settings::InstanceSettings;
 use crate::store::tokens::IssuedToken;
-use crate::store::{namespaces, settings, Result as StoreResult};
+use crate::store::{allowlist, namespaces, settings, Result as StoreResult, StoreError};
+use crate::token::details;
 use crate::token::{self, subject, Audience, Claims};
 
 /// A validated `client_credentials` request.
@@ -20,6 +24,8 @@ pub struct MintRequest {
     pub requested: Option<ScopeSet>,
     /// `audience` and `resource` values; empty means the default audience.
     pub audience: Vec<String>,
+    /// Targets the job asks for in `authorization_details`.
+    pub details: Vec<details::Requested>,
 }
 
 /// A token ready to return.
@@ -28,6 +34,7 @@ pub struct Minted {
     pub access_token: String,
     pub expires_in: i64,
     pub scope: ScopeSet,
+    pub details: Vec<details::Granted>,
 }
 
 /// What the store loads for one mint.
@@ -35,17 +42,19 @@ struct Loaded {
     ctx: JobContext,
     access: Option<crate::domain::AccessLevel>,
     settings: InstanceSettings,
+    details: Vec<details::Granted>,
 }
 
 pub async fn mint(state: &AppState, runner: RunnerAuth, req: MintRequest, now: i64) -> Result<Minted, OAuthError> {
     let job_id = req.job_id;
     let runner_for_load = runner.clone();
+    let requested_details = req.details;
     let loaded = state
         .store
-        .run(move |conn| load_and_start(conn, &runner_for_load, job_id, now))
+        .run(move |conn| load_and_start(conn, &runner_for_load, job_id, &requested_details, now))
         .await?
         .map_err(|refusal| refuse(state, refusal, job_id))?;
-    let Loaded { ctx, access, settings } = loaded;
+    let Loaded { ctx, access, settings, details } = loaded;
 
     let elevation = policy::elevation_allowed(
         settings.job_token_elevation_allowed,
@@ -96,11 +105,14 @@ pub async fn mint(state: &AppState, runner: RunnerAuth, req: MintRequest, now: i
         runner_id: runner.id,
         project_visibility: ctx.project.visibility.to_string(),
         environment: ctx.job.environment.clone(),
-        authorization_details: Vec::new(),
+        authorization_details: details.iter().filter_map(|d| serde_json::to_value(d).ok()).collect(),
         act: None,
     };
     let access_token = issue(state, &claims, jti).await?;
-    Ok(Minted { access_token, expires_in: exp - now, scope })
+    for granted in &details {
+        state.authlog.record(granted.project_id, ctx.project.id, now);
+    }
+    Ok(Minted { access_token, expires_in: exp - now, scope, details })
 }
 
 /// Signs `claims` with the active key and records the token durably before returning it.
@@ -151,6 +163,7 @@ fn load_and_start(
     conn: &mut rusqlite::Connection,
     runner: &RunnerAuth,
     job_id: JobId,
+    requested: &[details::Requested],
     now: i64,
 ) -> StoreResult<Result<Loaded, MintRefusal>> {
     for _attempt in 0..2 {
@@ -177,7 +190,57 @@ fn load_and_start(
         };
         let access = namespaces::effective_access(conn, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
         let settings = settings::get(conn)?;
-        return Ok(Ok(Loaded { ctx, access, settings }));
+        let details = cross_project_grants(conn, &ctx, requested)?;
+        return Ok(Ok(Loaded { ctx, access, settings, details }));
     }
     Ok(Err(MintRefusal::OtherRunner))
+}
+
+/// Evaluates every target the job asks for — S's outbound entries that name a project, and the
+/// request's `authorization_details` — by the cross-project decision at mint time. Entries that
+/// grant nothing (or name unknown projects) are dropped; at most `MAX_DETAILS` remain.
+fn cross_project_grants(
+    conn: &rusqlite::Connection,
+    ctx: &JobContext,
+    requested: &[details::Requested],
+) -> StoreResult<Vec<details::Granted>> {
+    let mut wanted: Vec<(Project, ScopeSet)> = Vec::new();
+    let mut add = |project: Project, actions: ScopeSet| match wanted.iter_mut().find(|(p, _)| p.id == project.id) {
+        Some((_, existing)) => *existing = existing.union(actions),
+        None => wanted.push((project, actions)),
+    };
+    if ctx.project.outbound_enabled {
+        for entry in allowlist::list_outbound(conn, ctx.project.id)? {
+            if let Namespace::Project(id) = entry.target {
+                add(namespaces::get_project(conn, id)?, entry.scopes);
+            }
+        }
+    }
+    for r in requested {
+        let project = match &r.project {
+            details::ProjectRef::Id(id) => match namespaces::get_project(conn, *id) {
+                Ok(p) => Some(p),
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            },
+            details::ProjectRef::Path(path) => namespaces::find_project_by_path(conn, path)?,
+        };
+        if let Some(project) = project {
+            add(project, r.actions);
+        }
+    }
+    let job = JobSide { source: ctx.project.id, user_id: ctx.user.id, ref_protected: ctx.pipeline.ref_protected };
+    let mut granted = Vec::new();
+    for (target, actions) in wanted.into_iter().filter(|(t, _)| t.id != ctx.project.id) {
+        let allowed = decision::decide(conn, &job, &target)?.allowed.intersect(actions);
+        if !allowed.is_empty() && granted.len() < details::MAX_DETAILS {
+            granted.push(details::Granted {
+                type_: details::CI_PROJECT_ACCESS.into(),
+                project_id: target.id,
+                project_path: target.path_with_namespace,
+                actions: allowed,
+            });
+        }
+    }
+    Ok(granted)
 }

@@ -4,6 +4,7 @@
 pub mod authlog;
 pub mod decision;
 pub mod editor;
+pub mod exchange;
 pub mod live;
 pub mod mint;
 

@@ -1,6 +1,7 @@
 //! Job tokens: the claim set (SPEC §5), pure encoding, and the JWS layer.
 
 pub mod claims;
+pub mod details;
 pub mod jws;
 
 pub use claims::{subject, Audience, Claims};

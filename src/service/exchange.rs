@@ -1,0 +1,175 @@
+//! RFC 8693 token exchange: a live job token buys a narrower token for the same job — fewer
+//! scopes, a chosen subset of its audience, a subset of its cross-project grants — that never
+//! outlives it.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{live, mint};
+use crate::app::AppState;
+use crate::domain::ScopeSet;
+use crate::error::{OAuthCode, OAuthError};
+use crate::token::{details, Audience, Claims};
+
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// A validated exchange request.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeRequest {
+    pub subject_token: String,
+    pub scope: Option<ScopeSet>,
+    /// `audience` and `resource` values; empty keeps the parent's audience.
+    pub audience: Vec<String>,
+    pub details: Option<Vec<details::Requested>>,
+}
+
+/// The narrowed token.
+pub struct Exchanged {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub scope: ScopeSet,
+    pub details: Vec<details::Granted>,
+}
+
+/// Narrows the parent's claims to what the request asks for. Pure.
+pub fn narrow(
+    parent: &Claims,
+    req: &ExchangeRequest,
+    jti: &str,
+    now: i64,
+) -> Result<(Claims, Vec<details::Granted>), OAuthError> {
+    let parent_scope = ScopeSet::parse_space_separated(&parent.scope).unwrap_or_default();
+    let scope = req.scope.map_or(parent_scope, |asked| asked.intersect(parent_scope));
+    let parent_aud = parent.aud.values();
+    if let Some(outside) = req.audience.iter().find(|a| !parent_aud.contains(&a.as_str())) {
+        return Err(OAuthError::new(
+            OAuthCode::InvalidTarget,
+            format!("audience {outside} is not an audience of the subject token; an exchange can only narrow"),
+        ));
+    }
+    let aud = match req.audience.is_empty() {
+        true => parent.aud.clone(),
+        false => Audience::from_values(req.audience.clone()),
+    };
+    let parent_details: Vec<details::Granted> =
+        parent.authorization_details.iter().filter_map(|v| serde_json::from_value(v.clone()).ok()).collect();
+    let granted: Vec<details::Granted> = match &req.details {
+        None => parent_details,
+        Some(asked) => asked
+            .iter()
+            .filter_map(|a| {
+                let held = parent_details.iter().find(|d| match &a.project {
+                    details::ProjectRef::Id(id) => d.project_id == *id,
+                    details::ProjectRef::Path(path) => &d.project_path == path,
+                })?;
+                let actions = held.actions.intersect(a.actions);
+                (!actions.is_empty()).then(|| details::Granted { actions, ..held.clone() })
+            })
+            .collect(),
+    };
+    let claims = Claims {
+        aud,
+        iat: now,
+        nbf: now,
+        jti: jti.to_owned(),
+        scope: scope.to_space_separated(),
+        authorization_details: granted.iter().filter_map(|d| serde_json::to_value(d).ok()).collect(),
+        act: Some(json!({ "sub": parent.sub, "client_id": parent.client_id })),
+        ..parent.clone()
+    };
+    Ok((claims, granted))
+}
+
+pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Result<Exchanged, OAuthError> {
+    let parent = match live::live(state, &req.subject_token, now).await? {
+        Ok(found) => found,
+        Err(inactive) => {
+            state.metrics.deny(inactive.reason());
+            return Err(OAuthError::invalid_grant(format!("the subject_token is not active ({inactive})")));
+        }
+    };
+    let jti = Uuid::now_v7();
+    let (claims, details) = narrow(&parent.claims, &req, &jti.to_string(), now)?;
+    let access_token = mint::issue(state, &claims, jti).await?;
+    let scope = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
+    Ok(Exchanged { access_token, expires_in: claims.exp - now, scope, details })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RefType;
+
+    fn parent() -> Claims {
+        Claims {
+            iss: "https://jt".into(),
+            sub: "project_path:g/a:ref_type:branch:ref:main".into(),
+            aud: Audience::Many(vec!["reg".into(), "pkg".into()]),
+            exp: 5000,
+            iat: 1000,
+            nbf: 1000,
+            jti: "p".into(),
+            client_id: "runner_x".into(),
+            scope: "read_repository write_registry".into(),
+            job_id: 1,
+            pipeline_id: 1,
+            project_id: 1,
+            project_path: "g/a".into(),
+            namespace_id: 1,
+            namespace_path: "g".into(),
+            user_id: 1,
+            user_login: "dev".into(),
+            ref_: "main".into(),
+            ref_type: RefType::Branch,
+            ref_protected: true,
+            pipeline_source: "push".into(),
+            sha: "".into(),
+            runner_id: 1,
+            project_visibility: "private".into(),
+            environment: None,
+            authorization_details: vec![json!({"type":"ci_project_access","project_id":2,"project_path":"g/b",
+                                               "actions":["read_repository","read_registry"]})],
+            act: None,
+        }
+    }
+
+    #[test]
+    fn exchange_narrows_scope_audience_and_details_and_keeps_the_parent_expiry() {
+        let req = ExchangeRequest {
+            scope: Some(ScopeSet::parse_space_separated("read_repository api").unwrap()),
+            audience: vec!["pkg".into()],
+            details: Some(
+                details::parse(r#"[{"type":"ci_project_access","project_id":2,"actions":["read_registry","api"]}]"#)
+                    .unwrap(),
+            ),
+            ..ExchangeRequest::default()
+        };
+        let (claims, granted) = narrow(&parent(), &req, "child", 2000).unwrap();
+        assert_eq!(claims.scope, "read_repository", "api was never the parent's, so it cannot appear");
+        assert_eq!(claims.aud, Audience::One("pkg".into()));
+        assert_eq!(claims.exp, 5000, "never outlives the parent");
+        assert_eq!(claims.iat, 2000);
+        assert_eq!(granted.len(), 1);
+        assert_eq!(granted[0].actions.names(), vec!["read_registry"]);
+        assert_eq!(
+            claims.act,
+            Some(json!({"sub": "project_path:g/a:ref_type:branch:ref:main", "client_id": "runner_x"}))
+        );
+    }
+
+    #[test]
+    fn an_audience_the_parent_lacks_is_invalid_target() {
+        let req = ExchangeRequest { audience: vec!["elsewhere".into()], ..ExchangeRequest::default() };
+        let err = narrow(&parent(), &req, "child", 2000).unwrap_err();
+        assert_eq!(err.code, OAuthCode::InvalidTarget);
+    }
+
+    #[test]
+    fn without_parameters_the_child_equals_the_parent_but_for_identity_and_times() {
+        let (claims, _) = narrow(&parent(), &ExchangeRequest::default(), "child", 2000).unwrap();
+        assert_eq!(claims.scope, parent().scope);
+        assert_eq!(claims.aud, parent().aud);
+        assert_eq!(claims.authorization_details, parent().authorization_details);
+    }
+}
