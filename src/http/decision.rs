@@ -29,7 +29,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<(), ApiErro
     }
     let creds = client_credentials_basic(req).ok_or(ApiError::Unauthorized)?;
     let id = creds.client_id.clone();
-    let found = state.store.run(move |c| clients::find_resource_server_auth(c, &id)).await?;
+    let found = state.store.read(|c| clients::find_resource_server_auth(c, &id))?;
     match secret::verify(&creds.secret, found.as_ref().map(|(_, h)| h.as_slice())) {
         true => Ok(()),
         false => {
@@ -72,28 +72,25 @@ pub async fn authorize(
     let job = JobSide { source: claims.project_id, user_id: claims.user_id, ref_protected: claims.ref_protected };
     let token_scopes = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     let source_path = claims.project_path.clone();
-    let decided = state
-        .store
-        .run(move |c| {
-            let target = match target_ref {
-                Target::Id(id) => namespaces::get_project(c, id).map(Some).or_else(|e| match e {
-                    StoreError::NotFound(_) => Ok(None),
-                    e => Err(e),
-                })?,
-                Target::Path(path) => namespaces::find_project_by_path(c, &path)?,
-            };
-            let Some(target) = target else { return Ok(None) };
-            let (allowed, reason) = if target.id == job.source {
-                own_project(scope, token_scopes, &target.path_with_namespace)
-            } else {
-                let input = decision::load_input(c, &job, &target)?;
-                let (allowed, reason) = crate::policy::decide_scope(&input, scope);
-                let granted = crate::policy::decide(&input).allowed;
-                (allowed.then_some(granted).unwrap_or(ScopeSet::EMPTY), reason)
-            };
-            Ok(Some((target.id, target.path_with_namespace, allowed, reason)))
-        })
-        .await?;
+    let decided = state.store.read(|c| {
+        let target = match target_ref {
+            Target::Id(id) => namespaces::get_project(c, id).map(Some).or_else(|e| match e {
+                StoreError::NotFound(_) => Ok(None),
+                e => Err(e),
+            })?,
+            Target::Path(path) => namespaces::find_project_by_path(c, &path)?,
+        };
+        let Some(target) = target else { return Ok(None) };
+        let (allowed, reason) = if target.id == job.source {
+            own_project(scope, token_scopes, &target.path_with_namespace)
+        } else {
+            let input = decision::load_input(c, &job, &target)?;
+            let (allowed, reason) = crate::policy::decide_scope(&input, scope);
+            let granted = crate::policy::decide(&input).allowed;
+            (allowed.then_some(granted).unwrap_or(ScopeSet::EMPTY), reason)
+        };
+        Ok(Some((target.id, target.path_with_namespace, allowed, reason)))
+    })?;
     let Some((target_id, target_path, granted, reason)) = decided else {
         state.metrics.deny("target_not_found");
         return Ok(denied(format!("project {} does not exist", body.project), Some(&source_path), None));

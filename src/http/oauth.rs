@@ -143,7 +143,7 @@ fn audiences(form: &Form) -> Result<Vec<String>, OAuthError> {
 async fn authenticate_runner(state: &AppState, req: &HttpRequest, form: &Form) -> Result<RunnerAuth, OAuthError> {
     let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
     let id = creds.client_id.clone();
-    let found = state.store.run(move |conn| clients::find_runner_auth(conn, &id)).await?;
+    let found = state.store.read(|conn| clients::find_runner_auth(conn, &id))?;
     let ok = secret::verify(&creds.secret, found.as_ref().map(|r| r.secret_hash.as_slice()));
     match found {
         Some(runner) if ok => Ok(runner),
@@ -169,8 +169,7 @@ async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -
     let id = creds.client_id.clone();
     let (server, runner) = state
         .store
-        .run(move |conn| Ok((clients::find_resource_server_auth(conn, &id)?, clients::find_runner_auth(conn, &id)?)))
-        .await?;
+        .read(|conn| Ok((clients::find_resource_server_auth(conn, &id)?, clients::find_runner_auth(conn, &id)?)))?;
     let stored = server.as_ref().map(|(_, h)| h.as_slice()).or(runner.as_ref().map(|r| r.secret_hash.as_slice()));
     if !secret::verify(&creds.secret, stored) {
         state.metrics.deny("invalid_client");

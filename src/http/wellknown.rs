@@ -17,7 +17,8 @@ pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == doc.etag || tag.trim() == "*"));
+        // RFC 9110 §13.1.2: If-None-Match uses the weak comparison, so `W/"x"` matches `"x"`.
+        .is_some_and(|v| v.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == doc.etag));
     let mut res = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     res.insert_header((header::ETAG, doc.etag.clone()))
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={JWKS_MAX_AGE_SECS}")))

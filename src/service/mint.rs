@@ -48,12 +48,17 @@ struct Loaded {
 pub async fn mint(state: &AppState, runner: RunnerAuth, req: MintRequest, now: i64) -> Result<Minted, OAuthError> {
     let job_id = req.job_id;
     let runner_for_load = runner.clone();
-    let requested_details = req.details;
-    let loaded = state
-        .store
-        .run(move |conn| load_and_start(conn, &runner_for_load, job_id, &requested_details, now))
-        .await?
-        .map_err(|refusal| refuse(state, refusal, job_id))?;
+    // A job that already runs on this runner needs only reads, done inline; the first token
+    // of a job also starts it, which writes.
+    let loaded = match state.store.read(|conn| load(conn, &runner, job_id, &req.details))? {
+        Ok(Some(loaded)) => Ok(loaded),
+        Ok(None) => {
+            let requested_details = req.details;
+            state.store.run(move |conn| load_and_start(conn, &runner_for_load, job_id, &requested_details, now)).await?
+        }
+        Err(refusal) => Err(refusal),
+    }
+    .map_err(|refusal| refuse(state, refusal, job_id))?;
     let Loaded { ctx, access, settings, details } = loaded;
 
     let elevation = policy::elevation_allowed(
@@ -158,6 +163,50 @@ fn refuse(state: &AppState, refusal: MintRefusal, job_id: JobId) -> OAuthError {
     }
 }
 
+/// Loads everything the grant needs for a job already running on this runner; `Ok(None)` when
+/// the job still has to be started (a write).
+fn load(
+    conn: &rusqlite::Connection,
+    runner: &RunnerAuth,
+    job_id: JobId,
+    requested: &[details::Requested],
+) -> StoreResult<Result<Option<Loaded>, MintRefusal>> {
+    let Some(ctx) = jobs::job_context(conn, job_id)? else { return Ok(Err(MintRefusal::NotServed)) };
+    match eligibility(conn, runner, &ctx)? {
+        Err(refusal) => Ok(Err(refusal)),
+        Ok(MintStep::Start) => Ok(Ok(None)),
+        Ok(MintStep::Continue) => Ok(Ok(Some(finish_loading(conn, ctx, requested)?))),
+    }
+}
+
+fn eligibility(
+    conn: &rusqlite::Connection,
+    runner: &RunnerAuth,
+    ctx: &JobContext,
+) -> StoreResult<Result<MintStep, MintRefusal>> {
+    let scope = clients::runner_scope(conn, runner, ctx.project.id)?;
+    let serves = policy::runner_serves(&scope, ctx.project.id, &ctx.namespace.traversal_ids);
+    Ok(policy::mint_eligibility(
+        ctx.job.status,
+        ctx.job.runner_id,
+        runner.id,
+        runner.paused,
+        serves,
+        ctx.user.state == crate::domain::UserState::Active,
+    ))
+}
+
+fn finish_loading(
+    conn: &rusqlite::Connection,
+    ctx: JobContext,
+    requested: &[details::Requested],
+) -> StoreResult<Loaded> {
+    let access = namespaces::effective_access(conn, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
+    let settings = settings::get(conn)?;
+    let details = cross_project_grants(conn, &ctx, requested)?;
+    Ok(Loaded { ctx, access, settings, details })
+}
+
 /// Loads the job and everything the grant needs; starts a pending job on this runner.
 fn load_and_start(
     conn: &mut rusqlite::Connection,
@@ -168,17 +217,7 @@ fn load_and_start(
 ) -> StoreResult<Result<Loaded, MintRefusal>> {
     for _attempt in 0..2 {
         let Some(ctx) = jobs::job_context(conn, job_id)? else { return Ok(Err(MintRefusal::NotServed)) };
-        let scope = clients::runner_scope(conn, runner, ctx.project.id)?;
-        let serves = policy::runner_serves(&scope, ctx.project.id, &ctx.namespace.traversal_ids);
-        let step = policy::mint_eligibility(
-            ctx.job.status,
-            ctx.job.runner_id,
-            runner.id,
-            runner.paused,
-            serves,
-            ctx.user.state == crate::domain::UserState::Active,
-        );
-        let ctx = match step {
+        let ctx = match eligibility(conn, runner, &ctx)? {
             Err(refusal) => return Ok(Err(refusal)),
             Ok(MintStep::Continue) => ctx,
             Ok(MintStep::Start) => {
@@ -188,10 +227,7 @@ fn load_and_start(
                 JobContext { job: jobs::get_job(conn, job_id)?, ..ctx }
             }
         };
-        let access = namespaces::effective_access(conn, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
-        let settings = settings::get(conn)?;
-        let details = cross_project_grants(conn, &ctx, requested)?;
-        return Ok(Ok(Loaded { ctx, access, settings, details }));
+        return Ok(Ok(finish_loading(conn, ctx, requested)?));
     }
     Ok(Err(MintRefusal::OtherRunner))
 }

@@ -440,3 +440,44 @@ pub fn metric(s: &Server, sample: &str) -> Option<f64> {
     assert_eq!(res.status, 200, "{}", res.text);
     res.text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+// ---- helpers added for the job_token_scope suite ----
+
+impl Server {
+    /// Stops the server cleanly: closes this harness's pooled connections, sends SIGTERM and waits
+    /// (up to 15 s) for the process to exit. Returns the server's directory, to restart on it.
+    pub fn terminate(mut self) -> PathBuf {
+        // Idle keep-alive connections would hold up actix's graceful shutdown: drop them first.
+        self.agent = ureq::Agent::config_builder().build().into();
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.child.try_wait().expect("waiting for the server") {
+                Some(_) => break,
+                None if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                None => panic!("the server did not exit within 15 s of SIGTERM:\n{}", self.log()),
+            }
+        }
+        self.dir.clone()
+    }
+}
+
+/// Creates a personal access token for `user`; returns the token.
+pub fn personal_access_token(s: &Server, user: i64) -> String {
+    let res =
+        s.json("POST", &format!("/api/v1/users/{user}/personal_access_tokens"), Auth::Admin, json!({"name": "t"}));
+    assert_eq!(res.status, 201, "{}", res.text);
+    res.json["token"].as_str().unwrap().to_owned()
+}
+
+/// A resource server's credentials.
+pub fn resource_server(s: &Server, name: &str) -> Client {
+    let r = s.admin("POST", "/api/v1/resource_servers", json!({"name": name}));
+    Client {
+        id: r["id"].as_i64().unwrap(),
+        client_id: r["client_id"].as_str().unwrap().into(),
+        secret: r["client_secret"].as_str().unwrap().into(),
+    }
+}
