@@ -26,7 +26,8 @@ ADMIN_TOKEN="bench-admin-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' \n')"
 SCRIPT_START=$(date +%s)
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
+FAIL_MSG=""
+die() { FAIL_MSG=$*; log "FAILED: $*"; exit 1; }
 
 # ---------------------------------------------------------------- prerequisites
 need_apt=()
@@ -56,6 +57,10 @@ SERVER_OUT="$TMP/server.out"
 
 show_server_log() {
     if [[ -s $SERVER_LOG ]]; then
+        if grep -qE ' (WARN|ERROR) |panick|database is locked' "$SERVER_LOG"; then
+            log "warnings and errors in the server's stderr (last 20):"
+            grep -E ' (WARN|ERROR) |panick|database is locked' "$SERVER_LOG" | tail -n 20 >&2
+        fi
         log "last 40 lines of the server's stderr ($SERVER_LOG):"
         tail -n 40 "$SERVER_LOG" >&2
     else
@@ -100,6 +105,7 @@ cleanup() {
         show_server_log
     fi
     stop_server || true
+    [[ -n $FAIL_MSG ]] && log "FAILED: $FAIL_MSG"
     if [[ ${BENCH_KEEP:-0} == 1 ]]; then
         log "kept $TMP"
     else
@@ -214,7 +220,14 @@ SAMPLER_PID=$!
 # kv FILE KEY: value of KEY in a key=value file written by bench.lua's done().
 kv() { sed -n "s/^$2=//p" "$1" | head -n1; }
 
-declare -a ROWS=()
+declare -a ROWS=() CPU_NOTES=()
+mkdir -p "$RESULTS_DIR"
+
+# machine_ticks: "processes irq+softirq steal idle+iowait" clock ticks of all CPUs so far.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4, $7 + $8, $9, $5 + $6; exit}' /proc/stat; }
+
+# server_cpu_ticks: user + system CPU time of the server so far, in clock ticks.
+server_cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 
 # run NAME LABEL PATH METHOD BODY AUTH COUNT: warm-up + measured wrk run; fills ROWS.
 run() {
@@ -225,9 +238,26 @@ run() {
         [[ $phase == warmup ]] && dur=$WARMUP
         out="$TMP/$name.$phase"
         log "$name: $phase ${dur}s, $CONNS connections, $THREADS threads"
-        BENCH_METHOD=$method BENCH_BODY=$body BENCH_AUTH=$auth BENCH_COUNT=$count BENCH_OUT="$out.kv" \
+        local cpu0 sys0 perf_pid=""
+        cpu0=$(server_cpu_ticks)
+        sys0=$(machine_ticks)
+        if [[ $phase == measure && ${BENCH_PROFILE:-0} == 1 ]]; then
+            perf record -q -F 499 -p "$SERVER_PID" -o "$TMP/$name.perf.data" -- sleep "$dur" >/dev/null 2>&1 &
+            perf_pid=$!
+        fi
+        local TIMEFORMAT='%U %S' wrk_rc=0
+        { time BENCH_METHOD=$method BENCH_BODY=$body BENCH_AUTH=$auth BENCH_COUNT=$count BENCH_OUT="$out.kv" \
             wrk -t"$THREADS" -c"$CONNS" -d"${dur}s" --timeout 10s --latency -s "$LUA" "$BASE$path" \
-            >"$out.txt" 2>&1 || { cat "$out.txt" >&2; die "wrk failed ($name $phase)"; }
+            >"$out.txt" 2>&1 || wrk_rc=$?; } 2>"$out.time"
+        ((wrk_rc == 0)) || { cat "$out.txt" >&2; die "wrk exited with status $wrk_rc ($name $phase)"; }
+        local cpu1 sys1
+        cpu1=$(server_cpu_ticks)
+        sys1=$(machine_ticks)
+        if [[ -n $perf_pid ]]; then
+            wait "$perf_pid" || true
+            perf report -i "$TMP/$name.perf.data" --sort dso,symbol --stdio 2>/dev/null |
+                grep '%' | grep -v '^#' | tr -s ' ' | sed 's/ - -$//' | head -n 40 >"$RESULTS_DIR/profile-$name.txt" || true
+        fi
         [[ -s $out.kv ]] || { cat "$out.txt" >&2; die "wrk wrote no summary ($name $phase)"; }
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$out.txt" >&2; die "server died during $name $phase"; }
         local non2xx sock
@@ -249,6 +279,15 @@ run() {
     rps=$(kv "$out.kv" rps)
     p50=$(awk -v u="$(kv "$out.kv" p50_us)" 'BEGIN {printf "%.2f ms", u / 1000}')
     p99=$(awk -v u="$(kv "$out.kv" p99_us)" 'BEGIN {printf "%.2f ms", u / 1000}')
+    CPU_NOTES+=("$name: $(awk -v t="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" -v us="$(kv "$out.kv" duration_us)" \
+        -v w="$(cat "$out.time")" -v m0="$sys0" -v m1="$sys1" -v n="$(nproc)" 'BEGIN {
+            split(w, a, " "); split(m0, b, " "); split(m1, c, " "); s = us / 1e6
+            srv = 100 * t / hz / s; gen = 100 * (a[1] + a[2]) / s
+            tot = 0; for (i = 1; i <= 4; i++) { d[i] = c[i] - b[i]; tot += d[i] }
+            for (i = 1; i <= 4; i++) d[i] = 100 * n * d[i] / tot
+            other = d[1] - srv - gen; if (other < 0) other = 0
+            printf "server %.0f%%, wrk %.0f%%, interrupts (loopback softirq) %.0f%%, steal %.0f%%, other processes %.0f%%, idle %.0f%%",
+                srv, gen, d[2], d[3], other, d[4]}')")
     ROWS+=("| $label | $(printf '%.0f' "$rps") | $p50 | $p99 | 0 |")
 }
 
@@ -263,19 +302,30 @@ ISSUED_METRIC=$(curl -sS "$BASE/metrics" | awk '$1 == "jobtoken_tokens_issued_to
 ISSUED_METRIC=${ISSUED_METRIC:-unknown}
 
 # ---------------------------------------------------------------- durability check
-log "stopping the server (SIGTERM)"
-stop_server || die "server exited with status $? after SIGTERM"
-grep -Ei 'database is locked|panick|error' "$SERVER_LOG" >&2 && die "the server logged errors" || true
-
-ROWS_DB=$(python3 - "$TMP/db/jobtoken.db" "$JOB_ID" <<'EOF'
+# count_rows: issued_tokens rows as another process sees them (committed WAL transactions only).
+count_rows() {
+    python3 - "$TMP/db/jobtoken.db" "$JOB_ID" <<'EOF'
 import sqlite3, sys
-con = sqlite3.connect(sys.argv[1])
+con = sqlite3.connect(sys.argv[1], timeout=30)
 (n,) = con.execute("SELECT count(*) FROM issued_tokens WHERE job_id = ?", (int(sys.argv[2]),)).fetchone()
 (total,) = con.execute("SELECT count(*) FROM issued_tokens").fetchone()
 assert n == total, (n, total)
 print(n)
 EOF
-)
+}
+# First while the server still runs: every answered mint must already be committed, not merely
+# flushed at shutdown.
+ROWS_LIVE=$(count_rows)
+((ROWS_LIVE >= MINT_OK)) || die "while running: $ROWS_LIVE issued_tokens rows for $MINT_OK successful mints"
+
+log "stopping the server (SIGTERM)"
+stop_server || die "server exited with status $? after SIGTERM"
+if grep -E ' (WARN|ERROR) |panick|database is locked' "$SERVER_LOG" | tail -n 20 >&2; then
+    die "the server logged warnings or errors (above)"
+fi
+
+ROWS_DB=$(count_rows)
+((ROWS_DB == ROWS_LIVE)) || die "issued_tokens had $ROWS_LIVE rows before shutdown and $ROWS_DB after"
 # wrk stops counting at the deadline while up to CONNS requests are still in flight; those are
 # minted and recorded by the server but never counted as successes. So: every success has a row,
 # and at most CONNS rows per mint run (warm-up + measured) lack a counted response.
@@ -307,7 +357,9 @@ mkdir -p "$RESULTS_DIR"
     echo
     echo "- peak resident memory: $(awk -v k="$RSS_MAX_KB" 'BEGIN {printf "%.1f", k / 1024}') MB sampled every 0.5 s" \
         "(VmHWM $(awk -v k="$HWM_KB" 'BEGIN {printf "%.1f", k / 1024}') MB)"
-    echo "- issued_tokens rows after shutdown: $ROWS_DB; successful mint responses (incl. warm-up and seed): $MINT_OK;" \
+    echo "- CPU during each measured run ($(nproc) cores = $(($(nproc) * 100))%):"
+    printf '  - %s\n' "${CPU_NOTES[@]}"
+    echo "- issued_tokens rows (same before and after shutdown): $ROWS_DB; successful mint responses (incl. warm-up and seed): $MINT_OK;" \
         "server counter jobtoken_tokens_issued_total: $ISSUED_METRIC"
     echo "- whole script: ${ELAPSED}s"
 } >"$RESULTS_DIR/latest.md"

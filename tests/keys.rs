@@ -55,8 +55,9 @@ fn rotation_retires_the_active_key_promotes_the_next_and_creates_a_new_next() {
     assert_eq!(kid_in(after, "active"), old_next);
     let new_next = kid_in(after, "next");
     assert!(new_next != old_active && new_next != old_next);
-    let retired: Vec<&Value> = after.iter().filter(|k| k["kid"] == old_active.as_str()).collect();
-    assert!(retired.iter().all(|k| k["state"] == "retired"), "{after:?}");
+    let old = after.iter().find(|k| k["kid"] == old_active.as_str()).expect("the old active key is still listed");
+    assert_eq!(old["state"], "retired", "{after:?}");
+    assert!(old["retired_at"].is_string(), "{old}");
     assert_eq!(
         keys(&s).iter().map(|k| (k["kid"].clone(), k["state"].clone())).collect::<Vec<_>>(),
         after.iter().map(|k| (k["kid"].clone(), k["state"].clone())).collect::<Vec<_>>()

@@ -86,8 +86,8 @@ pub async fn authorize(
         } else {
             let input = decision::load_input(c, &job, &target)?;
             let (allowed, reason) = crate::policy::decide_scope(&input, scope);
-            let granted = crate::policy::decide(&input).allowed;
-            (allowed.then_some(granted).unwrap_or(ScopeSet::EMPTY), reason)
+            let granted = if allowed { crate::policy::decide(&input).allowed } else { ScopeSet::EMPTY };
+            (granted, reason)
         };
         Ok(Some((target.id, target.path_with_namespace, allowed, reason)))
     })?;

@@ -294,8 +294,11 @@ async fn list(state: &AppState, actor: Actor, owner: Node, kind: &'static str) -
 }
 
 async fn add(state: &AppState, actor: Actor, owner: Node, source: Node, grant: EntryScopes) -> Reply {
-    if owner == source {
-        return Err(ApiError::Conflict("a project cannot add itself to its own allowlist".into()));
+    // A group may list itself (its projects reach each other); a project listing itself means nothing.
+    if let (Node::Project(a), Node::Project(b)) = (owner, source) {
+        if a == b {
+            return Err(ApiError::Conflict("a project cannot add itself to its own allowlist".into()));
+        }
     }
     let added_by = match actor {
         Actor::User(id) => Some(id),
@@ -387,6 +390,9 @@ macro_rules! entry_handlers {
             body: web::Json<EntryBody>,
         ) -> Reply {
             no_source(&body)?;
+            if body.scopes.is_none() && body.default_permissions.is_none() {
+                return Err(ApiError::Unprocessable("give scopes or default_permissions: true".into()));
+            }
             let (owner, source) = path.into_inner();
             update(&state, actor, Node::$owner(owner), Node::$source(source), body.grant()?).await
         }
@@ -449,6 +455,9 @@ pub async fn add_outbound(
         return Err(ApiError::Conflict("a project's own jobs need no outbound entry for itself".into()));
     }
     let scopes = parse_scopes(&body.scopes)?;
+    if scopes.is_empty() {
+        return Err(ApiError::Unprocessable("scopes must not be empty".into()));
+    }
     let view = edit(&state, actor, Node::Project(id), move |c| {
         if let Err(e) = editor::may_see(c, actor, target)? {
             return Ok(Err(e));

@@ -54,15 +54,21 @@ struct Manager {
 
 /// Opens one connection: WAL, foreign keys on, a busy timeout so writers queue instead of failing.
 /// `synchronous=NORMAL` in WAL mode survives a killed process (kill -9) without losing commits;
-/// only an OS crash or power loss can drop the last transactions.
+/// only an OS crash or power loss can drop the last transactions. Automatic checkpoints are off:
+/// they would run (and fsync) inside whichever commit crossed the threshold, stalling the token
+/// writer; a background thread checkpoints instead (see [`Store::open`]).
 pub fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
+    // Every query goes through `prepare_cached`; the default cache (16) is smaller than the
+    // number of distinct statements the hot paths share, which would re-parse SQL per request.
+    conn.set_prepared_statement_cache_capacity(256);
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA cache_size = -16000;",
+         PRAGMA cache_size = -16000;
+         PRAGMA wal_autocheckpoint = 0;",
     )?;
     Ok(conn)
 }
@@ -112,6 +118,7 @@ impl Store {
             .connection_timeout(Duration::from_secs(10))
             .build(Manager { path: path.to_owned() })?;
         let tokens = TokenWriter::start(open_connection(path)?);
+        start_checkpointer(open_connection(path)?);
         Ok(Store { pool, tokens, path: Arc::new(path.to_owned()) })
     }
 
@@ -133,7 +140,11 @@ impl Store {
                     v.insert(conn)
                 }
             };
-            f(conn)
+            // One read transaction: one snapshot and one lock round for all of `f`'s statements.
+            conn.execute_batch("BEGIN")?;
+            let result = f(conn);
+            conn.execute_batch("COMMIT")?;
+            result
         })
     }
 
@@ -181,6 +192,20 @@ pub fn atomic<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) ->
             }
             Err(e)
         }
+    }
+}
+
+/// Copies the WAL back into the database every second without blocking readers or writers
+/// (PASSIVE), so the WAL stays small and commits never pay for a checkpoint.
+fn start_checkpointer(conn: Connection) {
+    let spawned = std::thread::Builder::new().name("wal-checkpoint".into()).spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(1));
+        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+            log::warn!("WAL checkpoint failed: {e}");
+        }
+    });
+    if let Err(e) = spawned {
+        log::error!("could not start the WAL checkpointer: {e}");
     }
 }
 
