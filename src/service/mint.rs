@@ -47,14 +47,13 @@ struct Loaded {
 
 pub async fn mint(state: &AppState, runner: RunnerAuth, req: MintRequest, now: i64) -> Result<Minted, OAuthError> {
     let job_id = req.job_id;
-    let runner_for_load = runner.clone();
     // A job that already runs on this runner needs only reads, done inline; the first token
     // of a job also starts it, which writes.
     let loaded = match state.store.read(|conn| load(conn, &runner, job_id, &req.details))? {
         Ok(Some(loaded)) => Ok(loaded),
         Ok(None) => {
-            let requested_details = req.details;
-            state.store.run(move |conn| load_and_start(conn, &runner_for_load, job_id, &requested_details, now)).await?
+            let (runner, requested_details) = (runner.clone(), req.details);
+            state.store.run(move |conn| load_and_start(conn, &runner, job_id, &requested_details, now)).await?
         }
         Err(refusal) => Err(refusal),
     }

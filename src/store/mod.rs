@@ -114,6 +114,7 @@ impl Store {
         migrate(&mut conn)?;
         drop(conn);
         let pool = r2d2::Pool::builder()
+            .test_on_check_out(false)
             .max_size(8)
             .connection_timeout(Duration::from_secs(10))
             .build(Manager { path: path.to_owned() })?;
@@ -141,9 +142,9 @@ impl Store {
                 }
             };
             // One read transaction: one snapshot and one lock round for all of `f`'s statements.
-            conn.execute_batch("BEGIN")?;
+            conn.prepare_cached("BEGIN")?.execute([])?;
             let result = f(conn);
-            conn.execute_batch("COMMIT")?;
+            conn.prepare_cached("COMMIT")?.execute([])?;
             result
         })
     }
