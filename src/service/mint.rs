@@ -244,11 +244,10 @@ fn cross_project_grants(
         Some((_, existing)) => *existing = existing.union(actions),
         None => wanted.push((project, actions)),
     };
-    if ctx.project.outbound_enabled {
-        for entry in allowlist::list_outbound(conn, ctx.project.id)? {
-            if let Namespace::Project(id) = entry.target {
-                add(namespaces::get_project(conn, id)?, entry.scopes);
-            }
+    // Outbound entries say where the project's jobs go, whether or not the outbound limit is on.
+    for entry in allowlist::list_outbound(conn, ctx.project.id)? {
+        if let Namespace::Project(id) = entry.target {
+            add(namespaces::get_project(conn, id)?, entry.scopes);
         }
     }
     for r in requested {
