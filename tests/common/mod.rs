@@ -19,6 +19,8 @@ pub struct Server {
     pub base: String,
     pub dir: PathBuf,
     agent: ureq::Agent,
+    /// Keep `dir` when dropped (set by `stop`/`terminate`, whose caller restarts on it).
+    keep: bool,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -123,7 +125,7 @@ impl Server {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
-        (Server { child, base, dir, agent }, printed)
+        (Server { child, base, dir, agent, keep: false }, printed)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -135,6 +137,7 @@ impl Server {
     }
 
     pub fn stop(mut self) -> PathBuf {
+        self.keep = true;
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.dir.clone()
@@ -210,6 +213,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !self.keep && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -447,6 +453,7 @@ impl Server {
     /// Stops the server cleanly: closes this harness's pooled connections, sends SIGTERM and waits
     /// (up to 15 s) for the process to exit. Returns the server's directory, to restart on it.
     pub fn terminate(mut self) -> PathBuf {
+        self.keep = true;
         // Idle keep-alive connections would hold up actix's graceful shutdown: drop them first.
         self.agent = ureq::Agent::config_builder().build().into();
         let pid = self.child.id().to_string();
