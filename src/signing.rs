@@ -188,7 +188,7 @@ impl Maintainer {
                         KeyAction::Create { .. } => {
                             if let Some((kid, alg, state)) = new_keys.next() {
                                 store::keys::insert(tx, kid, *alg, *state, now)?;
-                                log::info!("created {state:?} signing key {kid} ({alg})");
+                                log::info!("created {state} signing key {kid} ({alg})");
                             }
                         }
                         KeyAction::Promote { kid } => {

@@ -4,28 +4,10 @@
 
 mod common;
 
-use common::{decode, Auth, Server, World};
-use josekit::jwk::JwkSet;
-use josekit::jws::JwsVerifier;
-use serde_json::{json, Value};
+use common::{decode, verify_with_jwks, World};
 
-/// Verifies a token with josekit (OpenSSL), an implementation independent of the server's
-/// ring-based signer, using only the published JWKS.
-fn verify_with_jwks(s: &Server, token: &str) -> Value {
-    let jwks = s.get("/.well-known/jwks.json", Auth::None);
-    let set = JwkSet::from_bytes(jwks.text.as_bytes()).unwrap();
-    let (header, _) = decode(token);
-    let kid = header["kid"].as_str().unwrap();
-    let jwk = set.get(kid).first().copied().expect("token kid is published");
-    let verifier: Box<dyn JwsVerifier> = match jwk.algorithm().unwrap() {
-        "ES256" => Box::new(josekit::jws::ES256.verifier_from_jwk(jwk).unwrap()),
-        "RS256" => Box::new(josekit::jws::RS256.verifier_from_jwk(jwk).unwrap()),
-        "EdDSA" => Box::new(josekit::jws::EdDSA.verifier_from_jwk(jwk).unwrap()),
-        other => panic!("unexpected alg {other}"),
-    };
-    let (payload, _) = josekit::jwt::decode_with_verifier(token, verifier.as_ref()).unwrap();
-    serde_json::from_str(&payload.to_string()).unwrap()
-}
+use common::Server;
+use serde_json::{json, Value};
 
 #[test]
 fn minted_token_verifies_against_jwks_with_the_spec_claims_and_dies_when_the_job_finishes() {

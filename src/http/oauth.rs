@@ -33,37 +33,35 @@ pub async fn token(
             let runner = authenticate_runner(&state, &req, &form).await?;
             let request = parse_mint_request(&form)?;
             let minted = mint::mint(&state, runner, request, now()).await?;
-            let mut body = json!({
-                "access_token": minted.access_token,
-                "token_type": "Bearer",
-                "expires_in": minted.expires_in,
-                "scope": minted.scope.to_space_separated(),
-            });
-            if !minted.details.is_empty() {
-                body["authorization_details"] = json!(minted.details);
-            }
-            Ok(no_store(body))
+            Ok(no_store(token_response(&minted, None)))
         }
         TOKEN_EXCHANGE => {
             let request = parse_exchange_request(&form)?;
             let exchanged = exchange::exchange(&state, request, now()).await?;
-            let mut body = json!({
-                "access_token": exchanged.access_token,
-                "issued_token_type": exchange::ACCESS_TOKEN_TYPE,
-                "token_type": "Bearer",
-                "expires_in": exchanged.expires_in,
-                "scope": exchanged.scope.to_space_separated(),
-            });
-            if !exchanged.details.is_empty() {
-                body["authorization_details"] = json!(exchanged.details);
-            }
-            Ok(no_store(body))
+            Ok(no_store(token_response(&exchanged, Some(exchange::ACCESS_TOKEN_TYPE))))
         }
         other => Err(OAuthError::new(
             OAuthCode::UnsupportedGrantType,
             format!("grant_type {other} is not supported; use client_credentials"),
         )),
     }
+}
+
+/// RFC 6749 §5.1 (and RFC 8693 §2.2.1 `issued_token_type`), with RFC 9396 details when granted.
+fn token_response(token: &mint::Minted, issued_token_type: Option<&str>) -> Value {
+    let mut body = json!({
+        "access_token": token.access_token,
+        "token_type": "Bearer",
+        "expires_in": token.expires_in,
+        "scope": token.scope.to_space_separated(),
+    });
+    if let Some(t) = issued_token_type {
+        body["issued_token_type"] = json!(t);
+    }
+    if !token.details.is_empty() {
+        body["authorization_details"] = json!(token.details);
+    }
+    body
 }
 
 fn parse_mint_request(form: &Form) -> Result<mint::MintRequest, OAuthError> {
@@ -203,13 +201,13 @@ pub async fn introspect(
             return Ok(no_store(json!({ "active": false })));
         }
     };
-    let mut body = match serde_json::to_value(&found.claims) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
+    let mut body = Map::new();
     body.insert("active".into(), Value::Bool(true));
     body.insert("token_type".into(), Value::from("Bearer"));
     body.insert("username".into(), Value::from(found.claims.user_login.clone()));
+    if let Ok(Value::Object(claims)) = serde_json::to_value(&found.claims) {
+        body.extend(claims);
+    }
     Ok(no_store(Value::Object(body)))
 }
 

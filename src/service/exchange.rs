@@ -24,14 +24,6 @@ pub struct ExchangeRequest {
     pub details: Option<Vec<details::Requested>>,
 }
 
-/// The narrowed token.
-pub struct Exchanged {
-    pub access_token: String,
-    pub expires_in: i64,
-    pub scope: ScopeSet,
-    pub details: Vec<details::Granted>,
-}
-
 /// Narrows the parent's claims to what the request asks for. Pure.
 pub fn narrow(
     parent: &Claims,
@@ -81,7 +73,7 @@ pub fn narrow(
     Ok((claims, granted))
 }
 
-pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Result<Exchanged, OAuthError> {
+pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Result<mint::Minted, OAuthError> {
     let parent = match live::live(state, &req.subject_token, now).await? {
         Ok(found) => found,
         Err(inactive) => {
@@ -93,7 +85,7 @@ pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Resul
     let (claims, details) = narrow(&parent.claims, &req, &jti.to_string(), now)?;
     let access_token = mint::issue(state, &claims, jti).await?;
     let scope = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
-    Ok(Exchanged { access_token, expires_in: claims.exp - now, scope, details })
+    Ok(mint::Minted { access_token, expires_in: claims.exp - now, scope, details })
 }
 
 #[cfg(test)]

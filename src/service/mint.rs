@@ -28,7 +28,7 @@ pub struct MintRequest {
     pub details: Vec<details::Requested>,
 }
 
-/// A token ready to return.
+/// A token ready to return (minted or exchanged).
 #[derive(Debug, Clone)]
 pub struct Minted {
     pub access_token: String,
