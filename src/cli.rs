@@ -66,17 +66,19 @@ pub enum TokenCommand {
         /// JWKS location: http(s) URL or a file path.
         #[arg(long)]
         jwks: String,
-        /// Required `iss`.
+        /// Required `iss`. Without it, `--issuer` / `JOBTOKEN_ISSUER` is required when set.
         #[arg(long = "expect-issuer")]
         expect_issuer: Option<String>,
         /// Required `aud` value.
-        #[arg(long = "expect-audience")]
+        #[arg(long = "audience", visible_alias = "expect-audience")]
         expect_audience: Option<String>,
     },
 }
 
 /// Runs the parsed command; the error is what the operator sees.
 pub fn run(cli: Cli) -> Result<(), String> {
+    // `token verify --issuer X` names the issuer to require: the global flag serves both.
+    let configured_issuer = cli.config.issuer.clone();
     let config = Config::from_args(cli.config)?;
     match cli.command {
         Command::Serve { demo } => serve(config, demo),
@@ -88,6 +90,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Keys { command } => keys(config, command),
         Command::Token { command: TokenCommand::Decode { token } } => decode(&token),
         Command::Token { command: TokenCommand::Verify { token, jwks, expect_issuer, expect_audience } } => {
+            let expect_issuer = expect_issuer.or(configured_issuer);
             match crate::verify::verify_offline(
                 &token,
                 &jwks,

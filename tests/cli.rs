@@ -80,6 +80,22 @@ fn token_verify_refuses_a_wrong_audience_or_issuer_with_the_reason() {
 }
 
 #[test]
+fn token_verify_takes_the_issuer_and_audience_from_issuer_and_audience_flags() {
+    let s = Server::start();
+    let (_, token) = running_token(&s);
+    let jwks_url = s.url("/.well-known/jwks.json");
+    let run = |issuer: &str, audience: &str| {
+        jobtoken(&["token", "verify", &token, "--jwks", &jwks_url, "--issuer", issuer, "--audience", audience], &[])
+    };
+
+    assert_eq!(run(&s.base, "registry").status.code(), Some(0));
+    let wrong_issuer = run("https://evil.example", "registry");
+    assert_eq!(wrong_issuer.status.code(), Some(1));
+    assert!(stderr(&wrong_issuer).contains("iss"), "{}", stderr(&wrong_issuer));
+    assert_eq!(run(&s.base, "elsewhere").status.code(), Some(1));
+}
+
+#[test]
 fn token_verify_refuses_a_tampered_token() {
     let s = Server::start();
     let (job, token) = running_token(&s);
