@@ -245,7 +245,7 @@ fn cross_project_grants(
         None => wanted.push((project, actions)),
     };
     // Outbound entries say where the project's jobs go, whether or not the outbound limit is on.
-    for entry in allowlist::list_outbound(conn, ctx.project.id)? {
+    for entry in allowlist::outbound_projects(conn, ctx.project.id)? {
         if let Namespace::Project(id) = entry.target {
             add(namespaces::get_project(conn, id)?, entry.scopes);
         }

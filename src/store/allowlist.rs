@@ -225,10 +225,20 @@ fn outbound_from_row(r: &Row) -> rusqlite::Result<OutboundEntry> {
     })
 }
 
+/// The outbound entries of `project` that name projects (what minting adds to a token).
+pub fn outbound_projects(conn: &Connection, project: ProjectId) -> Result<Vec<OutboundEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT project_id, target_kind, target_id, scopes, created_at FROM outbound_entries
+         WHERE project_id = ?1 AND target_kind = 'project'",
+    )?;
+    let rows = stmt.query_map([project], outbound_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn list_outbound(conn: &Connection, project: ProjectId) -> Result<Vec<OutboundEntry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT project_id, target_kind, target_id, scopes, created_at FROM outbound_entries
-         WHERE project_id = ?1 ORDER BY target_kind DESC, target_id",
+         WHERE project_id = ?1 ORDER BY target_kind, target_id",
     )?;
     let rows = stmt.query_map([project], outbound_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -133,8 +133,9 @@ pub struct TokenRecord {
 pub fn find(conn: &Connection, jti: &[u8; 16]) -> Result<Option<TokenRecord>> {
     Ok(conn
         .prepare_cached(
-            "SELECT t.job_id, t.kid, t.client_id, t.token_hash, t.expires_at, t.revoked_at, j.status
-             FROM issued_tokens t JOIN jobs j ON j.id = t.job_id WHERE t.jti = ?1",
+            "SELECT t.job_id, t.kid, t.client_id, t.token_hash, t.expires_at, t.revoked_at,
+                    (SELECT status FROM jobs WHERE id = t.job_id)
+             FROM issued_tokens t WHERE t.jti = ?1",
         )?
         .query_row([&jti[..]], |r| {
             Ok(TokenRecord {
