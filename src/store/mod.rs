@@ -141,6 +141,7 @@ impl Store {
                     v.insert(conn)
                 }
             };
+            reset(conn)?;
             // One read transaction: one snapshot and one lock round for all of `f`'s statements.
             conn.prepare_cached("BEGIN")?.execute([])?;
             let result = f(conn);
@@ -158,6 +159,7 @@ impl Store {
         let pool = self.pool.clone();
         actix_web::web::block(move || {
             let mut conn = pool.get()?;
+            reset(&conn)?;
             f(&mut conn)
         })
         .await
@@ -167,12 +169,23 @@ impl Store {
     /// Runs `f` synchronously (CLI commands and start-up).
     pub fn run_sync<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.pool.get()?;
+        reset(&conn)?;
         f(&mut conn)
     }
 
     pub fn tokens(&self) -> &TokenWriter {
         &self.tokens
     }
+}
+
+/// Rolls back a transaction a previous user of `conn` left open (only a panic midway can), so
+/// that its half-done writes are discarded rather than committed by the next user.
+fn reset(conn: &Connection) -> Result<()> {
+    if !conn.is_autocommit() {
+        log::error!("a connection came back inside a transaction; rolling it back");
+        conn.execute_batch("ROLLBACK")?;
+    }
+    Ok(())
 }
 
 /// Runs `f` atomically: in a new `BEGIN IMMEDIATE` transaction (taking the write lock up front,
@@ -233,4 +246,55 @@ pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (Store, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "jobtoken-store-{}-{}",
+            std::process::id(),
+            crate::secret::random_token(6)
+        ));
+        (Store::open(&dir.join("db")).unwrap(), dir)
+    }
+
+    #[test]
+    fn a_transaction_left_open_by_a_panic_is_rolled_back_not_committed_by_the_next_user() {
+        let (store, dir) = temp_store();
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.run_sync(|c| -> Result<()> {
+                c.execute_batch("BEGIN IMMEDIATE")?;
+                users::insert(c, "half-done", 1)?;
+                panic!("midway");
+            })
+        }));
+        assert!(crashed.is_err());
+        // The next user of any pooled connection must not see or commit the half-done write.
+        for _ in 0..8 {
+            let found = store.run_sync(|c| {
+                Ok(c.query_row("SELECT count(*) FROM users WHERE username = 'half-done'", [], |r| r.get::<_, i64>(0))?)
+            });
+            assert_eq!(found.unwrap(), 0);
+            store
+                .run_sync(|c| {
+                    atomic(c, |tx| users::insert(tx, &format!("u{}", crate::secret::random_token(4)), 1).map(drop))
+                })
+                .unwrap();
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn inline_reads_survive_a_panic_inside_the_read() {
+        let (store, dir) = temp_store();
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.read(|_| -> Result<()> { panic!("midway") })
+        }));
+        assert!(crashed.is_err());
+        assert!(store.read(|c| settings::get(c)).unwrap().job_token_elevation_allowed);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
