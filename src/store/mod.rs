@@ -294,7 +294,7 @@ mod tests {
             store.read(|_| -> Result<()> { panic!("midway") })
         }));
         assert!(crashed.is_err());
-        assert!(store.read(|c| settings::get(c)).unwrap().job_token_elevation_allowed);
+        assert!(store.read(settings::get).unwrap().job_token_elevation_allowed);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
