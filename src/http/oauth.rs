@@ -71,14 +71,12 @@ fn parse_mint_request(form: &Form) -> Result<mint::MintRequest, OAuthError> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| OAuthError::invalid_request("job_id must be a positive integer"))?;
-    let requested = form
-        .one("scope")?
-        .map(ScopeSet::parse_space_separated)
-        .transpose()
-        .map_err(|e| OAuthError::new(OAuthCode::InvalidScope, e.to_string()))?;
-    let details =
-        form.one("authorization_details")?.map(details::parse).transpose().map_err(OAuthError::invalid_request)?;
-    Ok(mint::MintRequest { job_id, requested, audience: audiences(form)?, details: details.unwrap_or_default() })
+    Ok(mint::MintRequest {
+        job_id,
+        requested: requested_scope(form)?,
+        audience: audiences(form)?,
+        details: authorization_details(form)?.unwrap_or_default(),
+    })
 }
 
 /// RFC 8693 §2.1. The subject token is the credential: no client authentication is needed.
@@ -97,14 +95,25 @@ fn parse_exchange_request(form: &Form) -> Result<exchange::ExchangeRequest, OAut
     if form.one("actor_token")?.is_some() {
         return Err(OAuthError::invalid_request("actor_token is not supported"));
     }
-    let scope = form
-        .one("scope")?
+    Ok(exchange::ExchangeRequest {
+        subject_token,
+        scope: requested_scope(form)?,
+        audience: audiences(form)?,
+        details: authorization_details(form)?,
+    })
+}
+
+/// The optional `scope` parameter; unknown names are `invalid_scope` (RFC 6749 §3.3).
+fn requested_scope(form: &Form) -> Result<Option<ScopeSet>, OAuthError> {
+    form.one("scope")?
         .map(ScopeSet::parse_space_separated)
         .transpose()
-        .map_err(|e| OAuthError::new(OAuthCode::InvalidScope, e.to_string()))?;
-    let details =
-        form.one("authorization_details")?.map(details::parse).transpose().map_err(OAuthError::invalid_request)?;
-    Ok(exchange::ExchangeRequest { subject_token, scope, audience: audiences(form)?, details })
+        .map_err(|e| OAuthError::new(OAuthCode::InvalidScope, e.to_string()))
+}
+
+/// The optional RFC 9396 `authorization_details` parameter.
+fn authorization_details(form: &Form) -> Result<Option<Vec<details::Requested>>, OAuthError> {
+    form.one("authorization_details")?.map(details::parse).transpose().map_err(OAuthError::invalid_request)
 }
 
 /// `audience` (RFC 8693) and `resource` (RFC 8707) values, in order, without duplicates.
