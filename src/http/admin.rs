@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{client_credentials_basic, Admin};
+use super::auth::{authenticate_client, client_credentials_basic, Admin, Client};
 use super::input::{self, nullable};
 use crate::app::AppState;
 use crate::domain::{
@@ -398,16 +398,10 @@ pub async fn finish_job(
     }
     if !super::auth::is_admin(&req, &state) {
         let creds = client_credentials_basic(&req).ok_or(ApiError::Unauthorized)?;
-        let bound = state
-            .store
-            .run(move |c| Ok((clients::find_runner_auth(c, &creds.client_id)?, jobs::job_runner(c, job_id)?, creds)))
-            .await?;
-        let (runner, job_runner, creds) = bound;
-        let verified = secret::verify(&creds.secret, runner.as_ref().map(|r| r.secret_hash.as_slice()));
-        if !verified {
+        let Some(Client::Runner(runner)) = authenticate_client(&state, &creds)? else {
             return Err(ApiError::Unauthorized);
-        }
-        if runner.map(|r| r.id) != job_runner {
+        };
+        if state.store.read(|c| jobs::job_runner(c, job_id))? != Some(runner.id) {
             return Err(ApiError::Forbidden(format!("job {job_id} is not running on this runner")));
         }
     }

@@ -4,14 +4,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{client_credentials_basic, is_admin};
+use super::auth::{authenticate_client, client_credentials_basic, is_admin, Client};
 use crate::app::AppState;
 use crate::domain::{Scope, ScopeSet};
 use crate::error::ApiError;
-use crate::secret;
 use crate::service::decision::{self, JobSide};
 use crate::service::{live, now};
-use crate::store::{clients, namespaces, StoreError};
+use crate::store::{namespaces, StoreError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,14 +27,9 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<(), ApiErro
         return Ok(());
     }
     let creds = client_credentials_basic(req).ok_or(ApiError::Unauthorized)?;
-    let id = creds.client_id.clone();
-    let found = state.store.read(|c| clients::find_resource_server_auth(c, &id))?;
-    match secret::verify(&creds.secret, found.as_ref().map(|(_, h)| h.as_slice())) {
-        true => Ok(()),
-        false => {
-            state.metrics.deny("invalid_client");
-            Err(ApiError::Unauthorized)
-        }
+    match authenticate_client(state, &creds)? {
+        Some(Client::ResourceServer) => Ok(()),
+        _ => Err(ApiError::Unauthorized),
     }
 }
 

@@ -4,14 +4,13 @@ use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::auth::{client_credentials, is_admin};
+use super::auth::{authenticate_client, client_credentials, is_admin, Client};
 use super::form::Form;
 use crate::app::AppState;
 use crate::domain::ScopeSet;
 use crate::error::{OAuthCode, OAuthError};
-use crate::secret;
 use crate::service::{exchange, live, mint, now};
-use crate::store::clients::{self, RunnerAuth};
+use crate::store::clients::RunnerAuth;
 use crate::token::details;
 
 const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -149,23 +148,16 @@ fn audiences(form: &Form) -> Result<Vec<String>, OAuthError> {
 /// Authenticates a runner. Unknown and known clients take the same path and time to reject.
 async fn authenticate_runner(state: &AppState, req: &HttpRequest, form: &Form) -> Result<RunnerAuth, OAuthError> {
     let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
-    let id = creds.client_id.clone();
-    let found = state.store.read(|conn| clients::find_runner_auth(conn, &id))?;
-    let ok = secret::verify(&creds.secret, found.as_ref().map(|r| r.secret_hash.as_slice()));
-    match found {
-        Some(runner) if ok => Ok(runner),
-        _ => {
-            state.metrics.deny("invalid_client");
-            Err(OAuthError::invalid_client())
-        }
+    match authenticate_client(state, &creds)? {
+        Some(Client::Runner(runner)) => Ok(runner),
+        _ => Err(OAuthError::invalid_client()),
     }
 }
 
 /// Who is calling introspection or revocation.
 enum Caller {
     Admin,
-    ResourceServer,
-    Runner(RunnerAuth),
+    Client(Client),
 }
 
 async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -> Result<Caller, OAuthError> {
@@ -173,20 +165,7 @@ async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -
         return Ok(Caller::Admin);
     }
     let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
-    let id = creds.client_id.clone();
-    let (server, runner) = state
-        .store
-        .read(|conn| Ok((clients::find_resource_server_auth(conn, &id)?, clients::find_runner_auth(conn, &id)?)))?;
-    let stored = server.as_ref().map(|(_, h)| h.as_slice()).or(runner.as_ref().map(|r| r.secret_hash.as_slice()));
-    if !secret::verify(&creds.secret, stored) {
-        state.metrics.deny("invalid_client");
-        return Err(OAuthError::invalid_client());
-    }
-    Ok(match (server, runner) {
-        (Some(_), _) => Caller::ResourceServer,
-        (None, Some(runner)) => Caller::Runner(runner),
-        (None, None) => return Err(OAuthError::invalid_client()),
-    })
+    authenticate_client(state, &creds)?.map(Caller::Client).ok_or_else(OAuthError::invalid_client)
 }
 
 pub async fn introspect(
@@ -195,7 +174,7 @@ pub async fn introspect(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::read(&req, payload).await?;
-    if let Caller::Runner(_) = authenticate_caller(&state, &req, &form).await? {
+    if let Caller::Client(Client::Runner(_)) = authenticate_caller(&state, &req, &form).await? {
         return Err(OAuthError::new(
             OAuthCode::UnauthorizedClient,
             "only resource servers and the admin may introspect",
@@ -227,13 +206,13 @@ pub async fn revoke(
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::read(&req, payload).await?;
     let caller = authenticate_caller(&state, &req, &form).await?;
-    if let Caller::ResourceServer = caller {
+    if let Caller::Client(Client::ResourceServer) = caller {
         return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "resource servers may not revoke tokens"));
     }
     let token = form.required("token")?;
     // RFC 7009 §2.2: an invalid or unknown token is answered with 200 all the same.
     let Ok(found) = live::authentic(&state, token).await? else { return Ok(no_store_empty()) };
-    if let Caller::Runner(runner) = &caller {
+    if let Caller::Client(Client::Runner(runner)) = &caller {
         if runner.client_id != found.record.client_id {
             return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "the token was not issued to this client"));
         }
