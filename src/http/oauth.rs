@@ -2,7 +2,7 @@
 
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::auth::{authenticate_client, client_credentials, is_admin, Client};
 use super::form::Form;
@@ -18,7 +18,21 @@ const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// A JSON response that must never be cached (RFC 6749 §5.1).
 fn no_store(body: Value) -> HttpResponse {
+    no_store_json(&body)
+}
+
+fn no_store_json(body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).json(body)
+}
+
+/// An active token's RFC 7662 answer: the introspection members, then every claim.
+#[derive(serde::Serialize)]
+struct Introspection<'a> {
+    active: bool,
+    token_type: &'static str,
+    username: &'a str,
+    #[serde(flatten)]
+    claims: &'a crate::token::Claims,
 }
 
 pub async fn token(
@@ -189,14 +203,12 @@ pub async fn introspect(
             return Ok(no_store(json!({ "active": false })));
         }
     };
-    let mut body = Map::new();
-    body.insert("active".into(), Value::Bool(true));
-    body.insert("token_type".into(), Value::from("Bearer"));
-    body.insert("username".into(), Value::from(found.claims.user_login.clone()));
-    if let Ok(Value::Object(claims)) = serde_json::to_value(&found.claims) {
-        body.extend(claims);
-    }
-    Ok(no_store(Value::Object(body)))
+    Ok(no_store_json(&Introspection {
+        active: true,
+        token_type: "Bearer",
+        username: &found.claims.user_login,
+        claims: &found.claims,
+    }))
 }
 
 pub async fn revoke(

@@ -67,24 +67,22 @@ pub struct Authentic {
 
 /// Finds the record of a token this server issued, without judging whether it is still live.
 pub async fn authentic(state: &AppState, token: &str) -> Result<Result<Authentic, Inactive>, StoreError> {
-    let Ok(decoded) = jws::decode_unverified(token) else { return Ok(Err(Inactive::Malformed)) };
-    let typ_ok = decoded
-        .header
+    let Ok((header, claims)) = jws::decode_unverified_as::<Claims>(token) else {
+        return Ok(Err(Inactive::Malformed));
+    };
+    let typ_ok = header
         .typ
         .as_deref()
         .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
     if !typ_ok {
         return Ok(Err(Inactive::WrongType));
     }
-    let Some(key_alg) = decoded.header.kid.as_deref().and_then(|kid| state.keys.alg_of(kid)) else {
+    let Some(key_alg) = header.kid.as_deref().and_then(|kid| state.keys.alg_of(kid)) else {
         return Ok(Err(Inactive::UnknownKey));
     };
-    if decoded.header.alg != key_alg.as_str() {
+    if header.alg != key_alg.as_str() {
         return Ok(Err(Inactive::AlgMismatch));
     }
-    let Ok(claims) = serde_json::from_value::<Claims>(serde_json::Value::Object(decoded.claims)) else {
-        return Ok(Err(Inactive::Malformed));
-    };
     let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Ok(Err(Inactive::Malformed)) };
     let jti = *jti.as_bytes();
     let Some(record) = state.store.read(|conn| tokens::find(conn, &jti))? else {
