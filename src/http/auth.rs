@@ -12,7 +12,6 @@ use super::form::{form_unescape, Form};
 use crate::app::AppState;
 use crate::error::{ApiError, OAuthError};
 use crate::secret;
-use crate::store::StoreError;
 
 /// The `Authorization: Bearer` value, if any.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -39,11 +38,7 @@ impl FromRequest for Admin {
     }
 }
 
-/// Client credentials presented to an OAuth endpoint.
-pub struct ClientCredentials {
-    pub client_id: String,
-    pub secret: String,
-}
+pub use crate::service::clients::{authenticate as authenticate_client, Client, ClientCredentials};
 
 /// Reads client credentials from HTTP Basic or the form. Using both methods at once is
 /// `invalid_request` (RFC 6749 §2.3); none is `Ok(None)`.
@@ -119,29 +114,4 @@ impl FromRequest for Actor {
             }
         })
     }
-}
-
-/// An authenticated OAuth client.
-pub enum Client {
-    Runner(crate::store::clients::RunnerAuth),
-    ResourceServer,
-}
-
-/// The one place client secrets are checked. Looks the client id up among runners and resource
-/// servers and compares the secret in constant time; an unknown id takes the same path against
-/// a dummy hash, so unknown and known clients take the same time to reject. Failures are
-/// counted as `invalid_client` denials; `Ok(None)` means "reject".
-pub fn authenticate_client(state: &AppState, creds: &ClientCredentials) -> Result<Option<Client>, StoreError> {
-    use crate::store::clients::{find_resource_server_auth, find_runner_auth};
-    let id = creds.client_id.as_str();
-    let (server, runner) = state.store.read(|c| Ok((find_resource_server_auth(c, id)?, find_runner_auth(c, id)?)))?;
-    let stored = server.as_ref().map(|(_, h)| h.as_slice()).or(runner.as_ref().map(|r| r.secret_hash.as_slice()));
-    if !secret::verify(&creds.secret, stored) {
-        state.metrics.deny("invalid_client");
-        return Ok(None);
-    }
-    Ok(match (server, runner) {
-        (Some(_), _) => Some(Client::ResourceServer),
-        (None, runner) => runner.map(Client::Runner),
-    })
 }

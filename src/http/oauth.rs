@@ -10,7 +10,6 @@ use crate::app::AppState;
 use crate::domain::ScopeSet;
 use crate::error::{OAuthCode, OAuthError};
 use crate::service::{exchange, live, mint, now};
-use crate::store::clients::RunnerAuth;
 use crate::token::details;
 
 const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -43,9 +42,9 @@ pub async fn token(
     let form = Form::read(&req, payload).await?;
     match form.required("grant_type")? {
         CLIENT_CREDENTIALS => {
-            let runner = authenticate_runner(&state, &req, &form).await?;
+            let creds = client_credentials(&req, &form)?.ok_or_else(OAuthError::invalid_client)?;
             let request = parse_mint_request(&form)?;
-            let minted = mint::mint(&state, runner, request, now()).await?;
+            let minted = mint::mint(&state, creds, request, now()).await?;
             Ok(no_store(token_response(&minted, None)))
         }
         TOKEN_EXCHANGE => {
@@ -157,15 +156,6 @@ fn audiences(form: &Form) -> Result<Vec<String>, OAuthError> {
         return Err(OAuthError::invalid_request("at most 16 audience and resource values are allowed"));
     }
     Ok(out)
-}
-
-/// Authenticates a runner. Unknown and known clients take the same path and time to reject.
-async fn authenticate_runner(state: &AppState, req: &HttpRequest, form: &Form) -> Result<RunnerAuth, OAuthError> {
-    let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
-    match authenticate_client(state, &creds)? {
-        Some(Client::Runner(runner)) => Ok(runner),
-        _ => Err(OAuthError::invalid_client()),
-    }
 }
 
 /// Who is calling introspection or revocation.

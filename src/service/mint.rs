@@ -7,6 +7,7 @@ use crate::domain::{JobId, ScopeSet};
 use crate::error::{OAuthCode, OAuthError};
 use crate::policy::Namespace;
 use crate::policy::{self, MintRefusal, MintStep, OwnGrant, Principal};
+use crate::service::clients::{self as client_auth, Client, ClientCredentials};
 use crate::service::decision::{self, JobSide};
 use crate::store::clients::{self, RunnerAuth};
 use crate::store::jobs::{self, JobContext};
@@ -45,11 +46,26 @@ struct Loaded {
     details: Vec<details::Granted>,
 }
 
-pub async fn mint(state: &AppState, runner: RunnerAuth, req: MintRequest, now: i64) -> Result<Minted, OAuthError> {
+/// Authenticates the runner and mints a token for `req.job_id`.
+pub async fn mint(
+    state: &AppState,
+    creds: ClientCredentials,
+    req: MintRequest,
+    now: i64,
+) -> Result<Minted, OAuthError> {
     let job_id = req.job_id;
-    // A job that already runs on this runner needs only reads, done inline; the first token
-    // of a job also starts it, which writes.
-    let loaded = match state.store.read(|conn| load(conn, &runner, job_id, &req.details))? {
+    // Client authentication and, for a job already running on this runner, everything the
+    // grant needs, in one read transaction on this thread. The first token of a job also starts
+    // it, which writes.
+    let first = state.store.read(|conn| match client_auth::check(conn, &creds)? {
+        Some(Client::Runner(runner)) => Ok(Some((load(conn, &runner, job_id, &req.details)?, runner))),
+        _ => Ok(None),
+    })?;
+    let Some((first, runner)) = first else {
+        state.metrics.deny("invalid_client");
+        return Err(OAuthError::invalid_client());
+    };
+    let loaded = match first {
         Ok(Some(loaded)) => Ok(loaded),
         Ok(None) => {
             let (runner, requested_details) = (runner.clone(), req.details);

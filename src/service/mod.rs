@@ -2,6 +2,7 @@
 //! Handlers call these and only translate HTTP in and out.
 
 pub mod authlog;
+pub mod clients;
 pub mod decision;
 pub mod editor;
 pub mod exchange;
