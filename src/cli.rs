@@ -52,7 +52,11 @@ pub enum KeysCommand {
     /// List keys with their state.
     List,
     /// Promote the next key, retire the active one, create a new next key.
-    Rotate,
+    Rotate {
+        /// Rotate even if the next key was published less than the JWKS cache lifetime ago.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,8 +177,8 @@ fn admin_hash(store: &Store, config: &Config) -> Result<[u8; 32], String> {
 
 fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
     let (store, keys) = open(&config)?;
-    if let KeysCommand::Rotate = command {
-        keys.rotate_sync(&store, true, now()).map_err(|e| e.to_string())?;
+    if let KeysCommand::Rotate { force } = command {
+        keys.rotate_manual(&store, force, now()).map_err(|e| e.to_string())?;
         println!("rotated; a running server picks the change up within a minute");
     }
     for k in keys.list_sync(&store).map_err(|e| e.to_string())? {

@@ -21,6 +21,11 @@ pub enum KeyRingError {
     Key { kid: String, reason: String },
     #[error("no active signing key after applying the rotation plan")]
     NoActiveKey,
+    #[error(
+        "the next key was published {published}s ago; verifiers may cache the JWKS for {max_age}s, so it \
+         can be promoted in {wait}s (or force the rotation)"
+    )]
+    TooSoon { published: i64, max_age: i64, wait: i64 },
 }
 
 /// The loaded view: replaced whole on every change, read lock-free apart from one Arc clone.
@@ -112,6 +117,21 @@ impl KeyRing {
         actix_web::web::block(move || ring.rotate_sync(&store, force, now))
             .await
             .map_err(|_| KeyRingError::Store(StoreError::Blocking))?
+    }
+
+    /// A rotation asked for by an operator (API or CLI). Unless `force`d, it is refused while the
+    /// `next` key is younger than the JWKS cache lifetime: promoting it would let it sign tokens
+    /// that verifiers holding a cached JWKS cannot verify yet.
+    pub fn rotate_manual(&self, store: &Store, force: bool, now: i64) -> Result<(), KeyRingError> {
+        if !force {
+            let metas = store.run_sync(|c| store::keys::list(c))?;
+            let max_age = crate::keys::jwks::MAX_AGE_SECS;
+            let wait = rotation::promotion_wait(&metas, now, max_age);
+            if wait > 0 {
+                return Err(KeyRingError::TooSoon { published: max_age - wait, max_age, wait });
+            }
+        }
+        self.rotate_sync(store, true, now)
     }
 
     pub fn rotate_sync(&self, store: &Store, force: bool, now: i64) -> Result<(), KeyRingError> {

@@ -148,10 +148,11 @@ fn token_decode_prints_header_and_claims_unverified() {
 }
 
 /// `keys list` (or `keys rotate`) on `dir`: the JSON lines it printed, and any other lines.
-fn keys(dir: &Path, command: &str) -> (Vec<Value>, Vec<String>) {
+fn keys(dir: &Path, command: &[&str]) -> (Vec<Value>, Vec<String>) {
     let db = dir.join("db/jobtoken.db");
     let keys_dir = dir.join("keys");
-    let out = jobtoken(&["keys", command], &[("JOBTOKEN_DATABASE", &db), ("JOBTOKEN_KEYS_DIR", &keys_dir)]);
+    let args: Vec<&str> = ["keys"].into_iter().chain(command.iter().copied()).collect();
+    let out = jobtoken(&args, &[("JOBTOKEN_DATABASE", &db), ("JOBTOKEN_KEYS_DIR", &keys_dir)]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     let (json, other): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with('{'));
@@ -170,7 +171,7 @@ fn keys_list_and_rotate_work_on_a_stopped_servers_directory() {
     let served = s.get("/api/v1/keys", common::Auth::Admin).json;
     let dir = s.stop();
 
-    let (listed, other) = keys(&dir, "list");
+    let (listed, other) = keys(&dir, &["list"]);
     assert!(other.is_empty(), "only JSON lines: {other:?}");
     assert_eq!(listed.len(), 2, "{listed:?}");
     let (active, next) = (kid_in(&listed, "active"), kid_in(&listed, "next"));
@@ -178,12 +179,22 @@ fn keys_list_and_rotate_work_on_a_stopped_servers_directory() {
     assert_eq!(next, kid_in(served.as_array().unwrap(), "next"));
     assert!(listed.iter().all(|k| k["alg"] == "ES256"), "{listed:?}");
 
-    let (rotated, _) = keys(&dir, "rotate");
+    // The next key was created a moment ago: verifiers' cached JWKS may not hold it yet.
+    let refused = jobtoken(
+        &["keys", "rotate"],
+        &[("JOBTOKEN_DATABASE", &dir.join("db/jobtoken.db")), ("JOBTOKEN_KEYS_DIR", &dir.join("keys"))],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("force"), "{}", stderr(&refused));
+    let (unchanged, _) = keys(&dir, &["list"]);
+    assert_eq!(kid_in(&unchanged, "active"), active, "a refused rotation changes nothing");
+
+    let (rotated, _) = keys(&dir, &["rotate", "--force"]);
     assert_eq!(kid_in(&rotated, "active"), next, "the next key is active: {rotated:?}");
     let new_next = kid_in(&rotated, "next");
     assert!(new_next != active && new_next != next);
 
-    let (after, _) = keys(&dir, "list");
+    let (after, _) = keys(&dir, &["list"]);
     assert_eq!(kid_in(&after, "active"), next);
     assert_eq!(kid_in(&after, "next"), new_next);
 

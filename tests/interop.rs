@@ -174,7 +174,7 @@ fn independent_verifiers_agree(alg: &str, other_alg: &str) {
         v.rejects(&expect.alg(other_alg), &token, "a token signed with an algorithm it does not allow");
     }
 
-    let rotated = s.json("POST", "/api/v1/keys/rotate", Auth::Admin, Value::Null);
+    let rotated = s.json("POST", "/api/v1/keys/rotate?force=true", Auth::Admin, Value::Null);
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     let after = w.mint_ok(&s, job, &[("audience", AUD)]);
     assert_ne!(decode(&after).0["kid"], decode(&token).0["kid"], "the rotated-in key signs new tokens");

@@ -48,7 +48,7 @@ fn rotation_retires_the_active_key_promotes_the_next_and_creates_a_new_next() {
     let before = keys(&s);
     let (old_active, old_next) = (kid_in(&before, "active"), kid_in(&before, "next"));
 
-    let res = s.json("POST", "/api/v1/keys/rotate", Auth::Admin, Value::Null);
+    let res = s.json("POST", "/api/v1/keys/rotate?force=true", Auth::Admin, Value::Null);
 
     assert_eq!(res.status, 200, "{}", res.text);
     let after = res.json.as_array().unwrap();
@@ -74,7 +74,7 @@ fn a_token_minted_before_rotation_stays_valid_and_one_minted_after_uses_the_new_
     let old_token = w.mint_ok(&s, job, &[]);
     assert_eq!(decode(&old_token).0["kid"], json!(old_active));
 
-    let rotated = s.admin("POST", "/api/v1/keys/rotate", Value::Null);
+    let rotated = s.admin("POST", "/api/v1/keys/rotate?force=true", Value::Null);
 
     let rotated = rotated.as_array().unwrap();
     let retired = rotated.iter().find(|k| k["kid"] == old_active.as_str()).expect("the old active key is listed");
@@ -96,10 +96,10 @@ fn after_two_rotations_both_retired_keys_that_signed_live_tokens_stay_published(
     let w = World::new(&s);
     let job = w.job(&s, true);
     let first = w.mint_ok(&s, job, &[]);
-    s.admin("POST", "/api/v1/keys/rotate", Value::Null);
+    s.admin("POST", "/api/v1/keys/rotate?force=true", Value::Null);
     let second = w.mint_ok(&s, job, &[]);
 
-    let listed = s.admin("POST", "/api/v1/keys/rotate", Value::Null);
+    let listed = s.admin("POST", "/api/v1/keys/rotate?force=true", Value::Null);
 
     let retired: Vec<&Value> = listed.as_array().unwrap().iter().filter(|k| k["state"] == "retired").collect();
     assert_eq!(retired.len(), 2, "{listed}");
@@ -117,7 +117,7 @@ fn a_retired_key_is_still_published_after_a_restart() {
     let w = World::new(&s);
     let job = w.job(&s, true);
     let token = w.mint_ok(&s, job, &[]);
-    s.admin("POST", "/api/v1/keys/rotate", Value::Null);
+    s.admin("POST", "/api/v1/keys/rotate?force=true", Value::Null);
     let kids = published_kids(&s);
     let dir = s.stop();
 
@@ -133,7 +133,7 @@ fn a_retired_key_that_signed_nothing_leaves_the_jwks() {
     let s = Server::start();
     let unused = kid_in(&keys(&s), "active");
 
-    s.admin("POST", "/api/v1/keys/rotate", Value::Null);
+    s.admin("POST", "/api/v1/keys/rotate?force=true", Value::Null);
 
     assert!(!published_kids(&s).contains(&unused), "no token needs {unused}");
     assert_eq!(published_kids(&s).len(), 2);
@@ -291,4 +291,20 @@ fn client_secrets_and_the_admin_token_are_stored_only_as_hashes() {
         let found = stored.windows(secret.len()).any(|w| w == secret.as_bytes());
         assert!(!found, "the {what} is stored in clear");
     }
+}
+
+#[test]
+fn rotating_a_next_key_younger_than_the_jwks_cache_lifetime_is_refused_unless_forced() {
+    let s = Server::start();
+    let before = s.admin("GET", "/api/v1/keys", Value::Null);
+
+    let refused = s.json("POST", "/api/v1/keys/rotate", Auth::Admin, Value::Null);
+
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert!(refused.json["message"].as_str().unwrap().contains("force"), "{}", refused.text);
+    assert_eq!(s.admin("GET", "/api/v1/keys", Value::Null), before, "a refused rotation changes nothing");
+    let forced = s.json("POST", "/api/v1/keys/rotate?force=true", Auth::Admin, Value::Null);
+    assert_eq!(forced.status, 200, "{}", forced.text);
+    let bad = s.json("POST", "/api/v1/keys/rotate?force=maybe", Auth::Admin, Value::Null);
+    assert_eq!(bad.status, 400, "{}", bad.text);
 }

@@ -120,7 +120,7 @@ fn the_jwks_etag_changes_when_the_keys_rotate() {
     let before = s.get("/.well-known/jwks.json", Auth::None);
     let etag = before.header("etag").unwrap().to_owned();
 
-    s.admin("POST", "/api/v1/keys/rotate", Value::Null);
+    s.admin("POST", "/api/v1/keys/rotate?force=true", Value::Null);
 
     let after = s.get_with("/.well-known/jwks.json", Auth::None, &[("If-None-Match", &etag)]);
     assert_eq!(after.status, 200, "a cached set is stale after rotation");

@@ -96,7 +96,7 @@ fn rotating_keys_changes_the_etag_and_a_stale_one_gets_the_new_set() {
     let s = Server::start();
     let before = get_jwks(&s, JWKS_URLS[0], None);
 
-    s.admin("POST", "/api/v1/keys/rotate", Value::Null);
+    s.admin("POST", "/api/v1/keys/rotate?force=true", Value::Null);
 
     for path in JWKS_URLS {
         let res = get_jwks(&s, path, Some(&etag(&before)));

@@ -7,6 +7,7 @@ use super::auth::Admin;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::service::now;
+use crate::signing::KeyRingError;
 
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -36,8 +37,29 @@ pub async fn list_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(keys))
 }
 
-pub async fn rotate_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.keys.rotate(&state.store, true, now()).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Rotates now. Refused (409) while the next key is younger than the JWKS cache lifetime,
+/// unless `?force=true`.
+pub async fn rotate_keys(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<RotateQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (ring, store, force) = (state.keys.clone(), state.store.clone(), query.force);
+    let rotated = web::block(move || ring.rotate_manual(&store, force, now()))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    match rotated {
+        Ok(()) => {}
+        Err(e @ KeyRingError::TooSoon { .. }) => return Err(ApiError::Conflict(e.to_string())),
+        Err(e) => return Err(ApiError::Internal(e.to_string())),
+    }
     let keys = state.keys.list(&state.store).await?;
     Ok(HttpResponse::Ok().json(keys))
 }

@@ -7,9 +7,8 @@ use serde_json::{json, Value};
 use crate::app::AppState;
 use crate::domain::CATALOG;
 
-/// How long verifiers may cache the JWKS. A `next` key is published for far longer than this
-/// before it signs anything, so a cached set always holds the key of any token in circulation.
-pub const JWKS_MAX_AGE_SECS: u32 = 300;
+/// How long verifiers may cache the JWKS (see `keys::jwks::MAX_AGE_SECS`).
+pub const JWKS_MAX_AGE_SECS: i64 = crate::keys::jwks::MAX_AGE_SECS;
 
 pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let doc = state.keys.jwks();

@@ -6,6 +6,11 @@ use serde_json::Value;
 
 use super::material::PublicKey;
 
+/// How long verifiers may cache the JWKS (`Cache-Control: max-age`). A `next` key is published
+/// at least this long before it signs: scheduled rotation waits a whole period, and a manual
+/// rotation of a younger `next` key is refused unless forced.
+pub const MAX_AGE_SECS: i64 = 300;
+
 /// A serialized JWK Set and its strong ETag.
 ///
 /// Security invariant: built only from [`PublicKey`]s, whose JWKs carry public members only.

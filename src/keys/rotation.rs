@@ -179,6 +179,15 @@ fn newest<K: Ord>(keys: &[KeyMeta], state: KeyState, order: impl Fn(&KeyMeta) ->
     keys.iter().filter(|k| k.state == state).max_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.kid.cmp(&b.kid)))
 }
 
+/// Seconds until the `next` key has been published for `min_published_secs` (0 when it has, or
+/// when there is no next key). A manual rotation before then would let a key sign that
+/// verifiers' cached JWKS may not hold yet.
+pub fn promotion_wait(keys: &[KeyMeta], now: i64, min_published_secs: i64) -> i64 {
+    keys.iter()
+        .find(|k| k.state == KeyState::Next)
+        .map_or(0, |next| (next.created_at + min_published_secs - now).max(0))
+}
+
 /// The keys the JWKS publishes at `now`, in the given order: next, active, and retired keys that
 /// may still have unexpired tokens (`last_token_expires_at > now`).
 pub fn published(keys: &[KeyMeta], now: i64) -> impl Iterator<Item = &KeyMeta> {
@@ -191,6 +200,23 @@ pub fn published(keys: &[KeyMeta], now: i64) -> impl Iterator<Item = &KeyMeta> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn a_next_key_younger_than_the_cache_lifetime_must_wait_before_promotion() {
+        let meta = |state, created_at| super::KeyMeta {
+            kid: format!("k{created_at}"),
+            alg: super::Alg::ES256,
+            state,
+            created_at,
+            activated_at: None,
+            retired_at: None,
+            last_token_expires_at: None,
+        };
+        let keys = [meta(super::KeyState::Active, 0), meta(super::KeyState::Next, 1000)];
+        assert_eq!(super::promotion_wait(&keys, 1100, 300), 200);
+        assert_eq!(super::promotion_wait(&keys, 1300, 300), 0);
+        assert_eq!(super::promotion_wait(&keys[..1], 1100, 300), 0, "no next key: nothing to wait for");
+    }
 
     use std::sync::atomic::{AtomicU64, Ordering};
 
