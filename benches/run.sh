@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Load benchmark for jobtoken (SPEC §9): mint, introspection and JWKS through HTTP, driven by wrk
+# Load benchmark for jobtoken (SPEC §9): mint, introspection, cross-project decisions and JWKS
+# through HTTP, driven by wrk
 # on the same machine. See benches/README.md.
 #
 # Environment:
@@ -196,6 +197,16 @@ code=$(curl -sS -o "$TMP/introspect.json" -w '%{http_code}' -H "Authorization: $
     --data-binary "token=$TOKEN" "$BASE/oauth/introspect")
 [[ $code == 200 ]] || die "introspection -> $code $(cat "$TMP/introspect.json")"
 [[ $(json_get active <"$TMP/introspect.json") == true ]] || die "the seeded token is not active: $(cat "$TMP/introspect.json")"
+# A cross-project decision that walks both hierarchies: bench/deep/target admits the jobs of
+# every project in the group bench through an entry on its parent group.
+SUB_ID=$(api POST /api/v1/groups "{\"path\":\"deep\",\"parent_id\":$GROUP_ID}" | json_get id)
+TARGET_ID=$(api POST /api/v1/projects "{\"path\":\"target\",\"namespace_id\":$SUB_ID}" | json_get id)
+api PUT "/api/v1/projects/$TARGET_ID/members/$USER_ID" '{"access_level":20}' >/dev/null
+api POST "/api/v1/groups/$SUB_ID/job_token_scope/groups_allowlist" "{\"source_group_id\":$GROUP_ID}" >/dev/null
+DECIDE_BODY="{\"token\":\"$TOKEN\",\"project\":\"bench/deep/target\",\"scope\":\"read_repository\"}"
+code=$(curl -sS -o "$TMP/decide.json" -w '%{http_code}' -H "Authorization: $RS_AUTH" \
+    -H 'Content-Type: application/json' --data-binary "$DECIDE_BODY" "$BASE/api/v1/job_token/authorize")
+[[ $code == 200 && $(json_get allowed <"$TMP/decide.json") == true ]] || die "decision -> $code $(cat "$TMP/decide.json")"
 code=$(curl -sS -o "$TMP/jwks.json" -w '%{http_code}' "$BASE/.well-known/jwks.json")
 [[ $code == 200 ]] || die "jwks -> $code"
 MINT_OK=1   # successful mints so far (the seed mint above)
@@ -231,7 +242,7 @@ server_cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 
 # run NAME LABEL PATH METHOD BODY AUTH COUNT: warm-up + measured wrk run; fills ROWS.
 run() {
-    local name=$1 label=$2 path=$3 method=$4 body=$5 auth=$6 count=$7
+    local name=$1 label=$2 path=$3 method=$4 body=$5 auth=$6 count=$7 type=${8:-}
     local out
     for phase in warmup measure; do
         local dur=$SECONDS_RUN
@@ -246,7 +257,7 @@ run() {
             perf_pid=$!
         fi
         local TIMEFORMAT='%U %S' wrk_rc=0
-        { time BENCH_METHOD=$method BENCH_BODY=$body BENCH_AUTH=$auth BENCH_COUNT=$count BENCH_OUT="$out.kv" \
+        { time BENCH_METHOD=$method BENCH_BODY=$body BENCH_TYPE=$type BENCH_AUTH=$auth BENCH_COUNT=$count BENCH_OUT="$out.kv" \
             wrk -t"$THREADS" -c"$CONNS" -d"${dur}s" --timeout 10s --latency -s "$LUA" "$BASE$path" \
             >"$out.txt" 2>&1 || wrk_rc=$?; } 2>"$out.time"
         ((wrk_rc == 0)) || { cat "$out.txt" >&2; die "wrk exited with status $wrk_rc ($name $phase)"; }
@@ -293,6 +304,7 @@ run() {
 
 run mint "mint (\`POST /oauth/token\`)" /oauth/token POST "$MINT_BODY" "$RUNNER_AUTH" 1
 run introspect "introspect (\`POST /oauth/introspect\`)" /oauth/introspect POST "token=$TOKEN" "$RS_AUTH" 0
+run decide "decision (\`POST /api/v1/job_token/authorize\`)" /api/v1/job_token/authorize POST "$DECIDE_BODY" "$RS_AUTH" 0 application/json
 run jwks "JWKS (\`GET /.well-known/jwks.json\`)" /.well-known/jwks.json GET "" "" 0
 
 stop_sampler

@@ -1,6 +1,7 @@
 -- wrk script shared by every benchmark in benches/run.sh, configured through the environment:
 --   BENCH_METHOD   HTTP method (default GET)
---   BENCH_BODY     request body (form-encoded); sets Content-Type when present
+--   BENCH_BODY     request body; sets Content-Type when present
+--   BENCH_TYPE     its Content-Type (default application/x-www-form-urlencoded)
 --   BENCH_AUTH     value of the Authorization header, if any
 --   BENCH_COUNT    "1" to count responses by status in Lua (exact success count; costs a
 --                  little load-generator CPU, so only the mint run uses it)
@@ -10,7 +11,9 @@ wrk.method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 if body and body ~= "" then
   wrk.body = body
-  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+  local content_type = os.getenv("BENCH_TYPE")
+  if not content_type or content_type == "" then content_type = "application/x-www-form-urlencoded" end
+  wrk.headers["Content-Type"] = content_type
 end
 
 local auth = os.getenv("BENCH_AUTH")
