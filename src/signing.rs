@@ -90,10 +90,6 @@ impl KeyRing {
         self.current().active.clone()
     }
 
-    pub fn has_active(&self) -> bool {
-        true
-    }
-
     /// The algorithm of a published key, by kid: the key, never the token header, picks it.
     pub fn alg_of(&self, kid: &str) -> Option<Alg> {
         self.current().algs.get(kid).copied()

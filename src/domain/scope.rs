@@ -187,10 +187,6 @@ impl ScopeSet {
         self.0 == 0
     }
 
-    pub fn is_subset(self, other: ScopeSet) -> bool {
-        self.0 & !other.0 == 0
-    }
-
     pub fn iter(self) -> impl Iterator<Item = Scope> {
         Scope::ALL.into_iter().filter(move |s| self.contains(*s))
     }

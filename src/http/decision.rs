@@ -79,9 +79,9 @@ pub async fn authorize(
             own_project(scope, token_scopes, &target.path_with_namespace)
         } else {
             let input = decision::load_input(c, &job, &target)?;
-            let (allowed, reason) = crate::policy::decide_scope(&input, scope);
-            let granted = if allowed { crate::policy::decide(&input).allowed } else { ScopeSet::EMPTY };
-            (granted, reason)
+            let decision = crate::policy::decide_for(&input, scope);
+            let granted = if decision.allows(scope) { decision.allowed } else { ScopeSet::EMPTY };
+            (granted, decision.reason)
         };
         Ok(Some((target.id, target.path_with_namespace, allowed, reason)))
     })?;

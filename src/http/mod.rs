@@ -10,7 +10,7 @@ mod oauth;
 mod ops;
 mod wellknown;
 
-pub use wellknown::{discovery_document, JWKS_MAX_AGE_SECS};
+pub use wellknown::discovery_document;
 
 use actix_web::http::Method;
 use actix_web::{error, web, HttpRequest, HttpResponse};

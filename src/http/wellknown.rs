@@ -6,9 +6,7 @@ use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::domain::CATALOG;
-
-/// How long verifiers may cache the JWKS (see `keys::jwks::MAX_AGE_SECS`).
-pub const JWKS_MAX_AGE_SECS: i64 = crate::keys::jwks::MAX_AGE_SECS;
+use crate::keys::jwks::MAX_AGE_SECS;
 
 pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let doc = state.keys.jwks();
@@ -20,7 +18,7 @@ pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         .is_some_and(|v| v.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == doc.etag));
     let mut res = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     res.insert_header((header::ETAG, doc.etag.clone()))
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={JWKS_MAX_AGE_SECS}")))
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={MAX_AGE_SECS}")))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")));
     if matches {
         return res.finish();
@@ -61,7 +59,7 @@ pub fn discovery_document(issuer: &str, algs: &[&str]) -> Value {
 
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={JWKS_MAX_AGE_SECS}")))
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={MAX_AGE_SECS}")))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")))
         .content_type("application/json")
         .body(state.discovery.clone())

@@ -153,10 +153,17 @@ pub fn decide(input: &CrossProjectInput) -> Decision {
     Decision { allowed: trace.allowed, in_scope: trace.in_scope, rule: trace.rule, reason: reason(input, &trace, None) }
 }
 
+/// The decision for S on T with the reason told for one `scope` (what the decision endpoint answers).
+pub fn decide_for(input: &CrossProjectInput, scope: Scope) -> Decision {
+    let trace = evaluate(input);
+    let reason = reason(input, &trace, Some(scope));
+    Decision { allowed: trace.allowed, in_scope: trace.in_scope, rule: trace.rule, reason }
+}
+
 /// Whether a job token from S may use `scope` on T, with the reason for that one scope.
 pub fn decide_scope(input: &CrossProjectInput, scope: Scope) -> (bool, String) {
-    let trace = evaluate(input);
-    (trace.allowed.contains(scope), reason(input, &trace, Some(scope)))
+    let decision = decide_for(input, scope);
+    (decision.allows(scope), decision.reason)
 }
 
 /// The reads a job token carries on T when S is out of scope (SPEC §4.3 step 4), and the floor of

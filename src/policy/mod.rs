@@ -11,7 +11,7 @@ mod rights;
 
 pub use allowlist::inbound_in_force;
 pub use decision::{
-    decide, decide_scope, out_of_scope_allowed, AllowlistLevel, CrossProjectInput, Decision, EntryGrant,
+    decide, decide_for, decide_scope, out_of_scope_allowed, AllowlistLevel, CrossProjectInput, Decision, EntryGrant,
     GroupSourceEntry, Namespace, OutboundEntry, Rule,
 };
 pub use issuance::{mint_eligibility, runner_serves, token_expiry, MintRefusal, MintStep, RunnerScope};

@@ -143,12 +143,6 @@ pub fn find_runner_auth(conn: &Connection, client_id: &str) -> Result<Option<Run
         .optional()?)
 }
 
-pub fn get_runner_auth(conn: &Connection, id: RunnerId) -> Result<RunnerAuth> {
-    conn.prepare_cached(&format!("SELECT {RUNNER_AUTH_COLUMNS} FROM runners WHERE id = ?1"))?
-        .query_row([id], runner_auth_from_row)
-        .or_not_found(|| format!("runner {id} not found"))
-}
-
 /// What the runner serves, as far as `project_id` is concerned: a project runner's list is
 /// loaded only for that project.
 pub fn runner_scope(conn: &Connection, runner: &RunnerAuth, project_id: ProjectId) -> Result<RunnerScope> {

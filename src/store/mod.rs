@@ -14,7 +14,6 @@ pub mod tokens;
 pub mod users;
 
 use std::cell::RefCell;
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -133,20 +132,13 @@ impl Store {
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         READERS.with(|cell| {
             let mut readers = cell.borrow_mut();
-            let conn = match readers.entry(self.path.as_ref().clone()) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(v) => {
-                    let conn = open_connection(&self.path)?;
-                    conn.execute_batch("PRAGMA query_only = ON")?;
-                    v.insert(conn)
-                }
-            };
-            reset(conn)?;
-            // One read transaction: one snapshot and one lock round for all of `f`'s statements.
-            conn.prepare_cached("BEGIN")?.execute([])?;
-            let result = f(conn);
-            conn.prepare_cached("COMMIT")?.execute([])?;
-            result
+            if let Some(conn) = readers.get(self.path.as_path()) {
+                return in_read_transaction(conn, f);
+            }
+            let conn = open_connection(&self.path)?;
+            conn.execute_batch("PRAGMA query_only = ON")?;
+            let conn = readers.entry(self.path.as_ref().clone()).or_insert(conn);
+            in_read_transaction(conn, f)
         })
     }
 
@@ -176,6 +168,15 @@ impl Store {
     pub fn tokens(&self) -> &TokenWriter {
         &self.tokens
     }
+}
+
+/// One read transaction: one snapshot and one lock round for all of `f`'s statements.
+fn in_read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    reset(conn)?;
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let result = f(conn);
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    result
 }
 
 /// Rolls back a transaction a previous user of `conn` left open (only a panic midway can), so
