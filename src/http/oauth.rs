@@ -16,11 +16,7 @@ const CLIENT_CREDENTIALS: &str = "client_credentials";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// A JSON response that must never be cached (RFC 6749 §5.1).
-fn no_store(body: Value) -> HttpResponse {
-    no_store_json(&body)
-}
-
-fn no_store_json(body: &impl serde::Serialize) -> HttpResponse {
+fn no_store(body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).json(body)
 }
 
@@ -45,12 +41,12 @@ pub async fn token(
             let creds = client_credentials(&req, &form)?.ok_or_else(OAuthError::invalid_client)?;
             let request = parse_mint_request(&form)?;
             let minted = mint::mint(&state, creds, request, now()).await?;
-            Ok(no_store(token_response(&minted, None)))
+            Ok(no_store(&token_response(&minted, None)))
         }
         TOKEN_EXCHANGE => {
             let request = parse_exchange_request(&form)?;
             let exchanged = exchange::exchange(&state, request, now()).await?;
-            Ok(no_store(token_response(&exchanged, Some(exchange::ACCESS_TOKEN_TYPE))))
+            Ok(no_store(&token_response(&exchanged, Some(exchange::ACCESS_TOKEN_TYPE))))
         }
         other => Err(OAuthError::new(
             OAuthCode::UnsupportedGrantType,
@@ -190,10 +186,10 @@ pub async fn introspect(
         Err(inactive) => {
             state.metrics.deny(inactive.reason());
             log::debug!("introspection: inactive token ({inactive})");
-            return Ok(no_store(json!({ "active": false })));
+            return Ok(no_store(&json!({ "active": false })));
         }
     };
-    Ok(no_store_json(&Introspection {
+    Ok(no_store(&Introspection {
         active: true,
         token_type: "Bearer",
         username: &found.claims.user_login,
