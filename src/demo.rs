@@ -2,7 +2,8 @@
 
 use crate::domain::{AccessLevel, RefType, RunnerType, Visibility};
 use crate::secret::{self, Secret};
-use crate::store::clients::{self, NewRunner};
+use crate::service::credentials;
+use crate::store::clients::{NewResourceServer, NewRunner};
 use crate::store::jobs::{self, NewJob, NewPipeline};
 use crate::store::namespaces::{self, MemberOf, ProjectFields};
 use crate::store::{atomic, users, Result, Store};
@@ -19,9 +20,6 @@ pub struct Demo {
 
 /// Creates a fresh demo namespace (`demo-<n>`), so it can run any number of times.
 pub fn load(store: &Store, now: i64) -> Result<Demo> {
-    let runner_secret = Secret::generate("jtrs_");
-    let rs_secret = Secret::generate("jtss_");
-    let (runner_hash, rs_hash) = (runner_secret.hash(), rs_secret.hash());
     let suffix = secret::random_token(3).to_ascii_lowercase().replace(['-', '_'], "x");
     store.run_sync(move |conn| {
         atomic(conn, |tx| {
@@ -37,10 +35,9 @@ pub fn load(store: &Store, now: i64) -> Result<Demo> {
                 maximum_timeout: Some(3600),
                 description: "demo runner".into(),
             };
-            let runner_client_id = format!("runner_{}", secret::random_token(12));
-            clients::insert_runner(tx, &runner, &runner_client_id, &runner_hash, now)?;
-            let rs_client_id = format!("rs_{}", secret::random_token(12));
-            clients::insert_resource_server(tx, "demo registry", &rs_client_id, &rs_hash, now)?;
+            let (runner, runner_secret) = credentials::register_runner(tx, &runner, now)?;
+            let registry = NewResourceServer { name: "demo registry".into(), audience: Vec::new() };
+            let (registry, rs_secret) = credentials::register_resource_server(tx, &registry, now)?;
             let pipeline = NewPipeline {
                 user_id: user.id,
                 ref_: "main".into(),
@@ -54,9 +51,9 @@ pub fn load(store: &Store, now: i64) -> Result<Demo> {
             Ok(Demo {
                 project_path: project.path_with_namespace,
                 job_id: created.jobs[0].id,
-                runner_client_id,
+                runner_client_id: runner.client_id,
                 runner_secret,
-                resource_server_client_id: rs_client_id,
+                resource_server_client_id: registry.client_id,
                 resource_server_secret: rs_secret,
             })
         })

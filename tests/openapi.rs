@@ -60,7 +60,8 @@ fn every_route_in_the_table_is_reachable_on_the_real_server() {
             .replace("{id}", "1")
             .replace("{user_id}", "1")
             .replace("{source_project_id}", "1")
-            .replace("{source_group_id}", "1");
+            .replace("{source_group_id}", "1")
+            .replace("{pat_id}", "1");
         let res = match method.as_str() {
             "GET" => s.get(&concrete, Auth::None),
             m => s.raw(m, &concrete, Auth::None, "application/json", b"{}".to_vec()),

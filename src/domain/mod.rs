@@ -140,6 +140,15 @@ impl<'de> Deserialize<'de> for AccessLevel {
     }
 }
 
+/// True for an absolute URI (`scheme://rest`, RFC 3986 §4.3) without a fragment, whitespace or
+/// control characters: what `resource` values (RFC 8707) and resource server audiences must be.
+pub fn is_absolute_uri(value: &str) -> bool {
+    let well_formed = value.split_once("://").is_some_and(|(scheme, rest)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) && !rest.is_empty()
+    });
+    well_formed && !value.contains('#') && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +173,17 @@ mod tests {
     fn only_success_failed_and_canceled_are_finished() {
         let finished: Vec<_> = JobStatus::ALL.iter().filter(|s| s.is_finished()).collect();
         assert_eq!(finished, [&JobStatus::Success, &JobStatus::Failed, &JobStatus::Canceled]);
+    }
+
+    #[test]
+    fn absolute_uris_have_a_scheme_and_no_fragment_or_spaces() {
+        for good in ["https://registry.example.com", "https://a.example/v2?x=1", "spiffe://ci/job"] {
+            assert!(is_absolute_uri(good), "{good}");
+        }
+        for bad in
+            ["", "registry", "/path", "://x", "https://", "https://a#frag", "https://a b", "ht tp://a", "https://a\n"]
+        {
+            assert!(!is_absolute_uri(bad), "{bad:?}");
+        }
     }
 }

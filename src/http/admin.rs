@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 
 use super::auth::{authenticate_client, client_credentials_basic, Admin, Client};
 use super::input::{self, nullable};
@@ -12,12 +12,13 @@ use crate::domain::{
     Visibility,
 };
 use crate::error::ApiError;
-use crate::secret::{self, Secret};
+use crate::secret::Secret;
+use crate::service::credentials::{self, PatError};
 use crate::service::now;
-use crate::store::clients::{self, NewRunner, RunnerPatch};
+use crate::store::clients::{self, NewResourceServer, NewRunner, ResourceServerPatch, RunnerPatch};
 use crate::store::jobs::{self, NewJob, NewPipeline};
 use crate::store::namespaces::{self, MemberOf, ProjectFields};
-use crate::store::{settings, users};
+use crate::store::{pats, settings, users};
 
 type Reply = Result<HttpResponse, ApiError>;
 
@@ -27,6 +28,13 @@ fn created(body: impl serde::Serialize) -> Reply {
 
 fn ok(body: impl serde::Serialize) -> Reply {
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// `body` with a freshly generated secret added under `field`: the only time it is shown.
+fn shown_once(body: impl serde::Serialize, field: &str, secret: &Secret) -> Result<Value, ApiError> {
+    let mut value = serde_json::to_value(body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    value[field] = Value::from(secret.expose());
+    Ok(value)
 }
 
 // ---- users ----
@@ -67,6 +75,7 @@ pub async fn update_user(
 #[serde(deny_unknown_fields)]
 pub struct NewPatBody {
     name: String,
+    expires_at: Option<String>,
 }
 
 /// A user's personal access token for the job token scope API; shown once, stored hashed.
@@ -77,10 +86,31 @@ pub async fn create_pat(
     body: web::Json<NewPatBody>,
 ) -> Reply {
     let (user, name) = (id.into_inner(), input::text("name", &body.name, 255, false)?);
-    let token = Secret::generate("jtpat_");
-    let hash = token.hash();
-    let pat_id = state.store.run(move |c| crate::store::allowlist::insert_pat(c, user, &name, &hash, now())).await?;
-    created(json!({ "id": pat_id, "user_id": user, "token": token.expose() }))
+    let expires_at = body.expires_at.as_deref().map(|t| input::instant("expires_at", t)).transpose()?;
+    let (pat, token) = credentials::create_pat(&state.store, user, name, expires_at, now()).await?;
+    created(shown_once(pat, "token", &token)?)
+}
+
+/// A user's personal access tokens: metadata only, never the token or its hash.
+pub async fn list_pats(_: Admin, state: web::Data<AppState>, id: web::Path<UserId>) -> Reply {
+    let user = id.into_inner();
+    ok(state.store.run(move |c| pats::list(c, user)).await?)
+}
+
+/// Revokes a personal access token: it authenticates nothing from now on.
+pub async fn revoke_pat(_: Admin, state: web::Data<AppState>, path: web::Path<(UserId, i64)>) -> Reply {
+    let ((user, pat), at) = (path.into_inner(), now());
+    state.store.run(move |c| pats::revoke(c, user, pat, at)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+impl From<PatError> for ApiError {
+    fn from(e: PatError) -> Self {
+        match e {
+            PatError::Expiry(refused) => ApiError::BadRequest(refused.to_string()),
+            PatError::Store(e) => e.into(),
+        }
+    }
 }
 
 // ---- groups ----
@@ -241,13 +271,14 @@ impl NewRunnerBody {
 
 pub async fn create_runner(_: Admin, state: web::Data<AppState>, body: web::Json<NewRunnerBody>) -> Reply {
     let new = body.validate()?;
-    let client_id = format!("runner_{}", secret::random_token(12));
-    let client_secret = Secret::generate("jtrs_");
-    let hash = client_secret.hash();
-    let runner = state.store.run(move |c| clients::insert_runner(c, &new, &client_id, &hash, now())).await?;
-    let mut body = serde_json::to_value(runner).map_err(|e| ApiError::Internal(e.to_string()))?;
-    body["client_secret"] = json!(client_secret.expose());
-    created(body)
+    let (runner, client_secret) = state.store.run(move |c| credentials::register_runner(c, &new, now())).await?;
+    created(shown_once(runner, "client_secret", &client_secret)?)
+}
+
+/// A new secret for the runner, shown once; the old one is dead at once.
+pub async fn reset_runner_secret(_: Admin, state: web::Data<AppState>, id: web::Path<RunnerId>) -> Reply {
+    let (runner, client_secret) = credentials::reset_runner_secret(&state.store, id.into_inner()).await?;
+    ok(shown_once(runner, "client_secret", &client_secret)?)
 }
 
 pub async fn get_runner(_: Admin, state: web::Data<AppState>, id: web::Path<RunnerId>) -> Reply {
@@ -286,6 +317,8 @@ pub async fn update_runner(
 #[serde(deny_unknown_fields)]
 pub struct NewResourceServerBody {
     name: String,
+    #[serde(default)]
+    audience: Value,
 }
 
 pub async fn create_resource_server(
@@ -293,14 +326,60 @@ pub async fn create_resource_server(
     state: web::Data<AppState>,
     body: web::Json<NewResourceServerBody>,
 ) -> Reply {
-    let name = input::text("name", &body.name, 255, false)?;
-    let client_id = format!("rs_{}", secret::random_token(12));
-    let client_secret = Secret::generate("jtss_");
-    let hash = client_secret.hash();
-    let server = state.store.run(move |c| clients::insert_resource_server(c, &name, &client_id, &hash, now())).await?;
-    created(
-        json!({ "id": server.id, "name": server.name, "client_id": server.client_id, "client_secret": client_secret.expose() }),
-    )
+    let new = NewResourceServer {
+        name: input::text("name", &body.name, 255, false)?,
+        audience: input::audience(&body.audience)?,
+    };
+    let (server, client_secret) =
+        state.store.run(move |c| credentials::register_resource_server(c, &new, now())).await?;
+    created(shown_once(server, "client_secret", &client_secret)?)
+}
+
+pub async fn list_resource_servers(_: Admin, state: web::Data<AppState>) -> Reply {
+    ok(state.store.run(|c| clients::list_resource_servers(c)).await?)
+}
+
+pub async fn get_resource_server(_: Admin, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
+    let id = id.into_inner();
+    ok(state.store.run(move |c| clients::get_resource_server(c, id)).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceServerPatchBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    audience: Option<Option<Value>>,
+    disabled: Option<bool>,
+}
+
+/// Renames, re-targets (`audience`; `null` or `[]` clears it), disables or re-enables a resource
+/// server. A disabled resource server authenticates nothing.
+pub async fn update_resource_server(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<ResourceServerPatchBody>,
+) -> Reply {
+    let patch = ResourceServerPatch {
+        name: body.name.as_deref().map(|n| input::text("name", n, 255, false)).transpose()?,
+        audience: body.audience.as_ref().map(|a| input::audience(a.as_ref().unwrap_or(&Value::Null))).transpose()?,
+        disabled: body.disabled,
+    };
+    let id = id.into_inner();
+    ok(state.store.run(move |c| clients::update_resource_server(c, id, &patch)).await?)
+}
+
+pub async fn delete_resource_server(_: Admin, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
+    let id = id.into_inner();
+    state.store.run(move |c| clients::delete_resource_server(c, id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A new secret for the resource server, shown once; the old one is dead at once.
+pub async fn reset_resource_server_secret(_: Admin, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
+    let (server, client_secret) = credentials::reset_resource_server_secret(&state.store, id.into_inner()).await?;
+    ok(shown_once(server, "client_secret", &client_secret)?)
 }
 
 // ---- pipelines and jobs ----

@@ -99,19 +99,9 @@ impl FromRequest for Actor {
                 return Ok(Actor::Admin);
             }
             let (Some(state), Some(token)) = (state, token) else { return Err(ApiError::Unauthorized) };
-            // Tokens are 256-bit random values: looking up their SHA-256 reveals nothing useful.
-            let hash = secret::hash(token.as_bytes());
-            let user = state
-                .store
-                .run(move |c| {
-                    let Some(id) = crate::store::allowlist::pat_user(c, &hash)? else { return Ok(None) };
-                    Ok(Some(crate::store::users::get(c, id)?))
-                })
-                .await?;
-            match user {
-                Some(u) if u.state == crate::domain::UserState::Active => Ok(Actor::User(u.id)),
-                _ => Err(ApiError::Unauthorized),
-            }
+            let user =
+                crate::service::credentials::authenticate_pat(&state.store, &token, crate::service::now()).await?;
+            user.map(Actor::User).ok_or(ApiError::Unauthorized)
         })
     }
 }

@@ -28,7 +28,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<(), ApiErro
     }
     let creds = client_credentials_basic(req).ok_or(ApiError::Unauthorized)?;
     match authenticate_client(state, &creds)? {
-        Some(Client::ResourceServer) => Ok(()),
+        Some(Client::ResourceServer(_)) => Ok(()),
         _ => Err(ApiError::Unauthorized),
     }
 }

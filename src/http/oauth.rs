@@ -128,12 +128,7 @@ fn authorization_details(form: &Form) -> Result<Option<Vec<details::Requested>>,
 fn audiences(form: &Form) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = Vec::new();
     for resource in form.all("resource") {
-        let absolute = resource.split_once("://").is_some_and(|(scheme, rest)| {
-            !scheme.is_empty()
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-                && !rest.is_empty()
-        });
-        if !absolute || resource.contains('#') {
+        if !crate::domain::is_absolute_uri(resource) {
             return Err(OAuthError::new(
                 OAuthCode::InvalidTarget,
                 "resource must be an absolute URI without a fragment",
@@ -204,7 +199,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::read(&req, payload).await?;
     let caller = authenticate_caller(&state, &req, &form).await?;
-    if let Caller::Client(Client::ResourceServer) = caller {
+    if let Caller::Client(Client::ResourceServer(_)) = caller {
         return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "resource servers may not revoke tokens"));
     }
     let token = form.required("token")?;

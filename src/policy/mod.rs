@@ -4,12 +4,14 @@
 
 mod allowlist;
 pub mod autopopulate;
+mod credentials;
 mod decision;
 mod issuance;
 mod prevent_all;
 mod rights;
 
 pub use allowlist::inbound_in_force;
+pub use credentials::{pat_expiry, ExpiryRefused, PAT_DEFAULT_LIFETIME, PAT_MAX_LIFETIME};
 pub use decision::{
     decide, decide_for, decide_scope, out_of_scope_allowed, AllowlistLevel, CrossProjectInput, Decision, EntryGrant,
     GroupSourceEntry, Namespace, OutboundEntry, Rule,

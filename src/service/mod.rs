@@ -3,6 +3,7 @@
 
 pub mod authlog;
 pub mod clients;
+pub mod credentials;
 pub mod decision;
 pub mod editor;
 pub mod exchange;

@@ -336,22 +336,3 @@ pub fn list_authorizations(conn: &Connection, target: ProjectId) -> Result<Vec<A
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
-
-// ---- personal access tokens ----
-
-pub fn insert_pat(conn: &Connection, user: UserId, name: &str, hash: &[u8], now: i64) -> Result<i64> {
-    super::users::get(conn, user)?;
-    conn.execute(
-        "INSERT INTO personal_access_tokens (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![user, name, hash, now],
-    )?;
-    Ok(conn.last_insert_rowid())
-}
-
-/// The user a personal access token belongs to, found by the token's hash.
-pub fn pat_user(conn: &Connection, hash: &[u8]) -> Result<Option<UserId>> {
-    Ok(conn
-        .prepare_cached("SELECT user_id FROM personal_access_tokens WHERE token_hash = ?1")?
-        .query_row([hash], |r| r.get(0))
-        .optional()?)
-}

@@ -1,10 +1,11 @@
 //! OAuth clients: runners and resource servers. Secrets arrive here already hashed.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::users::parse_col;
-use super::{atomic, namespaces, OptionalExt, Result};
+use super::{atomic, namespaces, OptionalExt, Result, StoreError};
 use crate::domain::{GroupId, ProjectId, RunnerId, RunnerType};
 use crate::policy::RunnerScope;
 
@@ -30,12 +31,11 @@ pub struct NewRunner {
     pub description: String,
 }
 
-/// A runner as the token endpoint sees it after looking up its client id.
+/// An authenticated runner, as the token endpoint sees it.
 #[derive(Debug, Clone)]
 pub struct RunnerAuth {
     pub id: RunnerId,
     pub client_id: String,
-    pub secret_hash: Vec<u8>,
     pub runner_type: RunnerType,
     pub group_id: Option<GroupId>,
     pub maximum_timeout: Option<i64>,
@@ -122,27 +122,6 @@ pub fn update_runner(conn: &Connection, id: RunnerId, patch: &RunnerPatch) -> Re
     })
 }
 
-fn runner_auth_from_row(r: &Row) -> rusqlite::Result<RunnerAuth> {
-    Ok(RunnerAuth {
-        id: r.get(0)?,
-        client_id: r.get(1)?,
-        secret_hash: r.get(2)?,
-        runner_type: parse_col(r, 3)?,
-        group_id: r.get(4)?,
-        maximum_timeout: r.get(5)?,
-        paused: r.get(6)?,
-    })
-}
-
-const RUNNER_AUTH_COLUMNS: &str = "id, client_id, secret_hash, runner_type, group_id, maximum_timeout, paused";
-
-pub fn find_runner_auth(conn: &Connection, client_id: &str) -> Result<Option<RunnerAuth>> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {RUNNER_AUTH_COLUMNS} FROM runners WHERE client_id = ?1"))?
-        .query_row([client_id], runner_auth_from_row)
-        .optional()?)
-}
-
 /// What the runner serves, as far as `project_id` is concerned: a project runner's list is
 /// loaded only for that project.
 pub fn runner_scope(conn: &Connection, runner: &RunnerAuth, project_id: ProjectId) -> Result<RunnerScope> {
@@ -160,31 +139,246 @@ pub fn runner_scope(conn: &Connection, runner: &RunnerAuth, project_id: ProjectI
     })
 }
 
+/// Replaces runner `id`'s secret hash: from the commit on, only the new secret authenticates.
+pub fn set_runner_secret(conn: &Connection, id: RunnerId, secret_hash: &[u8]) -> Result<Runner> {
+    let n = conn.execute("UPDATE runners SET secret_hash = ?2 WHERE id = ?1", params![id, secret_hash])?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("runner {id} not found")));
+    }
+    get_runner(conn, id)
+}
+
+/// A resource server without its secret. `audience` is empty when it has none of its own.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceServer {
     pub id: i64,
     pub name: String,
     pub client_id: String,
+    pub audience: Vec<String>,
+    pub disabled: bool,
+    #[serde(serialize_with = "crate::domain::time::ser")]
+    pub created_at: i64,
+}
+
+const RESOURCE_SERVER_COLUMNS: &str = "id, name, client_id, audience, disabled, created_at";
+
+fn resource_server_from_row(r: &Row) -> rusqlite::Result<ResourceServer> {
+    Ok(ResourceServer {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        client_id: r.get(2)?,
+        audience: audience_col(r, 3)?,
+        disabled: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+/// The audience column: a JSON array of URIs, or NULL for none.
+fn audience_col(r: &Row, idx: usize) -> rusqlite::Result<Vec<String>> {
+    match r.get_ref(idx)?.as_str_or_null()? {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))),
+    }
+}
+
+/// The column value for an audience: NULL when empty.
+fn audience_value(audience: &[String]) -> Option<String> {
+    (!audience.is_empty()).then(|| serde_json::Value::from(audience).to_string())
+}
+
+/// What a new resource server is called and which audience it serves (may be empty).
+#[derive(Debug, Clone)]
+pub struct NewResourceServer {
+    pub name: String,
+    pub audience: Vec<String>,
 }
 
 pub fn insert_resource_server(
     conn: &Connection,
-    name: &str,
+    new: &NewResourceServer,
     client_id: &str,
     secret_hash: &[u8],
     now: i64,
 ) -> Result<ResourceServer> {
     conn.execute(
-        "INSERT INTO resource_servers (name, client_id, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![name, client_id, secret_hash, now],
+        "INSERT INTO resource_servers (name, client_id, secret_hash, audience, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![new.name, client_id, secret_hash, audience_value(&new.audience), now],
     )?;
-    Ok(ResourceServer { id: conn.last_insert_rowid(), name: name.to_owned(), client_id: client_id.to_owned() })
+    get_resource_server(conn, conn.last_insert_rowid())
 }
 
-/// `(id, secret_hash)` of the resource server with this client id.
-pub fn find_resource_server_auth(conn: &Connection, client_id: &str) -> Result<Option<(i64, Vec<u8>)>> {
-    Ok(conn
-        .prepare_cached("SELECT id, secret_hash FROM resource_servers WHERE client_id = ?1")?
-        .query_row([client_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
+pub fn get_resource_server(conn: &Connection, id: i64) -> Result<ResourceServer> {
+    conn.prepare_cached(&format!("SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers WHERE id = ?1"))?
+        .query_row([id], resource_server_from_row)
+        .or_not_found(|| format!("resource server {id} not found"))
+}
+
+/// Every resource server, ordered by id.
+pub fn list_resource_servers(conn: &Connection) -> Result<Vec<ResourceServer>> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers ORDER BY id"))?;
+    let rows = stmt.query_map([], resource_server_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The changeable fields of a resource server; `None` leaves a field as it is, an empty
+/// `audience` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceServerPatch {
+    pub name: Option<String>,
+    pub audience: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+}
+
+pub fn update_resource_server(conn: &Connection, id: i64, patch: &ResourceServerPatch) -> Result<ResourceServer> {
+    atomic(conn, |tx| {
+        let current = get_resource_server(tx, id)?;
+        tx.execute(
+            "UPDATE resource_servers SET name = ?2, audience = ?3, disabled = ?4 WHERE id = ?1",
+            params![
+                id,
+                patch.name.as_ref().unwrap_or(&current.name),
+                audience_value(patch.audience.as_ref().unwrap_or(&current.audience)),
+                patch.disabled.unwrap_or(current.disabled),
+            ],
+        )?;
+        get_resource_server(tx, id)
+    })
+}
+
+/// Deletes resource server `id`; its credentials stop working with the commit.
+pub fn delete_resource_server(conn: &Connection, id: i64) -> Result<()> {
+    match conn.execute("DELETE FROM resource_servers WHERE id = ?1", [id])? {
+        0 => Err(StoreError::NotFound(format!("resource server {id} not found"))),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces resource server `id`'s secret hash: from the commit on, only the new secret
+/// authenticates.
+pub fn set_resource_server_secret(conn: &Connection, id: i64, secret_hash: &[u8]) -> Result<ResourceServer> {
+    match conn.execute("UPDATE resource_servers SET secret_hash = ?2 WHERE id = ?1", params![id, secret_hash])? {
+        0 => Err(StoreError::NotFound(format!("resource server {id} not found"))),
+        _ => get_resource_server(conn, id),
+    }
+}
+
+// ---- client authentication ----
+
+/// An authenticated resource server and the audience it serves (empty: none of its own).
+#[derive(Debug, Clone)]
+pub struct ResourceServerAuth {
+    pub id: i64,
+    pub audience: Vec<String>,
+}
+
+/// An OAuth client whose secret was accepted.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    Runner(RunnerAuth),
+    ResourceServer(ResourceServerAuth),
+}
+
+/// One statement that yields exactly one row of the same shape for every client id: the
+/// resource server (if enabled) or the runner with that id, else a dummy with a zero hash.
+/// Kind 0 is the dummy, 1 a runner, 2 a resource server.
+const CLIENT_AUTH_SQL: &str = "
+    SELECT CASE WHEN s.id IS NOT NULL THEN 2 WHEN r.id IS NOT NULL THEN 1 ELSE 0 END,
+           coalesce(s.secret_hash, r.secret_hash, zeroblob(32)),
+           coalesce(s.id, r.id, 0), r.runner_type, r.group_id, r.maximum_timeout, r.paused, s.audience
+    FROM (SELECT 1)
+    LEFT JOIN resource_servers AS s ON s.client_id = ?1 AND s.disabled = 0
+    LEFT JOIN runners AS r ON r.client_id = ?1";
+
+/// Looks `client_id` up among enabled resource servers and runners and lets `verify` judge the
+/// stored secret hash. Every id (a runner's, a resource server's, a disabled or unknown one)
+/// costs the same until `verify` has answered: one statement, one row, the hash read in place,
+/// `verify` called once; only an accepted client's row is decoded further. An unknown id is
+/// never accepted, whatever `verify` says about the dummy hash.
+pub fn find_client_auth(
+    conn: &Connection,
+    client_id: &str,
+    verify: impl FnOnce(&[u8]) -> bool,
+) -> Result<Option<ClientAuth>> {
+    let mut stmt = conn.prepare_cached(CLIENT_AUTH_SQL)?;
+    let mut rows = stmt.query([client_id])?;
+    let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let kind: i64 = row.get(0)?;
+    let stored = match row.get_ref(1)? {
+        ValueRef::Blob(hash) => hash,
+        _ => &[],
+    };
+    let accepted = verify(stored);
+    Ok(match (accepted, kind) {
+        (true, 1) => Some(ClientAuth::Runner(RunnerAuth {
+            id: row.get(2)?,
+            client_id: client_id.to_owned(),
+            runner_type: parse_col(row, 3)?,
+            group_id: row.get(4)?,
+            maximum_timeout: row.get(5)?,
+            paused: row.get(6)?,
+        })),
+        (true, 2) => {
+            Some(ClientAuth::ResourceServer(ResourceServerAuth { id: row.get(2)?, audience: audience_col(row, 7)? }))
+        }
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    fn server(conn: &Connection, client_id: &str, audience: &[&str]) -> ResourceServer {
+        let new = NewResourceServer { name: "r".into(), audience: audience.iter().map(|a| (*a).to_owned()).collect() };
+        insert_resource_server(conn, &new, client_id, &[1; 32], 1).unwrap()
+    }
+
+    #[test]
+    fn an_authenticated_resource_server_carries_its_audience() {
+        let conn = db();
+        let rs = server(&conn, "rs_a", &["https://a.example", "https://b.example"]);
+
+        let found = find_client_auth(&conn, "rs_a", |hash| hash == [1; 32]).unwrap();
+
+        let Some(ClientAuth::ResourceServer(auth)) = found else { panic!("not authenticated: {found:?}") };
+        assert_eq!(auth.id, rs.id);
+        assert_eq!(auth.audience, ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn unknown_disabled_and_wrongly_verified_clients_are_all_judged_once_and_refused() {
+        let conn = db();
+        let rs = server(&conn, "rs_off", &[]);
+        update_resource_server(&conn, rs.id, &ResourceServerPatch { disabled: Some(true), ..Default::default() })
+            .unwrap();
+        let runner = NewRunner {
+            runner_type: RunnerType::Instance,
+            group_id: None,
+            project_ids: Vec::new(),
+            maximum_timeout: None,
+            description: String::new(),
+        };
+        insert_runner(&conn, &runner, "runner_a", &[2; 32], 1).unwrap();
+
+        for (id, accept) in [("runner_x", true), ("rs_off", true), ("runner_a", false)] {
+            let mut judged = Vec::new();
+            let found = find_client_auth(&conn, id, |hash| {
+                judged.push(hash.len());
+                accept
+            })
+            .unwrap();
+            assert!(found.is_none(), "{id}");
+            assert_eq!(judged, [32], "{id}: one 32-byte hash judged");
+        }
+        let found = find_client_auth(&conn, "runner_a", |hash| hash == [2; 32]).unwrap();
+        assert!(matches!(found, Some(ClientAuth::Runner(r)) if r.client_id == "runner_a"));
+    }
 }

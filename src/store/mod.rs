@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod keys;
 mod migrate;
 pub mod namespaces;
+pub mod pats;
 pub mod settings;
 pub mod tokens;
 pub mod users;

@@ -1,0 +1,97 @@
+//! Credential lifecycle (issue 7 point 5): client registration, secret resets, and personal
+//! access tokens that expire, can be revoked and record their last use.
+//!
+//! Every secret is generated here, shown once by the caller and stored only as its SHA-256.
+
+use rusqlite::Connection;
+
+use crate::domain::{RunnerId, UserId, UserState};
+use crate::policy::{self, ExpiryRefused};
+use crate::secret::{self, Secret};
+use crate::store::clients::{self, NewResourceServer, NewRunner, ResourceServer, Runner};
+use crate::store::pats::{self, Pat};
+use crate::store::{Result as StoreResult, Store, StoreError};
+
+/// Prefixes of the secrets handed out, so that secret scanners can tell them apart.
+const RUNNER_SECRET_PREFIX: &str = "jtrs_";
+const RESOURCE_SERVER_SECRET_PREFIX: &str = "jtss_";
+const PAT_PREFIX: &str = "jtpat_";
+
+/// Registers a runner with a fresh `runner_…` client id and secret.
+pub fn register_runner(conn: &Connection, new: &NewRunner, now: i64) -> StoreResult<(Runner, Secret)> {
+    let client_id = format!("runner_{}", secret::random_token(12));
+    let client_secret = Secret::generate(RUNNER_SECRET_PREFIX);
+    let runner = clients::insert_runner(conn, new, &client_id, &client_secret.hash(), now)?;
+    Ok((runner, client_secret))
+}
+
+/// Registers a resource server with a fresh `rs_…` client id and secret.
+pub fn register_resource_server(
+    conn: &Connection,
+    new: &NewResourceServer,
+    now: i64,
+) -> StoreResult<(ResourceServer, Secret)> {
+    let client_id = format!("rs_{}", secret::random_token(12));
+    let client_secret = Secret::generate(RESOURCE_SERVER_SECRET_PREFIX);
+    let server = clients::insert_resource_server(conn, new, &client_id, &client_secret.hash(), now)?;
+    Ok((server, client_secret))
+}
+
+/// Gives runner `id` a new secret; the old one stops authenticating with the commit.
+pub async fn reset_runner_secret(store: &Store, id: RunnerId) -> StoreResult<(Runner, Secret)> {
+    let client_secret = Secret::generate(RUNNER_SECRET_PREFIX);
+    let hash = client_secret.hash();
+    let runner = store.run(move |c| clients::set_runner_secret(c, id, &hash)).await?;
+    Ok((runner, client_secret))
+}
+
+/// Gives resource server `id` a new secret; the old one stops authenticating with the commit.
+pub async fn reset_resource_server_secret(store: &Store, id: i64) -> StoreResult<(ResourceServer, Secret)> {
+    let client_secret = Secret::generate(RESOURCE_SERVER_SECRET_PREFIX);
+    let hash = client_secret.hash();
+    let server = store.run(move |c| clients::set_resource_server_secret(c, id, &hash)).await?;
+    Ok((server, client_secret))
+}
+
+/// Why a personal access token was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum PatError {
+    #[error(transparent)]
+    Expiry(#[from] ExpiryRefused),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates a personal access token for `user`, valid until `expires_at` (default 30 days, at most
+/// 365 days from `now`). The token is returned this once.
+pub async fn create_pat(
+    store: &Store,
+    user: UserId,
+    name: String,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<(Pat, Secret), PatError> {
+    let expires_at = policy::pat_expiry(expires_at, now)?;
+    let token = Secret::generate(PAT_PREFIX);
+    let hash = token.hash();
+    let pat = store.run(move |c| pats::insert(c, user, &name, &hash, expires_at, now)).await?;
+    Ok((pat, token))
+}
+
+/// The active user a personal access token authenticates at `now`: `None` for an unknown,
+/// revoked or expired token and for a blocked user. The lookup is one inline read; a use is
+/// written at most once per minute per token.
+pub async fn authenticate_pat(store: &Store, token: &str, now: i64) -> StoreResult<Option<UserId>> {
+    // Tokens are 256-bit random values: looking up their SHA-256 reveals nothing useful.
+    let hash = secret::hash(token.as_bytes());
+    let found = store.read(|c| pats::find_live(c, &hash, now))?;
+    let Some(pat) = found.filter(|p| p.user_state == UserState::Active) else { return Ok(None) };
+    if pat.last_use_is_stale(now) {
+        let id = pat.id;
+        // Losing a last-use stamp must not lock the user out.
+        if let Err(e) = store.run(move |c| pats::touch(c, id, now)).await {
+            log::warn!("could not record the use of personal access token {id}: {e}");
+        }
+    }
+    Ok(Some(pat.user_id))
+}
