@@ -33,15 +33,15 @@ fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jobtoken-timing.XXXXXX")
 SERVER_PID=""
+SERVER_OUT="$TMP/server.out"
+SERVER_LOG="$TMP/server.log"
+# shellcheck source=benches/server.sh
+source "$BENCH_DIR/server.sh"
 cleanup() {
     local rc=$?
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    [[ $rc -ne 0 && -s $TMP/server.log ]] && tail -n 20 "$TMP/server.log" >&2
+    trap - EXIT INT TERM
+    stop_server || true
+    [[ $rc -ne 0 && -s $SERVER_LOG ]] && tail -n 20 "$SERVER_LOG" >&2
     rm -rf "$TMP"
     exit "$rc"
 }
@@ -49,26 +49,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-(
-    unset JOBTOKEN_WORKERS JOBTOKEN_ISSUER JOBTOKEN_DEFAULT_AUDIENCE JOBTOKEN_SIGNING_ALG RUST_LOG
-    export JOBTOKEN_BIND=127.0.0.1:0
-    export JOBTOKEN_DATABASE="$TMP/db/jobtoken.db"
-    export JOBTOKEN_KEYS_DIR="$TMP/keys"
-    export JOBTOKEN_ADMIN_TOKEN="$ADMIN_TOKEN"
-    exec "$BIN" serve >"$TMP/server.out" 2>"$TMP/server.log"
-) &
-SERVER_PID=$!
-
-BASE=""
-for _ in $(seq 1 300); do
-    if line=$(grep -m1 '^jobtoken listening on ' "$TMP/server.out" 2>/dev/null); then
-        BASE=$(awk '{print $4}' <<<"$line")
-        break
-    fi
-    kill -0 "$SERVER_PID" 2>/dev/null || die "server exited before listening"
-    sleep 0.1
-done
-[[ -n $BASE ]] || die "server did not start listening within 30 s"
+start_server
 log "server pid $SERVER_PID at $BASE"
 
 api() {

@@ -55,6 +55,8 @@ SERVER_PID=""
 SAMPLER_PID=""
 SERVER_LOG="$TMP/server.log"
 SERVER_OUT="$TMP/server.out"
+# shellcheck source=benches/server.sh
+source "$BENCH_DIR/server.sh"
 
 show_server_log() {
     if [[ -s $SERVER_LOG ]]; then
@@ -75,26 +77,6 @@ stop_sampler() {
         wait "$SAMPLER_PID" 2>/dev/null || true
         SAMPLER_PID=""
     fi
-}
-
-# SIGTERM, then wait up to 20 s (the server drains for at most 10 s), then SIGKILL.
-stop_server() {
-    [[ -n $SERVER_PID ]] || return 0
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 200); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "server ignored SIGTERM for 20 s; killing it"
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
-    fi
-    local rc=0
-    wait "$SERVER_PID" 2>/dev/null || rc=$?
-    SERVER_PID=""
-    return "$rc"
 }
 
 cleanup() {
@@ -118,29 +100,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "starting $BIN serve in $TMP"
-(
-    cd "$TMP"
-    unset JOBTOKEN_WORKERS JOBTOKEN_ISSUER JOBTOKEN_DEFAULT_AUDIENCE JOBTOKEN_SIGNING_ALG RUST_LOG
-    export JOBTOKEN_BIND=127.0.0.1:0
-    export JOBTOKEN_DATABASE="$TMP/db/jobtoken.db"
-    export JOBTOKEN_KEYS_DIR="$TMP/keys"
-    export JOBTOKEN_ADMIN_TOKEN="$ADMIN_TOKEN"
-    exec "$BIN" serve >"$SERVER_OUT" 2>"$SERVER_LOG"
-) &
-SERVER_PID=$!
-
-BASE=""
-for _ in $(seq 1 300); do
-    if line=$(grep -m1 '^jobtoken listening on ' "$SERVER_OUT" 2>/dev/null); then
-        BASE=$(awk '{print $4}' <<<"$line")
-        break
-    fi
-    kill -0 "$SERVER_PID" 2>/dev/null || die "server exited before listening"
-    sleep 0.1
-done
-[[ -n $BASE ]] || die "server did not print its listening line within 30 s"
-[[ $BASE == http://127.0.0.1:* ]] || die "unexpected listen address: $BASE"
+start_server
 log "server pid $SERVER_PID at $BASE"
 
 # ---------------------------------------------------------------- seeding via the admin API

@@ -14,3 +14,8 @@ CREATE INDEX personal_access_tokens_user ON personal_access_tokens (user_id);
 ALTER TABLE resource_servers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
 -- A JSON array of absolute URIs; NULL when the resource server has no audience of its own.
 ALTER TABLE resource_servers ADD COLUMN audience TEXT;
+
+-- Client authentication reads one row from each of these (see store::clients::find_client_auth):
+-- covering indexes, so that a known client id costs the same index-only lookup as an unknown one.
+CREATE INDEX runners_client_auth ON runners (client_id, secret_hash, runner_type, group_id, maximum_timeout, paused);
+CREATE INDEX resource_servers_client_auth ON resource_servers (client_id, disabled, secret_hash, audience);

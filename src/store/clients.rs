@@ -281,15 +281,19 @@ pub enum ClientAuth {
 }
 
 /// One statement that yields exactly one row of the same shape for every client id: the
-/// resource server (if enabled) or the runner with that id, else a dummy with a zero hash.
-/// Kind 0 is the dummy, 1 a runner, 2 a resource server.
-const CLIENT_AUTH_SQL: &str = "
-    SELECT CASE WHEN s.id IS NOT NULL THEN 2 WHEN r.id IS NOT NULL THEN 1 ELSE 0 END,
+/// resource server (if enabled) or the runner with that id, else a row of NULLs with a zero hash.
+/// Kind 0 is that dummy, 1 a runner, 2 a resource server. Both lookups always run, and both read
+/// covering indexes (migration 0004), so a found client costs no extra table seek. The id is
+/// bound through a subquery: with `?1` itself in the `ON` clauses SQLite re-plans the statement
+/// on every execution (measured: 40 µs instead of 1.5 µs).
+const CLIENT_AUTH_SQL: &str = "\
+    SELECT CASE WHEN s.client_id IS NOT NULL THEN 2 WHEN r.client_id IS NOT NULL THEN 1 ELSE 0 END,
            coalesce(s.secret_hash, r.secret_hash, zeroblob(32)),
            coalesce(s.id, r.id, 0), r.runner_type, r.group_id, r.maximum_timeout, r.paused, s.audience
-    FROM (SELECT 1)
-    LEFT JOIN resource_servers AS s ON s.client_id = ?1 AND s.disabled = 0
-    LEFT JOIN runners AS r ON r.client_id = ?1";
+    FROM (SELECT ?1 AS client_id) AS k
+    LEFT JOIN resource_servers AS s INDEXED BY resource_servers_client_auth
+        ON s.client_id = k.client_id AND s.disabled = 0
+    LEFT JOIN runners AS r INDEXED BY runners_client_auth ON r.client_id = k.client_id";
 
 /// Looks `client_id` up among enabled resource servers and runners and lets `verify` judge the
 /// stored secret hash. Every id (a runner's, a resource server's, a disabled or unknown one)
