@@ -169,6 +169,8 @@ fn revoking_another_users_token_is_not_found_and_changes_nothing() {
     assert_api_error(&res, 404, "not_found");
     assert_api_error(&missing, 404, "not_found");
     assert_eq!(s.get(&scope, Auth::Bearer(created["token"].as_str().unwrap())).status, 200, "still valid");
+    let own = s.json("DELETE", &format!("{}/{}", pats_path(owner), created["id"]), Auth::Admin, Value::Null);
+    assert_eq!(own.status, 204, "its own user's path revokes it: {}", own.text);
 }
 
 #[test]
