@@ -6,6 +6,7 @@ mod allowlist;
 pub mod autopopulate;
 mod decision;
 mod issuance;
+mod online;
 mod prevent_all;
 mod rights;
 
@@ -15,6 +16,7 @@ pub use decision::{
     GroupSourceEntry, Namespace, OutboundEntry, Rule,
 };
 pub use issuance::{mint_eligibility, runner_serves, token_expiry, MintRefusal, MintStep, RunnerScope};
+pub use online::{audience_admits, cross_project_grant, Origin};
 pub use rights::{
     effective_access, elevation_allowed, own_project_grant, rights, visibility_reads, ElevationBlock, OwnGrant,
     Principal, ProjectFacts,
