@@ -171,6 +171,9 @@ fn every_api_route_refuses_a_caller_without_valid_credentials_before_parsing_pat
         }
     }
     assert_unauthorized("an unknown API path", &s.get("/api/v1/no/such/route", Auth::None));
+    let encoded = s.raw("POST", "/%61pi/v1/jobs/abc/finish", Auth::None, "application/json", b"{".to_vec());
+    assert_unauthorized("a percent-encoded API path", &encoded);
+    assert_eq!(s.get("/%61pi/v1/settings", Auth::Admin).status, 200, "the router's path is the one authenticated");
 }
 
 #[test]

@@ -90,7 +90,8 @@ pub async fn authenticate_api<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    if !req.path().starts_with(API_PREFIX) {
+    // The path the router matches (percent-decoded), not the raw one: `/%61pi/v1/…` is routed too.
+    if !req.match_info().as_str().starts_with(API_PREFIX) {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     }
     let caller = match req.app_data::<web::Data<AppState>>().cloned() {
