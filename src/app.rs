@@ -54,6 +54,7 @@ pub fn build(state: AppState, listener: TcpListener) -> std::io::Result<Running>
             .configure(http::extractors)
             .configure(http::routes)
             .default_service(web::to(http::not_found))
+            // Inside the metrics wrapper, so refused requests are measured too.
             .wrap(middleware::from_fn(http::auth::authenticate_api))
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
