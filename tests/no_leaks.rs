@@ -59,13 +59,26 @@ fn scope_snapshot(s: &Server, owner: i64) -> Vec<Value> {
         .collect()
 }
 
+/// Two private worlds: `secretgrp/vault`, which the test's user never sees, and `mine/app`.
+struct Worlds {
+    secret: i64,
+    vault: i64,
+    mine: i64,
+    app: i64,
+}
+
+fn worlds(s: &Server) -> Worlds {
+    let secret = group(s, "secretgrp", None);
+    let vault = project(s, "vault", secret, json!({"visibility": "private"}));
+    let mine = group(s, "mine", None);
+    let app = project(s, "app", mine, json!({"visibility": "private"}));
+    Worlds { secret, vault, mine, app }
+}
+
 #[test]
 fn an_owner_the_caller_cannot_see_is_the_same_404_as_one_that_does_not_exist() {
     let s = Server::start();
-    let secret = group(&s, "secretgrp", None);
-    let vault = project(&s, "vault", secret, json!({"visibility": "private"}));
-    let mine = group(&s, "mine", None);
-    let app = project(&s, "app", mine, json!({"visibility": "private"}));
+    let Worlds { secret, vault, mine, app } = worlds(&s);
     let outsider = user(&s, "outsider");
     group_member(&s, mine, outsider, 50);
     let pat = personal_access_token(&s, outsider);
@@ -113,10 +126,7 @@ fn an_owner_the_caller_sees_but_may_not_edit_is_a_403() {
 #[test]
 fn a_source_the_editor_cannot_see_is_refused_exactly_like_an_unknown_one() {
     let s = Server::start();
-    let mine = group(&s, "mine", None);
-    let app = project(&s, "app", mine, json!({"visibility": "private"}));
-    let secret = group(&s, "secretgrp", None);
-    let vault = project(&s, "vault", secret, json!({"visibility": "private"}));
+    let Worlds { secret, vault, app, .. } = worlds(&s);
     let editor = user(&s, "editor");
     project_member(&s, app, editor, 40);
     let pat = personal_access_token(&s, editor);
