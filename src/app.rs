@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service};
-use actix_web::{web, App, HttpServer};
+use actix_web::{middleware, web, App, HttpServer};
 
 use crate::config::Config;
 use crate::http;
@@ -54,6 +54,8 @@ pub fn build(state: AppState, listener: TcpListener) -> std::io::Result<Running>
             .configure(http::extractors)
             .configure(http::routes)
             .default_service(web::to(http::not_found))
+            // Inside the metrics wrapper, so refused requests are measured too.
+            .wrap(middleware::from_fn(http::auth::authenticate_api))
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
                 let method = req.method().to_string();

@@ -1,10 +1,10 @@
 //! `POST /api/v1/job_token/authorize`: the live cross-project decision for resource servers.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::{authenticate_client, client_credentials_basic, is_admin, Client};
+use super::auth::{ApiCaller, Client};
 use crate::app::AppState;
 use crate::domain::Scope;
 use crate::error::ApiError;
@@ -20,25 +20,21 @@ pub struct AuthorizeBody {
     scope: String,
 }
 
-/// Resource servers (HTTP Basic) and the admin may ask; returns the asker's audience (none for
-/// the admin).
-async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Vec<String>, ApiError> {
-    if is_admin(req, state) {
-        return Ok(Vec::new());
-    }
-    let creds = client_credentials_basic(req).ok_or(ApiError::Unauthorized)?;
-    match authenticate_client(state, &creds)? {
-        Some(Client::ResourceServer) => Ok(Vec::new()),
+/// Resource servers (HTTP Basic) and the admin may ask (the middleware authenticated them);
+/// returns the asker's audience (none for the admin).
+fn may_ask(caller: &ApiCaller) -> Result<Vec<String>, ApiError> {
+    match caller {
+        ApiCaller::Admin | ApiCaller::Client(Client::ResourceServer) => Ok(Vec::new()),
         _ => Err(ApiError::Unauthorized),
     }
 }
 
 pub async fn authorize(
+    caller: ApiCaller,
     state: web::Data<AppState>,
-    req: HttpRequest,
     body: web::Json<AuthorizeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let audience = authenticate(&state, &req).await?;
+    let audience = may_ask(&caller)?;
     let scope: Scope =
         body.scope.parse().map_err(|e: crate::domain::UnknownScope| ApiError::Unprocessable(e.to_string()))?;
     let target = match &body.project {

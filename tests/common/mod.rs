@@ -488,3 +488,37 @@ pub fn resource_server(s: &Server, name: &str) -> Client {
         secret: r["client_secret"].as_str().unwrap().into(),
     }
 }
+
+// ---- helpers added for the no_leaks suite ----
+
+impl Server {
+    /// Sends a `HEAD` request.
+    pub fn head(&self, path: &str, auth: Auth) -> Res {
+        let mut req = self.agent.head(self.url(path));
+        if let Some(h) = Server::auth_header(auth) {
+            req = req.header("Authorization", h);
+        }
+        self.finish(req.call())
+    }
+}
+
+/// A JSON API error: the status with `{"error", "message"}`.
+pub fn assert_api_error(res: &Res, status: u16) {
+    assert_eq!(res.status, status, "{}", res.text);
+    assert!(res.json["error"].as_str().is_some_and(|e| !e.is_empty()), "error shape: {}", res.text);
+    assert!(res.json["message"].is_string(), "error shape: {}", res.text);
+}
+
+/// A routes-table path with every `{param}` replaced by `value`.
+pub fn concrete(path: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..].find('}').unwrap() + start;
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
