@@ -9,6 +9,7 @@ use super::{Result, StoreError};
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init.sql", include_str!("../../migrations/0001_init.sql")),
     ("0002_job_token_scope.sql", include_str!("../../migrations/0002_job_token_scope.sql")),
+    ("0006_signing_alg.sql", include_str!("../../migrations/0006_signing_alg.sql")),
 ];
 
 /// Applies pending migrations. A landed migration whose text changed stops start-up: migrations
