@@ -60,6 +60,10 @@ struct Loaded {
 pub struct KeyRing {
     maintainer: Maintainer,
     loaded: RwLock<Arc<Loaded>>,
+    /// Serializes maintain-load-replace within this process (the transaction serializes
+    /// processes): one process never generates keys twice for one change, and a slower request
+    /// never replaces a newer loaded view with its older one.
+    applying: Mutex<()>,
 }
 
 /// Plans and applies key changes.
@@ -69,9 +73,6 @@ struct Maintainer {
     /// compared with the algorithm in force.
     configured_alg: Alg,
     rotate_every_secs: i64,
-    /// Serializes maintenance within this process (the transaction serializes processes), so
-    /// that one process does not generate keys twice for one change.
-    applying: Mutex<()>,
 }
 
 /// What a maintenance pass left behind: the key metadata after it, and the algorithm in force.
@@ -171,7 +172,7 @@ impl KeyRing {
         let maintained = maintainer.maintain(store, KeyRequest::Scheduled, now)?;
         warn_if_ignored(&maintained.alg);
         let loaded = maintainer.load_retrying(store, &maintained.keys, maintained.alg.alg, now)?;
-        Ok(KeyRing { maintainer, loaded: RwLock::new(Arc::new(loaded)) })
+        Ok(KeyRing { maintainer, loaded: RwLock::new(Arc::new(loaded)), applying: Mutex::new(()) })
     }
 
     fn current(&self) -> Arc<Loaded> {
@@ -221,6 +222,7 @@ impl KeyRing {
 
     /// Runs `request`, then replaces the loaded view.
     fn apply(&self, store: &Store, request: KeyRequest, now: i64) -> Result<(), KeyRingError> {
+        let _guard = self.applying.lock().unwrap_or_else(|p| p.into_inner());
         let maintained = self.maintainer.maintain(store, request, now)?;
         let loaded = self.maintainer.load_retrying(store, &maintained.keys, maintained.alg.alg, now)?;
         match self.loaded.write() {
@@ -250,7 +252,6 @@ impl Maintainer {
             dir: config.keys_dir.clone(),
             configured_alg: config.signing_alg,
             rotate_every_secs: config.rotation_period_secs(),
-            applying: Mutex::new(()),
         }
     }
 
@@ -270,7 +271,6 @@ impl Maintainer {
     /// what it found. Key files of dropped keys are removed after the commit; generated keys the
     /// final plan did not use are orphans nobody references, and are removed as well.
     fn maintain(&self, store: &Store, request: KeyRequest, now: i64) -> Result<Maintained, KeyRingError> {
-        let _guard = self.applying.lock().unwrap_or_else(|p| p.into_inner());
         let mut fresh: Vec<KeyPair> = Vec::new();
         for _ in 0..MAX_PASSES {
             let pass = store.run_sync(|conn| store::atomic(conn, |tx| self.pass(tx, request, &fresh, now)));

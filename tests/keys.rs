@@ -422,27 +422,41 @@ fn forced_rotations_during_concurrent_minting_keep_the_key_of_every_token_that_g
     let s = Server::start();
     let w = World::new(&s);
     let job = w.job(&s, true);
+    // An operator forces two rotations from the CLI: the server signs on with the key it loaded
+    // until its next key tick, though that key is retired now and has no recorded token yet.
+    for _ in 0..2 {
+        let out = cli_in(&s.dir, &["keys", "rotate", "--force"], &[]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
     let stop = AtomicBool::new(false);
 
+    // Then forced rotations through the API, two back to back, while three runners mint: a key
+    // is often retired moments after it started signing, its tokens still in the writer's queue.
     let (tokens, rotations) = std::thread::scope(|scope| {
-        let rotator = scope.spawn(|| {
-            let mut rotations = 0;
-            let until = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < until {
-                let res = s.json("POST", "/api/v1/keys/rotate?force=true", Auth::Admin, Value::Null);
-                assert_eq!(res.status, 200, "{}", res.text);
-                rotations += 1;
-            }
-            stop.store(true, Ordering::Relaxed);
-            rotations
-        });
+        let rotators: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let mut rotations = 0;
+                    let until = Instant::now() + Duration::from_millis(1500);
+                    while Instant::now() < until {
+                        let res = s.json("POST", "/api/v1/keys/rotate?force=true", Auth::Admin, Value::Null);
+                        assert_eq!(res.status, 200, "{}", res.text);
+                        rotations += 1;
+                    }
+                    stop.store(true, Ordering::Relaxed);
+                    rotations
+                })
+            })
+            .collect();
         let tokens = mint_until(&s, &w, job, 3, &stop);
-        (tokens, rotator.join().unwrap())
+        (tokens, rotators.into_iter().map(|h| h.join().unwrap()).sum::<usize>())
     });
+    let s = Server::start_in(s.stop(), &[]);
 
-    assert!(rotations >= 10 && tokens.len() >= 100, "{rotations} rotations, {} tokens", tokens.len());
+    assert!(rotations >= 4 && tokens.len() >= 50, "{rotations} rotations, {} tokens", tokens.len());
     let kids: std::collections::HashSet<Value> = tokens.iter().map(|t| decode(t).0["kid"].clone()).collect();
-    assert!(kids.len() >= 5, "tokens of many keys: {}", kids.len());
+    assert!(kids.len() >= 3, "tokens of several keys: {}", kids.len());
     assert_all_answered(&s, &w, &tokens);
 }
 
