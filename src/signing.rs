@@ -1,5 +1,10 @@
 //! The key ring: the active signing key in memory, the published public keys and their JWKS,
 //! and applying rotation plans (keys::rotation) to the database and the keys directory.
+//!
+//! Every key change, in any process on the database, is one [`KeyRequest`] run as one
+//! `BEGIN IMMEDIATE` transaction that reads the key metadata and the algorithm in force, checks
+//! the guard, plans and writes; key files are written before it and removed after it. Listing
+//! keys ([`stored_keys`], [`KeyRing::list`]) only reads.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
