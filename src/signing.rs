@@ -278,14 +278,9 @@ impl Maintainer {
     fn maintain(&self, store: &Store, request: KeyRequest, now: i64) -> Result<Maintained, KeyRingError> {
         let mut fresh: Vec<KeyPair> = Vec::new();
         for _ in 0..MAX_PASSES {
-            let pass = store.run_sync(|conn| store::atomic(conn, |tx| self.pass(tx, request, &fresh, now)));
-            let pass = match pass {
-                Ok(pass) => pass,
-                Err(e) => {
-                    self.discard(&fresh, &[]);
-                    return Err(e.into());
-                }
-            };
+            // On a failed transaction the generated key files stay: whether a failed COMMIT
+            // committed is not worth betting a key on, and an orphan key file is harmless.
+            let pass = store.run_sync(|conn| store::atomic(conn, |tx| self.pass(tx, request, &fresh, now)))?;
             match pass {
                 Pass::NeedKeys(algs) => self.generate(&mut fresh, &algs)?,
                 Pass::TooSoon(refusal) => {
