@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service};
-use actix_web::{web, App, HttpServer};
+use actix_web::{middleware, web, App, HttpServer};
 
 use crate::config::Config;
 use crate::http;
@@ -54,6 +54,8 @@ pub fn build(state: AppState, listener: TcpListener) -> std::io::Result<Running>
             .configure(http::extractors)
             .configure(http::routes)
             .default_service(web::to(http::not_found))
+            // Inside the metrics wrapper, so refused requests are measured too.
+            .wrap(middleware::from_fn(http::auth::authenticate_api))
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
                 let method = req.method().to_string();
@@ -80,14 +82,16 @@ pub fn build(state: AppState, listener: TcpListener) -> std::io::Result<Running>
     Ok(Running { server, port })
 }
 
-/// Every minute: apply scheduled rotation, drop retired keys whose tokens have all expired,
-/// and pick up rotations made by another process (`jobtoken keys rotate`).
+/// Every key tick (a minute; `JOBTOKEN_KEY_TICK_SECONDS` shortens it for tests): apply scheduled
+/// rotation, drop retired keys no token needs any more, and pick up key changes made by another
+/// process (`jobtoken keys rotate`, `keys set-algorithm`, a replica).
 fn spawn_key_tick(state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(Duration::from_secs(60));
+        let period = Duration::from_secs(state.config.key_tick_secs);
+        let mut tick = actix_web::rt::time::interval_at(actix_web::rt::time::Instant::now() + period, period);
         loop {
             tick.tick().await;
-            if let Err(e) = state.keys.rotate(&state.store, false, now()).await {
+            if let Err(e) = state.keys.tick(&state.store, now()).await {
                 log::error!("key maintenance failed: {e}");
             }
         }

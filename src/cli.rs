@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand};
 use crate::app::{self, AppState};
 use crate::config::{Config, ConfigArgs};
 use crate::demo;
+use crate::keys::Alg;
 use crate::secret::Secret;
 use crate::service::now;
-use crate::signing::KeyRing;
+use crate::signing::{self, KeyRequest, KeyRing};
 use crate::store::{settings, Store};
 use crate::token::jws;
 
@@ -49,13 +50,20 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// List keys with their state.
+    /// List keys with their state. Read-only: never creates, rotates or drops a key.
     List,
     /// Promote the next key, retire the active one, create a new next key.
     Rotate {
         /// Rotate even if the next key was published less than the JWKS cache lifetime ago.
         #[arg(long)]
         force: bool,
+    },
+    /// Change the signing algorithm in force for every process on this database: publishes a
+    /// next key of ALG now; it starts signing once it has been published for the JWKS cache
+    /// lifetime (at a running server's next key tick after that, or at the next rotation).
+    SetAlgorithm {
+        /// ES256, RS256 or EdDSA.
+        alg: Alg,
     },
 }
 
@@ -176,12 +184,28 @@ fn admin_hash(store: &Store, config: &Config) -> Result<[u8; 32], String> {
 }
 
 fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
-    let (store, keys) = open(&config)?;
-    if let KeysCommand::Rotate { force } = command {
-        keys.rotate_manual(&store, force, now()).map_err(|e| e.to_string())?;
-        println!("rotated; a running server picks the change up within a minute");
+    let store = Store::open(&config.database).map_err(|e| format!("opening {}: {e}", config.database.display()))?;
+    let request = match command {
+        KeysCommand::List => None,
+        KeysCommand::Rotate { force } => Some(KeyRequest::Rotate { force }),
+        KeysCommand::SetAlgorithm { alg } => Some(KeyRequest::SetAlgorithm(alg)),
+    };
+    if let Some(request) = request {
+        let done = signing::maintain(&store, &config, request, now()).map_err(|e| e.to_string())?;
+        match request {
+            KeyRequest::SetAlgorithm(_) => println!(
+                "signing algorithm in force: {}; its next key signs once it has been published for {}s",
+                done.alg.alg,
+                crate::keys::jwks::MAX_AGE_SECS
+            ),
+            _ => println!("rotated; a running server picks the change up within a minute"),
+        }
     }
-    for k in keys.list_sync(&store).map_err(|e| e.to_string())? {
+    let listed = signing::stored_keys(&store, now()).map_err(|e| e.to_string())?;
+    if listed.is_empty() {
+        eprintln!("no signing keys yet: `jobtoken serve` creates them on first start");
+    }
+    for k in listed {
         println!("{}", serde_json::to_string(&k).map_err(|e| e.to_string())?);
     }
     Ok(())

@@ -34,6 +34,10 @@ pub struct ConfigArgs {
     /// Days between scheduled key rotations.
     #[arg(long, env = "JOBTOKEN_KEY_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650), global = true)]
     pub key_rotation_days: u32,
+    /// Seconds between key maintenance ticks (scheduled rotation, drops, picking up other
+    /// processes' key changes). For tests; at most 60, so a retired key's grace outlasts it.
+    #[arg(long, env = "JOBTOKEN_KEY_TICK_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=60), global = true, hide = true)]
+    pub key_tick_seconds: u64,
     /// HTTP worker threads. Default: one per core.
     #[arg(long, env = "JOBTOKEN_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -50,6 +54,8 @@ pub struct Config {
     pub signing_alg: Alg,
     pub default_audience: String,
     pub key_rotation_days: u32,
+    /// Seconds between key maintenance ticks.
+    pub key_tick_secs: u64,
     pub workers: usize,
     /// False when the issuer was derived from `bind` (it then follows the bound port).
     pub issuer_configured: bool,
@@ -81,6 +87,7 @@ impl Config {
             admin_token,
             signing_alg: args.signing_alg,
             key_rotation_days: args.key_rotation_days,
+            key_tick_secs: args.key_tick_seconds,
             workers: args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             issuer_configured,
             audience_configured,

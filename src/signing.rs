@@ -1,5 +1,10 @@
 //! The key ring: the active signing key in memory, the published public keys and their JWKS,
 //! and applying rotation plans (keys::rotation) to the database and the keys directory.
+//!
+//! Every key change, in any process on the database, is one [`KeyRequest`] run as one
+//! `BEGIN IMMEDIATE` transaction that reads the key metadata and the algorithm in force, checks
+//! the guard, plans and writes; key files are written before it and removed after it. Listing
+//! keys ([`stored_keys`], [`KeyRing::list`]) only reads.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,6 +13,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 
 use crate::config::Config;
+use rusqlite::Connection;
+
+use crate::keys::rotation::AlgInForce;
 use crate::keys::{
     files, rotation, Alg, JwksDocument, KeyAction, KeyMeta, KeyPair, KeyState, PublicKey, RotationPolicy,
 };
@@ -26,6 +34,23 @@ pub enum KeyRingError {
          can be promoted in {wait}s (or force the rotation)"
     )]
     TooSoon { published: i64, max_age: i64, wait: i64 },
+    #[error("the signing keys kept changing under this process; try again")]
+    Contended,
+}
+
+/// What key maintenance is asked to do. Every request runs as one pass of
+/// [`Maintainer::maintain`]: one `BEGIN IMMEDIATE` transaction that reads the key metadata and
+/// the algorithm in force, decides, and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRequest {
+    /// Start-up and the key tick: what the schedule says is due, repairs, and drops.
+    Scheduled,
+    /// An operator's rotation (`POST /api/v1/keys/rotate`, `jobtoken keys rotate`). Unless
+    /// `force`d, refused while the next key is younger than the JWKS cache lifetime.
+    Rotate { force: bool },
+    /// `jobtoken keys set-algorithm ALG`: the one way to change the algorithm in force. It records
+    /// ALG and publishes a next key of it; that key signs once the cache lifetime has passed.
+    SetAlgorithm(Alg),
 }
 
 /// The loaded view: replaced whole on every change, read lock-free apart from one Arc clone.
@@ -33,21 +58,48 @@ struct Loaded {
     active: Arc<KeyPair>,
     algs: HashMap<String, Alg>,
     jwks: Arc<JwksDocument>,
+    /// The algorithm in force when this view was loaded.
+    alg: Alg,
 }
 
 pub struct KeyRing {
     maintainer: Maintainer,
     loaded: RwLock<Arc<Loaded>>,
+    /// Serializes maintain-load-replace within this process (the transaction serializes
+    /// processes): one process never generates keys twice for one change, and a slower request
+    /// never replaces a newer loaded view with its older one.
+    applying: Mutex<()>,
 }
 
 /// Plans and applies key changes.
 struct Maintainer {
     dir: PathBuf,
-    alg: Alg,
+    /// This process's `JOBTOKEN_SIGNING_ALG`: recorded by the first start, otherwise only
+    /// compared with the algorithm in force.
+    configured_alg: Alg,
     rotate_every_secs: i64,
-    /// Serializes plan-and-apply within this process.
-    applying: Mutex<()>,
 }
+
+/// What a maintenance pass left behind: the key metadata after it, and the algorithm in force.
+pub struct Maintained {
+    pub keys: Vec<KeyMeta>,
+    pub alg: AlgInForce,
+}
+
+/// The outcome of one maintenance transaction.
+enum Pass {
+    /// The plan creates keys of these algorithms that have not been generated yet: generate
+    /// them outside the transaction (key files before metadata) and run the pass again.
+    NeedKeys(Vec<Alg>),
+    /// An unforced rotation asked for too early; nothing was written.
+    TooSoon(KeyRingError),
+    /// The plan was applied; `used` are the kids of generated keys it inserted.
+    Applied { keys: Vec<KeyMeta>, alg: AlgInForce, dropped: Vec<String>, used: Vec<String> },
+}
+
+/// A maintenance pass that finds the plan changed since the keys were generated runs again;
+/// this bounds how often.
+const MAX_PASSES: usize = 4;
 
 /// A key as `GET /api/v1/keys` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -65,17 +117,67 @@ pub struct KeyView {
     pub published: bool,
 }
 
+impl KeyView {
+    fn of(meta: KeyMeta, published: bool) -> KeyView {
+        KeyView {
+            published,
+            kid: meta.kid,
+            alg: meta.alg,
+            state: meta.state,
+            created_at: meta.created_at,
+            activated_at: meta.activated_at,
+            retired_at: meta.retired_at,
+        }
+    }
+
+    /// The views of `metas`, `published` as the JWKS built from them at `now` would publish.
+    pub fn all(metas: Vec<KeyMeta>, now: i64) -> Vec<KeyView> {
+        let published: Vec<String> = rotation::published(&metas, now).map(|k| k.kid.clone()).collect();
+        metas
+            .into_iter()
+            .map(|k| {
+                let shown = published.contains(&k.kid);
+                KeyView::of(k, shown)
+            })
+            .collect()
+    }
+}
+
+/// The keys as stored, read in one read transaction; writes nothing, creates nothing (issue 7,
+/// point 7a: listing keys never changes them).
+pub fn stored_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, StoreError> {
+    Ok(KeyView::all(store.read(store::keys::list)?, now))
+}
+
+/// Runs one maintenance request against the database and the keys directory without loading the
+/// keys (the CLI's `keys rotate` and `keys set-algorithm`).
+pub fn maintain(store: &Store, config: &Config, request: KeyRequest, now: i64) -> Result<Maintained, KeyRingError> {
+    let maintained = Maintainer::new(config).maintain(store, request, now)?;
+    warn_if_ignored(&maintained.alg);
+    Ok(maintained)
+}
+
+/// The one warning a process with another `JOBTOKEN_SIGNING_ALG` than the one in force gets.
+fn warn_if_ignored(alg: &AlgInForce) {
+    if let Some(configured) = alg.ignored {
+        log::warn!(
+            "JOBTOKEN_SIGNING_ALG={configured} is ignored: the database records {} as the signing algorithm in \
+             force, and every process on it signs with that; run `jobtoken keys set-algorithm {configured}` to \
+             change it",
+            alg.alg
+        );
+    }
+}
+
 impl KeyRing {
-    /// Creates the first keys if there are none, applies any due rotation, and loads the keys.
+    /// Records the algorithm in force on a new database, creates the first keys if there are
+    /// none, applies any due rotation, and loads the keys.
     pub fn open(store: &Store, config: &Config, now: i64) -> Result<KeyRing, KeyRingError> {
-        let maintainer = Maintainer {
-            dir: config.keys_dir.clone(),
-            alg: config.signing_alg,
-            rotate_every_secs: config.rotation_period_secs(),
-            applying: Mutex::new(()),
-        };
-        let loaded = maintainer.apply_and_load(store, false, now)?;
-        Ok(KeyRing { maintainer, loaded: RwLock::new(Arc::new(loaded)) })
+        let maintainer = Maintainer::new(config);
+        let maintained = maintainer.maintain(store, KeyRequest::Scheduled, now)?;
+        warn_if_ignored(&maintained.alg);
+        let loaded = maintainer.load_retrying(store, &maintained.keys, maintained.alg.alg, now)?;
+        Ok(KeyRing { maintainer, loaded: RwLock::new(Arc::new(loaded)), applying: Mutex::new(()) })
     }
 
     fn current(&self) -> Arc<Loaded> {
@@ -99,39 +201,35 @@ impl KeyRing {
         self.current().jwks.clone()
     }
 
-    /// Every algorithm a published key uses, for discovery.
+    /// Every algorithm a published key uses, and the one in force, for discovery.
     pub fn algorithms(&self) -> Vec<&'static str> {
+        let current = self.current();
         let mut algs: Vec<&'static str> = Alg::ALL.iter().map(|a| a.as_str()).collect();
-        let used: Vec<Alg> = self.current().algs.values().copied().collect();
-        algs.retain(|a| used.iter().any(|u| u.as_str() == *a) || *a == self.maintainer.alg.as_str());
+        algs.retain(|a| current.algs.values().any(|u| u.as_str() == *a) || *a == current.alg.as_str());
         algs
     }
 
-    /// Plans and applies a rotation (forced, or only what is due), then reloads.
-    pub async fn rotate(self: &Arc<Self>, store: &Store, force: bool, now: i64) -> Result<(), KeyRingError> {
+    /// The key tick: applies what is due, then reloads (picking up other processes' changes).
+    pub async fn tick(self: &Arc<Self>, store: &Store, now: i64) -> Result<(), KeyRingError> {
         let (ring, store) = (self.clone(), store.clone());
-        actix_web::web::block(move || ring.rotate_sync(&store, force, now))
+        actix_web::web::block(move || ring.apply(&store, KeyRequest::Scheduled, now))
             .await
             .map_err(|_| KeyRingError::Store(StoreError::Blocking))?
     }
 
-    /// A rotation asked for by an operator (API or CLI). Unless `force`d, it is refused while the
-    /// `next` key is younger than the JWKS cache lifetime: promoting it would let it sign tokens
-    /// that verifiers holding a cached JWKS cannot verify yet.
+    /// A rotation asked for by an operator (API). Unless `force`d, it is refused while the `next`
+    /// key is younger than the JWKS cache lifetime: promoting it would let it sign tokens that
+    /// verifiers holding a cached JWKS cannot verify yet. The check and the rotation are one
+    /// transaction, so of concurrent rotations (any process) only one passes the check.
     pub fn rotate_manual(&self, store: &Store, force: bool, now: i64) -> Result<(), KeyRingError> {
-        if !force {
-            let metas = store.run_sync(|c| store::keys::list(c))?;
-            let max_age = crate::keys::jwks::MAX_AGE_SECS;
-            let wait = rotation::promotion_wait(&metas, now, max_age);
-            if wait > 0 {
-                return Err(KeyRingError::TooSoon { published: max_age - wait, max_age, wait });
-            }
-        }
-        self.rotate_sync(store, true, now)
+        self.apply(store, KeyRequest::Rotate { force }, now)
     }
 
-    pub fn rotate_sync(&self, store: &Store, force: bool, now: i64) -> Result<(), KeyRingError> {
-        let loaded = self.maintainer.apply_and_load(store, force, now)?;
+    /// Runs `request`, then replaces the loaded view.
+    fn apply(&self, store: &Store, request: KeyRequest, now: i64) -> Result<(), KeyRingError> {
+        let _guard = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        let maintained = self.maintainer.maintain(store, request, now)?;
+        let loaded = self.maintainer.load_retrying(store, &maintained.keys, maintained.alg.alg, now)?;
         match self.loaded.write() {
             Ok(mut guard) => *guard = Arc::new(loaded),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(loaded),
@@ -139,101 +237,186 @@ impl KeyRing {
         Ok(())
     }
 
+    /// The stored keys, `published` as this process's JWKS has them.
     pub async fn list(&self, store: &Store) -> Result<Vec<KeyView>, StoreError> {
         let metas = store.run(|c| store::keys::list(c)).await?;
-        Ok(self.views(metas))
-    }
-
-    pub fn list_sync(&self, store: &Store) -> Result<Vec<KeyView>, StoreError> {
-        let metas = store.run_sync(|c| store::keys::list(c))?;
-        Ok(self.views(metas))
-    }
-
-    fn views(&self, metas: Vec<KeyMeta>) -> Vec<KeyView> {
         let published = self.current();
-        metas
+        Ok(metas
             .into_iter()
-            .map(|k| KeyView {
-                published: published.algs.contains_key(&k.kid),
-                kid: k.kid,
-                alg: k.alg,
-                state: k.state,
-                created_at: k.created_at,
-                activated_at: k.activated_at,
-                retired_at: k.retired_at,
+            .map(|k| {
+                let shown = published.algs.contains_key(&k.kid);
+                KeyView::of(k, shown)
             })
-            .collect()
+            .collect())
     }
 }
 
 impl Maintainer {
-    fn policy(&self, force: bool) -> RotationPolicy {
-        RotationPolicy { alg: self.alg, rotate_every_secs: Some(self.rotate_every_secs), force }
+    fn new(config: &Config) -> Maintainer {
+        Maintainer {
+            dir: config.keys_dir.clone(),
+            configured_alg: config.signing_alg,
+            rotate_every_secs: config.rotation_period_secs(),
+        }
     }
 
-    /// Plans against the database, writes new key files first (durably), then applies all
-    /// metadata changes in one transaction, then loads what is published.
-    fn apply_and_load(&self, store: &Store, force: bool, now: i64) -> Result<Loaded, KeyRingError> {
-        let _guard = self.applying.lock().unwrap_or_else(|p| p.into_inner());
-        let metas = store.run_sync(|c| store::keys::list(c))?;
-        let actions = rotation::plan(&metas, now, &self.policy(force));
-        if !actions.is_empty() {
-            self.apply(store, &actions, now)?;
+    fn policy(&self, alg: Alg, force: bool) -> RotationPolicy {
+        RotationPolicy {
+            alg,
+            rotate_every_secs: Some(self.rotate_every_secs),
+            force,
+            min_published_secs: crate::keys::jwks::MAX_AGE_SECS,
         }
-        let metas = store.run_sync(|c| store::keys::list(c))?;
-        self.load(&metas, now)
     }
 
-    fn apply(&self, store: &Store, actions: &[KeyAction], now: i64) -> Result<(), KeyRingError> {
-        let mut created: Vec<(String, Alg, KeyState)> = Vec::new();
-        for action in actions {
-            if let KeyAction::Create { state, alg } = action {
-                let key = KeyPair::generate(*alg)
-                    .map_err(|e| KeyRingError::Key { kid: "-".into(), reason: e.to_string() })?;
-                files::write_private_key(&self.dir, key.kid(), &key.to_pkcs8_pem())
-                    .map_err(|e| KeyRingError::Key { kid: key.kid().to_owned(), reason: e.to_string() })?;
-                created.push((key.kid().to_owned(), *alg, *state));
-            }
-        }
-        let mut dropped = Vec::new();
-        store.run_sync(|conn| {
-            store::atomic(conn, |tx| {
-                let mut new_keys = created.iter();
-                for action in actions {
-                    match action {
-                        KeyAction::Create { .. } => {
-                            if let Some((kid, alg, state)) = new_keys.next() {
-                                store::keys::insert(tx, kid, *alg, *state, now)?;
-                                log::info!("created {state} signing key {kid} ({alg})");
-                            }
-                        }
-                        KeyAction::Promote { kid } => {
-                            store::keys::promote(tx, kid, now)?;
-                            log::info!("signing key {kid} is now active");
-                        }
-                        KeyAction::Retire { kid } => {
-                            store::keys::retire(tx, kid, now)?;
-                            log::info!("signing key {kid} retired");
-                        }
-                        KeyAction::Drop { kid } => {
-                            store::keys::delete(tx, kid)?;
-                            dropped.push(kid.clone());
-                            log::info!("signing key {kid} dropped: its last token has expired");
+    /// Runs `request`: generates the key files the plan needs first (durably, outside any
+    /// transaction), then in one `BEGIN IMMEDIATE` transaction re-reads the key metadata and the
+    /// algorithm in force, checks the rotation guard, re-plans and writes every metadata change.
+    /// A concurrent change between the two is caught by the re-read: the pass runs again with
+    /// what it found. Key files of dropped keys are removed after the commit; generated keys the
+    /// final plan did not use are orphans nobody references, and are removed as well.
+    fn maintain(&self, store: &Store, request: KeyRequest, now: i64) -> Result<Maintained, KeyRingError> {
+        let mut fresh: Vec<KeyPair> = Vec::new();
+        for _ in 0..MAX_PASSES {
+            // On a failed transaction the generated key files stay: whether a failed COMMIT
+            // committed is not worth betting a key on, and an orphan key file is harmless.
+            let pass = store.run_sync(|conn| store::atomic(conn, |tx| self.pass(tx, request, &fresh, now)))?;
+            match pass {
+                Pass::NeedKeys(algs) => self.generate(&mut fresh, &algs)?,
+                Pass::TooSoon(refusal) => {
+                    self.discard(&fresh, &[]);
+                    return Err(refusal);
+                }
+                Pass::Applied { keys, alg, dropped, used } => {
+                    self.discard(&fresh, &used);
+                    for kid in dropped {
+                        if let Err(e) = files::remove_private_key(&self.dir, &kid) {
+                            log::warn!("removing key file {kid}: {e}");
                         }
                     }
+                    return Ok(Maintained { keys, alg });
                 }
-                Ok(())
-            })
-        })?;
-        for kid in dropped {
-            if let Err(e) = files::remove_private_key(&self.dir, &kid) {
-                log::warn!("removing key file {kid}: {e}");
             }
+        }
+        self.discard(&fresh, &[]);
+        Err(KeyRingError::Contended)
+    }
+
+    /// One maintenance transaction (see [`Maintainer::maintain`]).
+    fn pass(&self, tx: &Connection, request: KeyRequest, fresh: &[KeyPair], now: i64) -> Result<Pass, StoreError> {
+        let mut alg = rotation::algorithm_in_force(store::keys::algorithm(tx)?, self.configured_alg);
+        let changed_from = match request {
+            KeyRequest::SetAlgorithm(wanted) if alg.record || wanted != alg.alg => {
+                let previous = (!alg.record).then_some(alg.alg);
+                alg = AlgInForce { alg: wanted, record: true, ignored: None };
+                Some(previous)
+            }
+            _ => None,
+        };
+        let keys = store::keys::list(tx)?;
+        let force = match request {
+            KeyRequest::Rotate { force: false } => {
+                let max_age = crate::keys::jwks::MAX_AGE_SECS;
+                let wait = rotation::promotion_wait(&keys, now, max_age);
+                if wait > 0 {
+                    return Ok(Pass::TooSoon(KeyRingError::TooSoon { published: max_age - wait, max_age, wait }));
+                }
+                true
+            }
+            KeyRequest::Rotate { force: true } => true,
+            KeyRequest::Scheduled | KeyRequest::SetAlgorithm(_) => false,
+        };
+        let actions = rotation::plan(&keys, now, &self.policy(alg.alg, force));
+        let needed: Vec<Alg> = actions
+            .iter()
+            .filter_map(|a| match a {
+                KeyAction::Create { alg, .. } => Some(*alg),
+                _ => None,
+            })
+            .collect();
+        let Some(picked) = pick(fresh, &needed) else { return Ok(Pass::NeedKeys(needed)) };
+        if alg.record {
+            store::keys::set_algorithm(tx, alg.alg, now)?;
+            match changed_from {
+                Some(Some(previous)) => log::warn!(
+                    "signing algorithm changed from {previous} to {} by `keys set-algorithm`: a next key of it is \
+                     published now and signs after the JWKS cache lifetime",
+                    alg.alg
+                ),
+                _ => log::info!("signing algorithm in force recorded: {}", alg.alg),
+            }
+        }
+        let mut new_keys = picked.iter().map(|&i| &fresh[i]);
+        let (mut dropped, mut used) = (Vec::new(), Vec::new());
+        for action in &actions {
+            match action {
+                KeyAction::Create { state, alg } => {
+                    if let Some(key) = new_keys.next() {
+                        store::keys::insert(tx, key.kid(), *alg, *state, now)?;
+                        used.push(key.kid().to_owned());
+                        log::info!("created {state} signing key {} ({alg})", key.kid());
+                    }
+                }
+                KeyAction::Promote { kid } => {
+                    store::keys::promote(tx, kid, now)?;
+                    log::info!("signing key {kid} is now active");
+                }
+                KeyAction::Retire { kid } => {
+                    store::keys::retire(tx, kid, now)?;
+                    log::info!("signing key {kid} retired");
+                }
+                KeyAction::Drop { kid } => {
+                    store::keys::delete(tx, kid)?;
+                    dropped.push(kid.clone());
+                    log::info!("signing key {kid} dropped: no token it signed can still be answered");
+                }
+            }
+        }
+        let keys = if actions.is_empty() { keys } else { store::keys::list(tx)? };
+        Ok(Pass::Applied { keys, alg, dropped, used })
+    }
+
+    /// Generates keys until `fresh` holds one per entry of `algs`, each written to its file.
+    fn generate(&self, fresh: &mut Vec<KeyPair>, algs: &[Alg]) -> Result<(), KeyRingError> {
+        for alg in algs {
+            let have = fresh.iter().filter(|k| k.alg() == *alg).count();
+            let want = algs.iter().filter(|a| *a == alg).count();
+            if have >= want {
+                continue;
+            }
+            let key =
+                KeyPair::generate(*alg).map_err(|e| KeyRingError::Key { kid: "-".into(), reason: e.to_string() })?;
+            files::write_private_key(&self.dir, key.kid(), &key.to_pkcs8_pem())
+                .map_err(|e| KeyRingError::Key { kid: key.kid().to_owned(), reason: e.to_string() })?;
+            fresh.push(key);
         }
         Ok(())
     }
 
-    fn load(&self, metas: &[KeyMeta], now: i64) -> Result<Loaded, KeyRingError> {
+    /// Removes the files of generated keys that no committed metadata names.
+    fn discard(&self, fresh: &[KeyPair], used: &[String]) {
+        for key in fresh.iter().filter(|k| !used.iter().any(|u| u == k.kid())) {
+            if let Err(e) = files::remove_private_key(&self.dir, key.kid()) {
+                log::warn!("removing unused key file {}: {e}", key.kid());
+            }
+        }
+    }
+
+    /// Loads what `metas` publishes at `now`. A key file can vanish between reading the metadata
+    /// and reading the file only when another process dropped that key meanwhile; the metadata
+    /// is then read again, once.
+    fn load_retrying(&self, store: &Store, metas: &[KeyMeta], alg: Alg, now: i64) -> Result<Loaded, KeyRingError> {
+        match self.load(metas, alg, now) {
+            Err(KeyRingError::Key { kid, reason }) => {
+                log::warn!("key {kid}: {reason}; reading the key metadata again");
+                let metas = store.read(store::keys::list)?;
+                self.load(&metas, alg, now)
+            }
+            other => other,
+        }
+    }
+
+    fn load(&self, metas: &[KeyMeta], alg: Alg, now: i64) -> Result<Loaded, KeyRingError> {
         let mut active = None;
         let mut public: Vec<PublicKey> = Vec::new();
         let mut algs = HashMap::new();
@@ -255,6 +438,18 @@ impl Maintainer {
             active: active.ok_or(KeyRingError::NoActiveKey)?,
             algs,
             jwks: Arc::new(JwksDocument::build(&public)),
+            alg,
         })
     }
+}
+
+/// Indexes into `fresh`, one distinct key per entry of `needed` with its algorithm, or `None`
+/// when `fresh` lacks some.
+fn pick(fresh: &[KeyPair], needed: &[Alg]) -> Option<Vec<usize>> {
+    let mut picked: Vec<usize> = Vec::with_capacity(needed.len());
+    for alg in needed {
+        let i = (0..fresh.len()).find(|i| !picked.contains(i) && fresh[*i].alg() == *alg)?;
+        picked.push(i);
+    }
+    Some(picked)
 }

@@ -203,3 +203,42 @@ fn keys_list_and_rotate_work_on_a_stopped_servers_directory() {
     let (_, token) = running_token(&s);
     assert_eq!(decode(&token).0["kid"], json!(next));
 }
+
+#[test]
+fn keys_list_changes_nothing_even_when_rotations_and_drops_are_due_or_the_environment_is_stale() {
+    let s = Server::start();
+    running_token(&s);
+    s.admin("POST", "/api/v1/keys/rotate?force=true", Value::Null);
+    let dir = s.stop();
+    // A month later: the active key is due for rotation, the retired one's tokens have expired.
+    common::sql(
+        &dir,
+        "UPDATE signing_keys SET created_at = created_at - 3000000, activated_at = activated_at - 3000000,
+                                 retired_at = retired_at - 3000000;
+         UPDATE issued_tokens SET expires_at = expires_at - 3000000;",
+    );
+    let (rows, files) = (common::key_rows(&dir), common::key_files(&dir));
+    assert_eq!(rows.len(), 3, "{rows:?}");
+
+    for env in [vec![], vec![("JOBTOKEN_SIGNING_ALG", "RS256"), ("JOBTOKEN_KEY_ROTATION_DAYS", "1")]] {
+        let out = common::cli_in(&dir, &["keys", "list"], &env).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+        assert_eq!(common::key_rows(&dir), rows, "keys list changed key metadata ({env:?})");
+        assert_eq!(common::key_files(&dir), files, "keys list changed key files ({env:?})");
+    }
+}
+
+#[test]
+fn keys_list_on_an_empty_database_creates_no_key() {
+    let dir = common::temp_dir();
+
+    let out = common::cli_in(&dir, &["keys", "list"], &[]).output().unwrap();
+
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "no keys to list");
+    assert!(stderr(&out).contains("no signing keys yet"), "{}", stderr(&out));
+    assert!(common::key_rows(&dir).is_empty());
+    assert!(common::key_files(&dir).is_empty(), "{:?}", common::key_files(&dir));
+    let _ = std::fs::remove_dir_all(dir);
+}

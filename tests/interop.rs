@@ -200,9 +200,9 @@ fn pyjwt_and_jose_verify_eddsa_tokens() {
     independent_verifiers_agree("EdDSA", "ES256");
 }
 
-/// SPEC §7: changing `JOBTOKEN_SIGNING_ALG` rotates to a key of the new algorithm at start; the
-/// old key stays published, retired, while tokens it signed live, so verifiers holding a
-/// mixed-algorithm JWKS accept both.
+/// SPEC §7: `jobtoken keys set-algorithm` publishes a next key of the new algorithm, which signs
+/// once it has been published for the JWKS cache lifetime; the old key stays published, retired,
+/// while tokens it signed live, so verifiers holding a mixed-algorithm JWKS accept both.
 #[test]
 fn switching_from_es256_to_eddsa_keeps_es256_tokens_valid_and_verifiable() {
     setup();
@@ -214,6 +214,10 @@ fn switching_from_es256_to_eddsa_keeps_es256_tokens_valid_and_verifiable() {
     let a_kid = decode(&a).0["kid"].as_str().unwrap().to_owned();
     assert_eq!(decode(&a).0["alg"], "ES256");
     let dir = s.stop();
+    let set = common::cli_in(&dir, &["keys", "set-algorithm", "EdDSA"], &[]).output().unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    // The cache lifetime passes (instead of waiting 300 s, the next key is made that old).
+    common::sql(&dir, "UPDATE signing_keys SET created_at = created_at - 300 WHERE state = 'next'");
 
     let s = Server::start_in(dir, &[("JOBTOKEN_SIGNING_ALG", "EdDSA"), ("JOBTOKEN_ISSUER", ISSUER)]);
     let b = w.mint_ok(&s, job, &[("audience", AUD)]);

@@ -848,7 +848,7 @@ fn a_cross_project_grant_at_mint_is_logged() {
 }
 
 #[test]
-fn autopopulate_turns_unlisted_logged_sources_into_entries_and_its_removal_keeps_manual_ones() {
+fn autopopulate_creates_entries_with_exactly_the_logged_scopes_and_its_removal_restores_the_inbound_setting() {
     let s = Server::start();
     let f = fixture(&s);
     let c = project(&s, "c", f.grp, json!({"visibility": "private"}));
@@ -857,6 +857,7 @@ fn autopopulate_turns_unlisted_logged_sources_into_entries_and_its_removal_keeps
     let manual = admit(&s, f.b, json!({"source_project_id": c, "scopes": ["read_repository"]}));
     patch_scope(&s, f.b, json!({"inbound_enabled": false}));
     assert!(f.allowed(&s, f.b, "read_repository"));
+    assert!(f.allowed(&s, f.b, "read_package_registry"));
     assert_eq!(f.ask(&s, &c_token, json!(f.b), "read_repository")["allowed"], json!(true));
     let logged = poll_authorizations(&s, f.b, |rows| rows.len() == 2);
     assert_eq!(logged.len(), 2, "both sources are logged: {logged:?}");
@@ -868,10 +869,13 @@ fn autopopulate_turns_unlisted_logged_sources_into_entries_and_its_removal_keeps
     assert_eq!(added.len(), 1, "grp/c is already listed: {}", res.text);
     assert_eq!(added[0]["source_project_id"], json!(f.a), "{}", res.text);
     assert_eq!(added[0]["autopopulated"], json!(true), "{}", res.text);
+    assert_eq!(names(&added[0]["scopes"]), set(&["read_repository", "read_package_registry"]), "{}", res.text);
+    assert_eq!(added[0]["default_permissions"], json!(false), "{}", res.text);
     let view = s.admin("GET", &scope_path(f.b), Value::Null);
     assert_eq!(view["inbound_setting"], json!(true), "{view}");
     assert_eq!(view["inbound_enabled"], json!(true), "{view}");
-    assert!(f.allowed(&s, f.b, "write_registry"), "the autopopulated entry grants default permissions");
+    assert!(f.allowed(&s, f.b, "read_package_registry"));
+    assert!(!f.allowed(&s, f.b, "write_registry"), "grp/a never used write_registry, so its entry lacks it");
     assert_eq!(entries(&s, f.b).0.as_array().unwrap().len(), 2);
 
     let removed =
@@ -883,7 +887,69 @@ fn autopopulate_turns_unlisted_logged_sources_into_entries_and_its_removal_keeps
     assert_eq!(left[0]["source_project_id"], json!(c));
     assert_eq!(left[0]["autopopulated"], json!(false));
     assert_eq!(left[0]["created_at"], manual["created_at"]);
-    assert!(!f.allowed(&s, f.b, "read_repository"), "grp/a is out of scope again");
+    let view = s.admin("GET", &scope_path(f.b), Value::Null);
+    assert_eq!(view["inbound_setting"], json!(false), "the setting autopopulate replaced is back: {view}");
+    assert!(f.allowed(&s, f.b, "write_registry"), "with the allowlist off again, grp/a is in scope");
+}
+
+#[test]
+fn removing_autopopulated_entries_keeps_an_inbound_setting_changed_by_hand_since() {
+    let s = Server::start();
+    let f = fixture(&s);
+    patch_scope(&s, f.b, json!({"inbound_enabled": false}));
+    assert!(f.allowed(&s, f.b, "read_repository"));
+    poll_authorizations(&s, f.b, |rows| !rows.is_empty());
+    let res = s.json("POST", &format!("/api/v1/projects/{}/job_token_scope/autopopulate", f.b), Auth::Admin, json!({}));
+    assert_eq!(res.status, 200, "{}", res.text);
+    patch_scope(&s, f.b, json!({"inbound_enabled": true}));
+
+    let removed =
+        s.json("DELETE", &format!("/api/v1/projects/{}/job_token_scope/autopopulated", f.b), Auth::Admin, Value::Null);
+
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    let view = s.admin("GET", &scope_path(f.b), Value::Null);
+    assert_eq!(view["inbound_setting"], json!(true), "an explicit choice made after autopopulate stays: {view}");
+}
+
+#[test]
+fn autopopulate_creates_no_entry_for_accesses_visibility_reads_alone_allowed() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let public = project(&s, "pub", f.grp, json!({"visibility": "public"}));
+    project_member(&s, public, f.dev, 30);
+    patch_scope(&s, public, json!({"inbound_enabled": false}));
+    assert!(f.allowed(&s, public, "read_repository"));
+    assert!(f.allowed(&s, public, "read_registry"));
+    let logged = poll_authorizations(&s, public, |rows| !rows_for(rows, f.a).is_empty());
+    assert_eq!(logged.len(), 1, "the access is in the log: {logged:?}");
+    assert_eq!(logged[0]["scopes"], json!([]), "visibility reads needed no entry: {logged:?}");
+
+    let res =
+        s.json("POST", &format!("/api/v1/projects/{public}/job_token_scope/autopopulate"), Auth::Admin, json!({}));
+
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json["added"], json!([]), "{}", res.text);
+    assert_eq!(entries(&s, public).0, json!([]));
+    assert!(f.allowed(&s, public, "read_repository"), "the visibility reads still pass");
+}
+
+#[test]
+fn with_outbound_on_an_uncovered_public_target_gets_only_visibility_reads_no_writes() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let public = project(&s, "pub", f.grp, json!({"visibility": "public"}));
+    project_member(&s, public, f.dev, 30);
+    admit(&s, public, json!({"source_project_id": f.a}));
+    assert!(f.allowed(&s, public, "write_registry"), "the entry admits grp/a with default permissions");
+
+    patch_scope(&s, f.a, json!({"outbound_enabled": true}));
+
+    let d = f.decide(&s, public, "write_registry");
+    assert_eq!(d["allowed"], json!(false), "{d}");
+    assert!(d["reason"].as_str().unwrap().contains("outbound allowlist does not include grp/pub"), "{d}");
+    let read = f.decide(&s, public, "read_repository");
+    assert_eq!(read["allowed"], json!(true), "{read}");
+    assert_eq!(names(&read["granted_scopes"]), set(&VISIBILITY_READS), "{read}");
 }
 
 // ---- 6. the log survives a clean shutdown ----

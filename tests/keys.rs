@@ -4,7 +4,14 @@
 
 mod common;
 
-use common::{decode, jwk_thumbprint, jwks, published_kids, verify_with_jwks, Auth, Server, World};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{
+    cli_in, decode, eventually, jwk_thumbprint, jwks, key_files, key_rows, published_kids, sql, verify_against,
+    verify_with_jwks, Auth, Server, World,
+};
 use serde_json::{json, Value};
 
 /// `GET /api/v1/keys`.
@@ -129,14 +136,18 @@ fn a_retired_key_is_still_published_after_a_restart() {
 }
 
 #[test]
-fn a_retired_key_that_signed_nothing_leaves_the_jwks() {
-    let s = Server::start();
+fn a_retired_key_that_signed_nothing_leaves_the_jwks_once_its_grace_has_passed() {
+    let s = Server::start_with(&[("JOBTOKEN_KEY_TICK_SECONDS", "1")]);
     let unused = kid_in(&keys(&s), "active");
 
     s.admin("POST", "/api/v1/keys/rotate?force=true", Value::Null);
 
+    assert!(published_kids(&s).contains(&unused), "a token it signed may still be on its way to the database");
+    sql(&s.dir, &format!("UPDATE signing_keys SET retired_at = retired_at - 300 WHERE kid = '{unused}'"));
+    assert!(eventually(Duration::from_secs(10), || published_kids(&s).len() == 2), "{:?}", published_kids(&s));
     assert!(!published_kids(&s).contains(&unused), "no token needs {unused}");
-    assert_eq!(published_kids(&s).len(), 2);
+    assert!(!keys(&s).iter().any(|k| k["kid"] == unused.as_str()), "and it is dropped");
+    assert!(!key_files(&s.dir).iter().any(|(name, _)| name.contains(&unused)), "with its file");
 }
 
 /// Mints on a server with `JOBTOKEN_SIGNING_ALG=alg` and checks the token's header, its kid as
@@ -223,25 +234,56 @@ fn a_generated_admin_token_is_printed_once_and_still_works_after_a_restart() {
 }
 
 #[test]
-fn changing_the_algorithm_on_restart_switches_keys_and_keeps_old_tokens_valid() {
+fn restarting_with_another_algorithm_warns_and_changes_no_key() {
     let s = Server::start();
     let w = World::new(&s);
     let job = w.job(&s, true);
     let es256_token = w.mint_ok(&s, job, &[]);
     let dir = s.stop();
+    let (rows, files) = (key_rows(&dir), key_files(&dir));
 
     let s = Server::start_in(dir, &[("JOBTOKEN_SIGNING_ALG", "EdDSA")]);
-
     let listed = keys(&s);
-    let active = listed.iter().find(|k| k["state"] == "active").unwrap();
-    assert_eq!(active["alg"], "EdDSA");
-    assert_eq!(listed.iter().find(|k| k["state"] == "next").unwrap()["alg"], "EdDSA");
+
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(key_rows(&s.dir), rows, "neither the start nor GET /api/v1/keys changed a key");
+    assert_eq!(key_files(&s.dir), files);
+    let log = s.log();
+    let warning = log.lines().find(|l| l.contains("JOBTOKEN_SIGNING_ALG=EdDSA is ignored")).expect("a warning");
+    assert!(warning.contains("ES256") && warning.contains("keys set-algorithm EdDSA"), "{warning}");
+    assert_eq!(decode(&w.mint_ok(&s, job, &[])).0["alg"], "ES256", "the algorithm in force still signs");
     assert_eq!(w.introspect(&s, &es256_token)["active"], true);
-    assert_eq!(verify_with_jwks(&s, &es256_token)["job_id"], json!(job), "the retired ES256 key is still published");
+}
+
+#[test]
+fn a_new_signing_algorithm_is_published_as_the_next_key_first_and_signs_only_after_the_cache_lifetime() {
+    let s = Server::start_with(&[("JOBTOKEN_KEY_TICK_SECONDS", "1")]);
+    let w = World::new(&s);
+    let job = w.job(&s, true);
+    let es256_token = w.mint_ok(&s, job, &[]);
+    let es256_kid = kid_in(&keys(&s), "active");
+
+    let out = cli_in(&s.dir, &["keys", "set-algorithm", "EdDSA"], &[]).output().unwrap();
+
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("changed from ES256 to EdDSA"), "the change is logged");
+    let next = kid_in(&keys(&s), "next");
+    assert_eq!(keys(&s).iter().find(|k| k["kid"] == next.as_str()).unwrap()["alg"], "EdDSA");
+    assert!(eventually(Duration::from_secs(10), || published_kids(&s).contains(&next)), "the server publishes it");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(kid_in(&keys(&s), "active"), es256_kid, "several key ticks later it still does not sign");
+    assert_eq!(decode(&w.mint_ok(&s, job, &[])).0["alg"], "ES256");
+
+    // Once the next key has been published for the JWKS cache lifetime, the tick promotes it.
+    sql(&s.dir, &format!("UPDATE signing_keys SET created_at = created_at - 300 WHERE kid = '{next}'"));
+    assert!(eventually(Duration::from_secs(10), || kid_in(&keys(&s), "active") == next), "{:?}", keys(&s));
     let eddsa_token = w.mint_ok(&s, job, &[]);
     assert_eq!(decode(&eddsa_token).0["alg"], "EdDSA");
-    assert_eq!(decode(&eddsa_token).0["kid"], active["kid"]);
+    assert_eq!(decode(&eddsa_token).0["kid"], json!(next));
     assert_eq!(verify_with_jwks(&s, &eddsa_token)["job_id"], json!(job));
+    assert!(keys(&s).iter().filter(|k| k["state"] != "retired").all(|k| k["alg"] == "EdDSA"), "{:?}", keys(&s));
+    assert_eq!(verify_with_jwks(&s, &es256_token)["job_id"], json!(job), "the retired ES256 key is still published");
+    assert_eq!(w.introspect(&s, &es256_token)["active"], true);
 }
 
 #[cfg(unix)]
@@ -307,4 +349,185 @@ fn rotating_a_next_key_younger_than_the_jwks_cache_lifetime_is_refused_unless_fo
     assert_eq!(forced.status, 200, "{}", forced.text);
     let bad = s.json("POST", "/api/v1/keys/rotate?force=maybe", Auth::Admin, Value::Null);
     assert_eq!(bad.status, 400, "{}", bad.text);
+}
+
+#[test]
+fn concurrent_unforced_rotations_from_the_api_and_the_cli_give_exactly_one_success_and_409s() {
+    let s = Server::start();
+    let old_next = kid_in(&keys(&s), "next");
+    // The next key has been published for the JWKS cache lifetime: one rotation may promote it,
+    // and the next key that rotation creates is too young for any other.
+    sql(&s.dir, "UPDATE signing_keys SET created_at = created_at - 300 WHERE state = 'next'");
+    let barrier = std::sync::Barrier::new(8);
+
+    let (api, cli): (Vec<u16>, Vec<Option<i32>>) = std::thread::scope(|scope| {
+        let api: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    s.json("POST", "/api/v1/keys/rotate", Auth::Admin, Value::Null).status
+                })
+            })
+            .collect();
+        let cli: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    cli_in(&s.dir, &["keys", "rotate"], &[]).output().unwrap().status.code()
+                })
+            })
+            .collect();
+        (api.into_iter().map(|h| h.join().unwrap()).collect(), cli.into_iter().map(|h| h.join().unwrap()).collect())
+    });
+
+    let successes = api.iter().filter(|c| **c == 200).count() + cli.iter().filter(|c| **c == Some(0)).count();
+    assert_eq!(successes, 1, "exactly one rotation: API {api:?}, CLI {cli:?}");
+    assert!(api.iter().all(|c| *c == 200 || *c == 409), "the others are refused with 409: {api:?}");
+    assert!(cli.iter().all(|c| *c == Some(0) || *c == Some(1)), "{cli:?}");
+    let after = keys(&s);
+    assert_eq!(kid_in(&after, "active"), old_next, "{after:?}");
+    assert_eq!(after.iter().filter(|k| k["state"] == "retired").count(), 1, "one rotation, not several: {after:?}");
+}
+
+/// Mints for `job` on `threads` threads until `stop` is set; returns every token answered 200.
+fn mint_until(s: &Server, w: &World, job: i64, threads: usize, stop: &AtomicBool) -> Vec<String> {
+    std::thread::scope(|scope| {
+        let minters: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut got = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let res = w.mint(s, job, &[]);
+                        if res.status == 200 {
+                            got.push(res.json["access_token"].as_str().unwrap().to_owned());
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        minters.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Every token verifies against the JWKS the server publishes now, and introspects active.
+fn assert_all_answered(s: &Server, w: &World, tokens: &[String]) {
+    let jwks = s.get("/.well-known/jwks.json", Auth::None).text;
+    let unverified: Vec<String> = tokens.iter().filter_map(|t| verify_against(&jwks, t).err()).collect();
+    assert!(unverified.is_empty(), "{} of {} tokens do not verify: {:?}", unverified.len(), tokens.len(), unverified);
+    let inactive = tokens.iter().filter(|t| w.introspect(s, t)["active"] != true).count();
+    assert_eq!(inactive, 0, "of {} tokens", tokens.len());
+}
+
+#[test]
+fn forced_rotations_during_concurrent_minting_keep_the_key_of_every_token_that_got_a_200() {
+    let s = Server::start();
+    let w = World::new(&s);
+    let job = w.job(&s, true);
+    // An operator forces two rotations from the CLI: the server signs on with the key it loaded
+    // until its next key tick, though that key is retired now and has no recorded token yet.
+    for _ in 0..2 {
+        let out = cli_in(&s.dir, &["keys", "rotate", "--force"], &[]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stop = AtomicBool::new(false);
+
+    // Then forced rotations through the API, two back to back, while three runners mint: a key
+    // is often retired moments after it started signing, its tokens still in the writer's queue.
+    let (tokens, rotations) = std::thread::scope(|scope| {
+        let rotators: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let mut rotations = 0;
+                    let until = Instant::now() + Duration::from_millis(1500);
+                    while Instant::now() < until {
+                        let res = s.json("POST", "/api/v1/keys/rotate?force=true", Auth::Admin, Value::Null);
+                        assert_eq!(res.status, 200, "{}", res.text);
+                        rotations += 1;
+                    }
+                    stop.store(true, Ordering::Relaxed);
+                    rotations
+                })
+            })
+            .collect();
+        let tokens = mint_until(&s, &w, job, 3, &stop);
+        (tokens, rotators.into_iter().map(|h| h.join().unwrap()).sum::<usize>())
+    });
+    let s = Server::start_in(s.stop(), &[]);
+
+    assert!(rotations >= 4 && tokens.len() >= 50, "{rotations} rotations, {} tokens", tokens.len());
+    let kids: std::collections::HashSet<Value> = tokens.iter().map(|t| decode(t).0["kid"].clone()).collect();
+    assert!(kids.len() >= 3, "tokens of several keys: {}", kids.len());
+    assert_all_answered(&s, &w, &tokens);
+}
+
+#[test]
+fn two_servers_with_different_algorithms_on_one_database_never_rotate_against_each_other() {
+    let es256 = Server::start_with(&[("JOBTOKEN_KEY_TICK_SECONDS", "1")]);
+    let w = World::new(&es256);
+    let job = w.job(&es256, true);
+    let rows = key_rows(&es256.dir);
+
+    let eddsa =
+        Server::start_in(es256.dir.clone(), &[("JOBTOKEN_SIGNING_ALG", "EdDSA"), ("JOBTOKEN_KEY_TICK_SECONDS", "1")]);
+    let from_eddsa = w.mint_ok(&eddsa, job, &[]);
+    std::thread::sleep(Duration::from_secs(5));
+
+    assert_eq!(key_rows(&es256.dir), rows, "five key ticks of each server later, no key changed");
+    let log = es256.log();
+    let changes: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("signing key") && ["retired", "now active", "dropped", "created"].iter().any(|w| l.contains(w))
+        })
+        .collect();
+    assert_eq!(changes.len(), 2, "only the first start's active and next keys: {changes:#?}");
+    assert!(log.contains("JOBTOKEN_SIGNING_ALG=EdDSA is ignored"), "the mismatch is a warning");
+    assert_eq!(decode(&from_eddsa).0["alg"], "ES256", "both sign with the algorithm in force");
+    assert_eq!(decode(&w.mint_ok(&es256, job, &[])).0["kid"], decode(&from_eddsa).0["kid"]);
+    assert_eq!(verify_with_jwks(&es256, &from_eddsa)["job_id"], json!(job));
+}
+
+#[test]
+fn kill_9_during_a_rotation_loop_leaves_one_active_and_one_next_key_and_every_issued_token_verifies() {
+    let s = Server::start_with(&[("JOBTOKEN_KEY_TICK_SECONDS", "1")]);
+    let w = World::new(&s);
+    let job = w.job(&s, true);
+    let first_active = kid_in(&keys(&s), "active");
+    let rotate = || cli_in(&s.dir, &["keys", "rotate", "--force"], &[("RUST_LOG", "warn")]);
+    let started = Instant::now();
+    assert!(rotate().output().unwrap().status.success());
+    // Kill points spread over about twice the time a whole rotation takes.
+    let span = (started.elapsed().as_micros() as u64 * 2).max(1);
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let stop = AtomicBool::new(false);
+
+    let tokens = std::thread::scope(|scope| {
+        let minted = scope.spawn(|| mint_until(&s, &w, job, 2, &stop));
+        for _ in 0..16 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut child = rotate().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+            std::thread::sleep(Duration::from_micros(seed % span));
+            let _ = child.kill(); // SIGKILL, whether midway or already done
+            child.wait().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        minted.join().unwrap()
+    });
+    let dir = s.stop(); // and kill -9 the server
+    let s = Server::start_in(dir, &[]);
+
+    let listed = keys(&s);
+    kid_in(&listed, "active");
+    kid_in(&listed, "next");
+    assert_ne!(kid_in(&listed, "active"), first_active);
+    let files = key_files(&s.dir);
+    for kid in published_kids(&s) {
+        assert!(files.iter().any(|(name, _)| *name == format!("{kid}.pem")), "published {kid} has its key file");
+    }
+    assert!(!tokens.is_empty());
+    assert_all_answered(&s, &w, &tokens);
 }

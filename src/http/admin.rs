@@ -1,10 +1,10 @@
 //! The admin API: the domain of SPEC §2 (Appendix A shapes).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::{authenticate_client, client_credentials_basic, Admin, Client};
+use super::auth::{Admin, ApiCaller, Client};
 use super::input::{self, nullable};
 use crate::app::AppState;
 use crate::domain::{
@@ -466,23 +466,23 @@ pub struct FinishBody {
 
 /// Finishing a job revokes all its tokens at once. The admin or the job's own runner may call it.
 pub async fn finish_job(
+    caller: ApiCaller,
     state: web::Data<AppState>,
-    req: HttpRequest,
     id: web::Path<JobId>,
     body: web::Json<FinishBody>,
 ) -> Reply {
     let (job_id, status) = (id.into_inner(), body.status);
+    match caller {
+        ApiCaller::Admin => {}
+        ApiCaller::Client(Client::Runner(runner)) => {
+            if state.store.read(|c| jobs::job_runner(c, job_id))? != Some(runner.id) {
+                return Err(ApiError::Forbidden(format!("job {job_id} is not running on this runner")));
+            }
+        }
+        _ => return Err(ApiError::Unauthorized),
+    }
     if !status.is_finished() {
         return Err(ApiError::Unprocessable("status must be success, failed or canceled".into()));
-    }
-    if !super::auth::is_admin(&req, &state) {
-        let creds = client_credentials_basic(&req).ok_or(ApiError::Unauthorized)?;
-        let Some(Client::Runner(runner)) = authenticate_client(&state, &creds)? else {
-            return Err(ApiError::Unauthorized);
-        };
-        if state.store.read(|c| jobs::job_runner(c, job_id))? != Some(runner.id) {
-            return Err(ApiError::Forbidden(format!("job {job_id} is not running on this runner")));
-        }
     }
     ok(state.store.run(move |c| jobs::finish(c, job_id, status, now())).await?)
 }

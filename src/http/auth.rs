@@ -3,13 +3,17 @@
 
 use std::future::{ready, Ready};
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::form::{form_unescape, Form};
 use crate::app::AppState;
+use crate::domain::UserId;
 use crate::error::{ApiError, OAuthError};
 use crate::secret;
 
@@ -23,19 +27,6 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 /// True when the request carries the admin token (compared in constant time).
 pub fn is_admin(req: &HttpRequest, state: &AppState) -> bool {
     bearer(req).is_some_and(|token| secret::verify(token, Some(&state.admin_hash)))
-}
-
-/// Extractor: the request is authenticated with the admin token.
-pub struct Admin;
-
-impl FromRequest for Admin {
-    type Error = ApiError;
-    type Future = Ready<Result<Admin, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let ok = req.app_data::<web::Data<AppState>>().is_some_and(|state| is_admin(req, state));
-        ready(if ok { Ok(Admin) } else { Err(ApiError::Unauthorized) })
-    }
 }
 
 pub use crate::service::clients::{authenticate as authenticate_client, Client, ClientCredentials};
@@ -79,29 +70,101 @@ pub fn client_credentials_basic(req: &HttpRequest) -> Option<ClientCredentials> 
     basic_credentials(req).ok().flatten()
 }
 
+/// Every route under this prefix authenticates in [`authenticate_api`] before anything else.
+pub const API_PREFIX: &str = "/api/v1/";
+
+/// Who called an `/api/v1` route, authenticated once by [`authenticate_api`] and kept in the
+/// request's extensions for the extractors below. Which kinds a route accepts is its own
+/// decision (authorization); that the credential is valid is settled before routing.
+pub enum ApiCaller {
+    Admin,
+    /// An active user, by personal access token.
+    User(UserId),
+    /// A runner or resource server, by HTTP Basic.
+    Client(Client),
+}
+
+/// Middleware: an `/api/v1` request without a valid credential is a 401 before its path, query
+/// or body is parsed, so malformed input never tells an anonymous caller what exists.
+pub async fn authenticate_api<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    // The path the router matches (percent-decoded), not the raw one: `/%61pi/v1/…` is routed too.
+    if !req.match_info().as_str().starts_with(API_PREFIX) {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+    let caller = match req.app_data::<web::Data<AppState>>().cloned() {
+        Some(state) => api_caller(&state, req.request()).await,
+        None => Err(ApiError::Unauthorized),
+    };
+    match caller {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.call(req).await.map(ServiceResponse::map_into_left_body)
+        }
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}
+
+/// The admin token, an active user's personal access token, or a client's HTTP Basic credentials.
+async fn api_caller(state: &AppState, req: &HttpRequest) -> Result<ApiCaller, ApiError> {
+    if is_admin(req, state) {
+        return Ok(ApiCaller::Admin);
+    }
+    if let Some(token) = bearer(req) {
+        let user = crate::service::credentials::authenticate_pat(&state.store, token, crate::service::now()).await?;
+        return user.map(ApiCaller::User).ok_or(ApiError::Unauthorized);
+    }
+    let creds = client_credentials_basic(req).ok_or(ApiError::Unauthorized)?;
+    authenticate_client(state, &creds)?.map(ApiCaller::Client).ok_or(ApiError::Unauthorized)
+}
+
+fn caller_of(req: &HttpRequest) -> Option<std::cell::Ref<'_, ApiCaller>> {
+    std::cell::Ref::filter_map(req.extensions(), |ext| ext.get::<ApiCaller>()).ok()
+}
+
+/// Extractor: the caller [`authenticate_api`] authenticated (taken out of the request, so use it
+/// once per handler).
+impl FromRequest for ApiCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<ApiCaller, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(req.extensions_mut().remove::<ApiCaller>().ok_or(ApiError::Unauthorized))
+    }
+}
+
+/// Extractor: the request is authenticated with the admin token.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Admin, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ok = caller_of(req).is_some_and(|c| matches!(*c, ApiCaller::Admin));
+        ready(if ok { Ok(Admin) } else { Err(ApiError::Unauthorized) })
+    }
+}
+
 /// Who edits job token scope settings: the admin, or a user by personal access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
     Admin,
-    User(crate::domain::UserId),
+    User(UserId),
 }
 
 impl FromRequest for Actor {
     type Error = ApiError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Actor, ApiError>>>>;
+    type Future = Ready<Result<Actor, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer(req).map(str::to_owned);
-        let admin = state.as_ref().is_some_and(|s| is_admin(req, s));
-        Box::pin(async move {
-            if admin {
-                return Ok(Actor::Admin);
-            }
-            let (Some(state), Some(token)) = (state, token) else { return Err(ApiError::Unauthorized) };
-            let user =
-                crate::service::credentials::authenticate_pat(&state.store, &token, crate::service::now()).await?;
-            user.map(Actor::User).ok_or(ApiError::Unauthorized)
-        })
+        let actor = caller_of(req).and_then(|c| match *c {
+            ApiCaller::Admin => Some(Actor::Admin),
+            ApiCaller::User(id) => Some(Actor::User(id)),
+            ApiCaller::Client(_) => None,
+        });
+        ready(actor.ok_or(ApiError::Unauthorized))
     }
 }

@@ -493,8 +493,9 @@ pub async fn authorizations(actor: Actor, state: web::Data<AppState>, id: web::P
     Ok(HttpResponse::Ok().json(rows))
 }
 
-/// Turns the target's authorization log into allowlist entries (compacted into groups when they
-/// would not fit), marks them autopopulated, and switches the allowlist on.
+/// Turns the target's authorization log into allowlist entries with exactly the scopes each
+/// source used (compacted into groups when they would not fit), marks them autopopulated, and
+/// switches the allowlist on. Sources that used only visibility reads get no entry.
 pub async fn autopopulate(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
     let id = id.into_inner();
     state.authlog.flush_all(&state.store, now());
@@ -512,22 +513,26 @@ pub async fn autopopulate(actor: Actor, state: web::Data<AppState>, id: web::Pat
                 )?
                 .is_empty();
             if !covered {
-                seen.push(autopopulate::Seen { project: source.id, groups });
+                seen.push(autopopulate::Seen { project: source.id, groups, scopes: row.scopes });
             }
         }
         let room =
             |kind| Ok::<_, StoreError>((MAX_ENTRIES - allowlist::count_entries(c, owner, kind)?).max(0) as usize);
-        let entries = match autopopulate::compact(&seen, room("project")?, room("group")?) {
+        let entries = match autopopulate::entries(&seen, room("project")?, room("group")?) {
             Ok(entries) => entries,
             Err(e) => return Ok(Err(ApiError::Unprocessable(e.to_string()))),
         };
         let mut added = Vec::new();
-        for entry in entries {
+        for (entry, mut scopes) in entries {
+            // Elevated scopes used while elevation was allowed are not re-added once it is not.
+            if check_elevation(c, owner, scopes)?.is_err() {
+                scopes = scopes.minus(ScopeSet::elevated());
+            }
             let source = match entry {
                 autopopulate::NewEntry::Project(p) => Node::Project(p),
                 autopopulate::NewEntry::Group(g) => Node::Group(g),
             };
-            match allowlist::insert_entry(c, owner, source, None, true, None, now())? {
+            match allowlist::insert_entry(c, owner, source, Some(scopes), true, None, now())? {
                 Ok(e) => added.push(entry_view(&e, &source_path(c, source)?)),
                 Err(limit) => {
                     return Ok(Err(ApiError::Unprocessable(format!(
@@ -538,7 +543,7 @@ pub async fn autopopulate(actor: Actor, state: web::Data<AppState>, id: web::Pat
                 }
             }
         }
-        allowlist::set_project_inbound(c, id, Some(true))?;
+        allowlist::switch_inbound_on_for_autopopulate(c, id)?;
         Ok(Ok(added))
     })
     .await?;
@@ -547,6 +552,13 @@ pub async fn autopopulate(actor: Actor, state: web::Data<AppState>, id: web::Pat
 
 pub async fn remove_autopopulated(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
     let owner = Node::Project(id.into_inner());
-    edit(&state, actor, owner, move |c| Ok(Ok(allowlist::delete_autopopulated(c, owner)?))).await?;
+    edit(&state, actor, owner, move |c| {
+        allowlist::delete_autopopulated(c, owner)?;
+        if let Node::Project(project) = owner {
+            allowlist::restore_inbound_after_autopopulate(c, project)?;
+        }
+        Ok(Ok(()))
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

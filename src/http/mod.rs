@@ -12,8 +12,10 @@ mod wellknown;
 
 pub use wellknown::discovery_document;
 
-use actix_web::http::Method;
-use actix_web::{error, web, HttpRequest, HttpResponse};
+use std::future::ready;
+
+use actix_web::http::{header, Method};
+use actix_web::{error, guard, web, HttpRequest, HttpResponse, Route};
 
 use crate::error::ApiError;
 
@@ -23,11 +25,40 @@ macro_rules! routes {
         /// Every mounted (method, path), in the notation of `openapi.yaml`.
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
-        /// Mounts every route.
+        /// Mounts every route, one resource per path (see [`mount`]).
         pub fn routes(cfg: &mut web::ServiceConfig) {
-            $(cfg.route($path, web::method(Method::$method).to($handler));)*
+            mount(cfg, vec![$(($path, Method::$method, web::route().to($handler))),*]);
         }
     };
+}
+
+/// Groups the table by path into one `web::Resource` each, in the order paths first appear (the
+/// router tries resources in that order). A `GET` route answers `HEAD` too (actix sends no body
+/// for it); any other method on a known path is a 405 whose `Allow` lists the path's methods.
+fn mount(cfg: &mut web::ServiceConfig, table: Vec<(&'static str, Method, Route)>) {
+    let mut paths: Vec<(&'static str, Vec<(Method, Route)>)> = Vec::new();
+    for (path, method, route) in table {
+        match paths.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, routes)) => routes.push((method, route)),
+            None => paths.push((path, vec![(method, route)])),
+        }
+    }
+    for (path, routes) in paths {
+        let mut allowed: Vec<String> = Vec::new();
+        let mut resource = web::resource(path);
+        for (method, route) in routes {
+            allowed.push(method.to_string());
+            resource = resource.route(match method {
+                Method::GET => {
+                    allowed.push(Method::HEAD.to_string());
+                    route.guard(guard::Any(guard::Get()).or(guard::Head()))
+                }
+                other => route.guard(guard::Method(other)),
+            });
+        }
+        let allow = allowed.join(", ");
+        cfg.service(resource.default_service(web::to(move || ready(method_not_allowed(&allow)))));
+    }
 }
 
 routes! {
@@ -110,10 +141,15 @@ pub const MAX_JSON_BYTES: usize = 256 * 1024;
 
 /// Extractor settings that turn malformed input into the API's error shape.
 pub fn extractors(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(json_error)).app_data(
-        web::PathConfig::default()
-            .error_handler(|_, _| ApiError::NotFound("no such resource (ids are positive integers)".into()).into()),
-    );
+    cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(json_error))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|_, _| ApiError::NotFound("no such resource (ids are positive integers)".into()).into()),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| ApiError::BadRequest(format!("invalid query string: {e}")).into()),
+        );
 }
 
 fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -127,8 +163,18 @@ fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error
     }
 }
 
-/// Unknown routes and methods.
+/// Unknown routes.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let err = ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()));
     error::ResponseError::error_response(&err)
+}
+
+/// A known path asked with a method it does not have (RFC 9110 §15.5.6).
+fn method_not_allowed(allow: &str) -> HttpResponse {
+    let err = ApiError::MethodNotAllowed(format!("this path accepts {allow}"));
+    let mut res = error::ResponseError::error_response(&err);
+    if let Ok(value) = header::HeaderValue::from_str(allow) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
 }

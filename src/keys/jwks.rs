@@ -7,8 +7,9 @@ use serde_json::Value;
 use super::material::PublicKey;
 
 /// How long verifiers may cache the JWKS (`Cache-Control: max-age`). A `next` key is published
-/// at least this long before it signs: scheduled rotation waits a whole period, and a manual
-/// rotation of a younger `next` key is refused unless forced.
+/// at least this long before it signs: the rotation plan never promotes a younger one unless
+/// forced (scheduled rotation and a change of algorithm wait), and a manual rotation of a
+/// younger `next` key is refused with 409 unless forced.
 pub const MAX_AGE_SECS: i64 = 300;
 
 /// A serialized JWK Set and its strong ETag.

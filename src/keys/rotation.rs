@@ -3,7 +3,7 @@
 //!
 //! Lifecycle: a `next` key is published before it signs; rotation retires the active key,
 //! promotes `next`, and creates a new `next`; a retired key stays published until the last token
-//! it signed has expired, and is then dropped.
+//! it signed has expired (and at least [`RETIRED_GRACE_SECS`]), and is then dropped.
 
 use std::fmt;
 use std::str::FromStr;
@@ -76,10 +76,35 @@ pub struct KeyMeta {
     pub last_token_expires_at: Option<i64>,
 }
 
+/// How long a retired key stays published and undroppable after its retirement, whatever the
+/// recorded tokens say.
+///
+/// Security invariant (issue 7, point 7c): a token is signed before it is recorded, and a process
+/// keeps signing with the key it loaded until its next key reload (at most one key tick, ≤ 60 s,
+/// after another process rotated). So when a key is retired, tokens it signed may still be on
+/// their way to `issued_tokens` (in the group-commit writer's queue, or signed by a process that
+/// has not reloaded yet), invisible to `last_token_expires_at`. This grace outlasts both (the
+/// longest key tick plus any request's lifetime), so by the time a drop is considered every such
+/// token has been recorded, and its expiry keeps the key. The database backs this up: a token
+/// whose key row is gone cannot be recorded at all (trigger `issued_tokens_need_their_key`), so
+/// its request fails rather than answering 200.
+pub const RETIRED_GRACE_SECS: i64 = 300;
+
 impl KeyMeta {
     /// Whether a token signed by this key may still be unexpired at `now`.
     fn has_live_tokens(&self, now: i64) -> bool {
         self.last_token_expires_at.is_some_and(|exp| exp > now)
+    }
+
+    /// Whether this retired key is still within [`RETIRED_GRACE_SECS`] of its retirement.
+    fn in_retirement_grace(&self, now: i64) -> bool {
+        self.retired_at.is_some_and(|at| now < at.saturating_add(RETIRED_GRACE_SECS))
+    }
+
+    /// Whether a token this key signed may still be answered (or still be on its way to being
+    /// recorded) at `now`: such a key stays published and is never dropped.
+    fn may_be_needed(&self, now: i64) -> bool {
+        self.has_live_tokens(now) || self.in_retirement_grace(now)
     }
 
     /// When this key started signing; `created_at` stands in if `activated_at` was never set.
@@ -100,35 +125,43 @@ pub enum KeyAction {
     /// `active` → `retired`.
     Retire { kid: String },
     /// Remove the key from the JWKS; its metadata row and file may be deleted. Only for a retired
-    /// key whose last token has expired, or a next key that never signed anything (a surplus next
-    /// key, or one of an algorithm no longer configured).
+    /// key whose last token has expired and whose retirement grace has passed, or a next key that
+    /// never signed anything (a surplus next key, or one of an algorithm no longer in force).
     Drop { kid: String },
 }
 
 /// How and when to rotate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RotationPolicy {
-    /// The algorithm new keys use; an active key of another algorithm is rotated out.
+    /// The algorithm in force (recorded in the database): new keys use it, and an active key of
+    /// another algorithm is rotated out once a next key of this one has been published long enough.
     pub alg: Alg,
     /// Rotate when the active key has been active this long. `None` (or a value ≤ 0) disables
     /// scheduled rotation.
     pub rotate_every_secs: Option<i64>,
-    /// Rotate now, whatever the schedule says (manual rotation).
+    /// Rotate now, whatever the schedule and the next key's age say (forced manual rotation).
     pub force: bool,
+    /// How long a next key must have been published before an unforced rotation promotes it:
+    /// the JWKS cache lifetime, so that no verifier sees a token of a key it has not fetched.
+    pub min_published_secs: i64,
 }
 
-/// Plans what to change so that there is exactly one active and one next key, both of
+/// Plans what to change so that there is exactly one active and one next key, the next one of
 /// `policy.alg`, rotating at most once however many periods were missed, and dropping retired
 /// keys whose tokens have all expired.
 ///
-/// Security invariant: a key that may have signed an unexpired token is never dropped; only a
-/// retired key with `retired_at` set and `last_token_expires_at` absent or `<= now`, or a next key
-/// (which has signed nothing), is.
+/// Security invariants:
+/// - a key that may have signed an unexpired token, or was retired less than
+///   [`RETIRED_GRACE_SECS`] ago, is never dropped; only such a retired key with `retired_at` set,
+///   or a next key (which has signed nothing), is;
+/// - unless forced, a key starts signing only as a next key published for at least
+///   `policy.min_published_secs` (SPEC §7); the one exception is a database without an active
+///   key, where something must sign.
 pub fn plan(keys: &[KeyMeta], now: i64, policy: &RotationPolicy) -> Vec<KeyAction> {
     let mut actions = Vec::new();
 
     for key in keys {
-        if key.state == KeyState::Retired && key.retired_at.is_some() && !key.has_live_tokens(now) {
+        if key.state == KeyState::Retired && key.retired_at.is_some() && !key.may_be_needed(now) {
             actions.push(KeyAction::Drop { kid: key.kid.clone() });
         }
     }
@@ -150,6 +183,7 @@ pub fn plan(keys: &[KeyMeta], now: i64, policy: &RotationPolicy) -> Vec<KeyActio
         actions.push(KeyAction::Drop { kid: stale.kid.clone() });
     }
 
+    let next_ready = usable_next.is_some_and(|next| next.created_at.saturating_add(policy.min_published_secs) <= now);
     let rotate = match active {
         None => true,
         Some(active) => {
@@ -157,7 +191,7 @@ pub fn plan(keys: &[KeyMeta], now: i64, policy: &RotationPolicy) -> Vec<KeyActio
                 .rotate_every_secs
                 .filter(|period| *period > 0)
                 .is_some_and(|period| active.active_since().saturating_add(period) <= now);
-            policy.force || due || active.alg != policy.alg
+            policy.force || ((due || active.alg != policy.alg) && next_ready)
         }
     };
     if rotate {
@@ -189,12 +223,35 @@ pub fn promotion_wait(keys: &[KeyMeta], now: i64, min_published_secs: i64) -> i6
 }
 
 /// The keys the JWKS publishes at `now`, in the given order: next, active, and retired keys that
-/// may still have unexpired tokens (`last_token_expires_at > now`).
+/// may still have unexpired tokens (`last_token_expires_at > now`) or are within their
+/// retirement grace.
 pub fn published(keys: &[KeyMeta], now: i64) -> impl Iterator<Item = &KeyMeta> {
     keys.iter().filter(move |k| match k.state {
         KeyState::Next | KeyState::Active => true,
-        KeyState::Retired => k.has_live_tokens(now),
+        KeyState::Retired => k.may_be_needed(now),
     })
+}
+
+/// The signing algorithm a process uses, given what the database recorded and its own
+/// configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlgInForce {
+    /// The algorithm every process on the database signs with.
+    pub alg: Alg,
+    /// Nothing was recorded yet (a new database): record `alg` now.
+    pub record: bool,
+    /// This process was configured with another algorithm: warn, change nothing.
+    pub ignored: Option<Alg>,
+}
+
+/// The recorded algorithm wins over the configured one (issue 7, point 7e): two processes with
+/// different `JOBTOKEN_SIGNING_ALG` must not rotate against each other. Only an explicit
+/// `keys set-algorithm` changes the record; the first start records its configuration.
+pub fn algorithm_in_force(recorded: Option<Alg>, configured: Alg) -> AlgInForce {
+    match recorded {
+        None => AlgInForce { alg: configured, record: true, ignored: None },
+        Some(alg) => AlgInForce { alg, record: false, ignored: (alg != configured).then_some(configured) },
+    }
 }
 
 #[cfg(test)]
@@ -224,9 +281,10 @@ mod tests {
 
     const DAY: i64 = 86_400;
     const NOW: i64 = 1_800_000_000;
+    const CACHE: i64 = 300;
 
     fn policy(alg: Alg) -> RotationPolicy {
-        RotationPolicy { alg, rotate_every_secs: Some(30 * DAY), force: false }
+        RotationPolicy { alg, rotate_every_secs: Some(30 * DAY), force: false, min_published_secs: CACHE }
     }
 
     fn key(kid: &str, alg: Alg, state: KeyState, created_at: i64) -> KeyMeta {
@@ -294,7 +352,7 @@ mod tests {
                     let k = &keys[i];
                     let droppable = k.state == KeyState::Next
                         || (k.state == KeyState::Retired
-                            && k.retired_at.is_some()
+                            && k.retired_at.is_some_and(|at| at + RETIRED_GRACE_SECS <= now)
                             && k.last_token_expires_at.is_none_or(|e| e <= now));
                     assert!(droppable, "dropping {k:?}: {actions:?}");
                     keys.remove(i);
@@ -304,15 +362,20 @@ mod tests {
         keys
     }
 
-    /// Exactly one active and one next key, both of the configured algorithm, and a second plan
-    /// at the same time has nothing left to rotate.
+    /// Exactly one active and one next key, the next of the configured algorithm (the active one
+    /// too, unless its replacement is waiting out the cache lifetime), and a second plan at the
+    /// same time has nothing left to rotate.
     fn assert_settled(keys: &[KeyMeta], now: i64, policy: &RotationPolicy) {
         assert_eq!(count(keys, KeyState::Active), 1, "{keys:#?}");
         assert_eq!(count(keys, KeyState::Next), 1, "{keys:#?}");
-        for k in keys.iter().filter(|k| k.state != KeyState::Retired) {
-            assert_eq!(k.alg, policy.alg, "{keys:#?}");
+        assert_eq!(keys.iter().find(|k| k.state == KeyState::Next).unwrap().alg, policy.alg, "{keys:#?}");
+        let unforced = RotationPolicy { force: false, ..*policy };
+        let active = keys.iter().find(|k| k.state == KeyState::Active).unwrap();
+        if active.alg != policy.alg {
+            let later = plan(keys, now + policy.min_published_secs, &unforced);
+            assert!(later.contains(&KeyAction::Retire { kid: active.kid.clone() }), "stuck on {active:?}: {later:?}");
         }
-        let again = plan(keys, now, &RotationPolicy { force: false, ..*policy });
+        let again = plan(keys, now, &unforced);
         assert!(again.iter().all(|a| matches!(a, KeyAction::Drop { .. })), "not settled: {again:?}");
     }
 
@@ -401,19 +464,76 @@ mod tests {
     }
 
     #[test]
-    fn switching_alg_rotates_to_a_fresh_key_of_the_new_alg() {
+    fn switching_alg_publishes_a_next_key_of_the_new_alg_and_keeps_signing_with_the_old_one() {
         let keys = [active("a", Alg::ES256, NOW - DAY), next("n", Alg::ES256, NOW - DAY)];
         let (actions, after) = run(&keys, NOW, &policy(Alg::EdDSA));
         assert_eq!(
             actions,
+            vec![KeyAction::Drop { kid: "n".into() }, KeyAction::Create { state: KeyState::Next, alg: Alg::EdDSA }]
+        );
+        assert_eq!(kid_of(&after, KeyState::Active), "a", "nothing signs before it was published");
+    }
+
+    #[test]
+    fn the_new_alg_signs_only_once_its_next_key_has_been_published_for_the_cache_lifetime() {
+        let keys = [active("a", Alg::ES256, NOW - DAY), next("n", Alg::EdDSA, NOW)];
+        let p = policy(Alg::EdDSA);
+        assert_eq!(plan(&keys, NOW + CACHE - 1, &p), vec![], "one second too early");
+        let (actions, after) = run(&keys, NOW + CACHE, &p);
+        assert_eq!(
+            actions,
             vec![
-                KeyAction::Drop { kid: "n".into() },
                 KeyAction::Retire { kid: "a".into() },
-                KeyAction::Create { state: KeyState::Active, alg: Alg::EdDSA },
+                KeyAction::Promote { kid: "n".into() },
                 KeyAction::Create { state: KeyState::Next, alg: Alg::EdDSA },
             ]
         );
-        assert_eq!(after.iter().find(|k| k.kid == "a").unwrap().state, KeyState::Retired);
+        assert_eq!(kid_of(&after, KeyState::Active), "n");
+    }
+
+    #[test]
+    fn a_due_scheduled_rotation_waits_for_a_next_key_younger_than_the_cache_lifetime() {
+        let keys = [active("a", Alg::ES256, NOW - 31 * DAY), next("n", Alg::ES256, NOW - 10)];
+        assert_eq!(plan(&keys, NOW, &policy(Alg::ES256)), vec![]);
+        let forced = RotationPolicy { force: true, ..policy(Alg::ES256) };
+        assert!(plan(&keys, NOW, &forced).contains(&KeyAction::Promote { kid: "n".into() }), "force overrides");
+    }
+
+    #[test]
+    fn a_missing_next_key_is_created_rather_than_an_unpublished_key_made_active() {
+        let keys = [active("a", Alg::ES256, NOW - 31 * DAY)];
+        let (actions, _) = run(&keys, NOW, &policy(Alg::ES256));
+        assert_eq!(actions, vec![KeyAction::Create { state: KeyState::Next, alg: Alg::ES256 }]);
+    }
+
+    #[test]
+    fn a_retired_key_stays_published_and_is_kept_through_its_grace_even_without_recorded_tokens() {
+        let keys = [
+            active("a", Alg::ES256, NOW - DAY),
+            next("n", Alg::ES256, NOW - DAY),
+            retired("just-retired", Some(NOW - RETIRED_GRACE_SECS + 1), None),
+            retired("grace-over", Some(NOW - RETIRED_GRACE_SECS), None),
+        ];
+        assert_eq!(plan(&keys, NOW, &policy(Alg::ES256)), vec![KeyAction::Drop { kid: "grace-over".into() }]);
+        let published: Vec<&str> = published(&keys, NOW).map(|k| k.kid.as_str()).collect();
+        assert_eq!(published, ["a", "n", "just-retired"]);
+    }
+
+    #[test]
+    fn the_recorded_algorithm_wins_over_the_configured_one() {
+        assert_eq!(
+            algorithm_in_force(None, Alg::RS256),
+            AlgInForce { alg: Alg::RS256, record: true, ignored: None },
+            "a new database records the first configuration"
+        );
+        assert_eq!(
+            algorithm_in_force(Some(Alg::ES256), Alg::ES256),
+            AlgInForce { alg: Alg::ES256, record: false, ignored: None }
+        );
+        assert_eq!(
+            algorithm_in_force(Some(Alg::ES256), Alg::EdDSA),
+            AlgInForce { alg: Alg::ES256, record: false, ignored: Some(Alg::EdDSA) }
+        );
     }
 
     #[test]
@@ -559,11 +679,12 @@ mod tests {
                 alg: Alg::ALL[rand(3) as usize],
                 rotate_every_secs: [None, Some(30 * DAY), Some(DAY)][rand(3) as usize],
                 force: rand(4) == 0,
+                min_published_secs: CACHE,
             };
             let (_, after) = run(&keys, NOW, &p);
             for k in &keys {
-                if k.has_live_tokens(NOW) {
-                    assert!(after.iter().any(|a| a.kid == k.kid), "dropped a key with live tokens: {k:?}");
+                if k.may_be_needed(NOW) {
+                    assert!(after.iter().any(|a| a.kid == k.kid), "dropped a key that may be needed: {k:?}");
                 }
             }
         }

@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{GroupId, ProjectId};
+use crate::domain::{GroupId, ProjectId, ScopeSet};
 
-/// A source project seen in the log, with its groups root first.
+/// A source project seen in the log, with its groups root first and the scopes it used that
+/// only an allowlist entry could grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub project: ProjectId,
     pub groups: Vec<GroupId>,
+    pub scopes: ScopeSet,
 }
 
 /// An entry to add.
@@ -31,6 +33,29 @@ struct Item {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the sources do not fit the allowlist limits even when collapsed into their top-level groups")]
 pub struct DoesNotFit;
+
+/// The entries for the sources in `seen`, each with exactly the scopes its sources used (a group
+/// entry: the union of the scopes of the sources it stands for). Sources that used no scope
+/// beyond visibility reads need no entry and get none. See [`compact`] for the collapsing.
+pub fn entries(
+    seen: &[Seen],
+    room_projects: usize,
+    room_groups: usize,
+) -> Result<Vec<(NewEntry, ScopeSet)>, DoesNotFit> {
+    let needed: Vec<Seen> = seen.iter().filter(|s| !s.scopes.is_empty()).cloned().collect();
+    let entries = compact(&needed, room_projects, room_groups)?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let covers = |s: &&Seen| match entry {
+                NewEntry::Project(p) => s.project == p,
+                NewEntry::Group(g) => s.groups.contains(&g),
+            };
+            let scopes = needed.iter().filter(covers).fold(ScopeSet::EMPTY, |acc, s| acc.union(s.scopes));
+            (entry, scopes)
+        })
+        .collect())
+}
 
 /// Collapses `seen` into at most `room_projects` project entries and `room_groups` group
 /// entries. Deeper groups are preferred (the nearest common group of the sources it merges),
@@ -87,7 +112,34 @@ mod tests {
     use NewEntry::{Group, Project};
 
     fn seen(project: ProjectId, groups: &[GroupId]) -> Seen {
-        Seen { project, groups: groups.to_vec() }
+        Seen { project, groups: groups.to_vec(), scopes: ScopeSet::default_set() }
+    }
+
+    fn using(project: ProjectId, groups: &[GroupId], scopes: &str) -> Seen {
+        Seen { project, groups: groups.to_vec(), scopes: ScopeSet::parse_space_separated(scopes).unwrap() }
+    }
+
+    #[test]
+    fn entries_carry_exactly_the_scopes_their_sources_used_and_visibility_only_sources_get_none() {
+        let s = [
+            using(1, &[10, 11], "read_repository"),
+            using(2, &[10, 11], "write_registry"),
+            using(3, &[20], "read_package_registry"),
+            using(4, &[30], ""),
+        ];
+        let set = |names| ScopeSet::parse_space_separated(names).unwrap();
+        assert_eq!(
+            entries(&s, 5, 5).unwrap(),
+            vec![
+                (Project(1), set("read_repository")),
+                (Project(2), set("write_registry")),
+                (Project(3), set("read_package_registry")),
+            ]
+        );
+        assert_eq!(
+            entries(&s, 1, 1).unwrap(),
+            vec![(Project(3), set("read_package_registry")), (Group(11), set("read_repository write_registry"))]
+        );
     }
 
     #[test]

@@ -124,7 +124,8 @@ pub enum Rule {
     NotAllowlisted,
     /// No entry admits S and T is private: nothing.
     PrivateNotAllowlisted,
-    /// T is private, S has its outbound allowlist on, and no outbound entry covers T: nothing.
+    /// S has its outbound allowlist on and no outbound entry covers T: only T's visibility reads
+    /// (nothing when T is private), whatever T's allowlist says.
     OutboundNotCovered,
 }
 
@@ -135,6 +136,9 @@ pub struct Decision {
     pub allowed: ScopeSet,
     /// Whether S passed T's inbound allowlist: an entry matched, or the allowlist is not in force.
     pub in_scope: bool,
+    /// What S would carry on T with no allowlist entry at all: T's visibility reads (SPEC §4.3
+    /// step 4). A use of a scope in here needed no entry, so autopopulate never creates one for it.
+    pub floor: ScopeSet,
     pub rule: Rule,
     /// Names both projects and the rule; a denial reads `job token from S is not allowed to access T: …`.
     pub reason: String,
@@ -149,15 +153,22 @@ impl Decision {
 
 /// Decides which scopes a job token from S carries on T (SPEC §4.3).
 pub fn decide(input: &CrossProjectInput) -> Decision {
-    let trace = evaluate(input);
-    Decision { allowed: trace.allowed, in_scope: trace.in_scope, rule: trace.rule, reason: reason(input, &trace, None) }
+    decision(input, None)
 }
 
 /// The decision for S on T with the reason told for one `scope` (what the decision endpoint answers).
 pub fn decide_for(input: &CrossProjectInput, scope: Scope) -> Decision {
+    decision(input, Some(scope))
+}
+
+fn decision(input: &CrossProjectInput, scope: Option<Scope>) -> Decision {
     let trace = evaluate(input);
-    let reason = reason(input, &trace, Some(scope));
-    Decision { allowed: trace.allowed, in_scope: trace.in_scope, rule: trace.rule, reason }
+    let floor = match input.source == input.target {
+        true => ScopeSet::EMPTY,
+        false => out_of_scope_allowed(&input.target_facts, &input.user),
+    };
+    let reason = reason(input, &trace, scope);
+    Decision { allowed: trace.allowed, in_scope: trace.in_scope, floor, rule: trace.rule, reason }
 }
 
 /// Whether a job token from S may use `scope` on T, with the reason for that one scope.
@@ -287,10 +298,11 @@ fn evaluate(input: &CrossProjectInput) -> Trace<'_> {
         return trace;
     }
 
-    // Public and internal targets are not limited by S's outbound allowlist (SPEC §4.3 step 5).
-    let outbound_limited = input.outbound_enabled && target.visibility == Visibility::Private;
-    if outbound_limited && input.outbound_entries.is_empty() {
+    // Least privilege: with S's outbound allowlist on, a target no outbound entry covers gets
+    // its visibility reads at most, whatever its visibility (no writes to public projects).
+    if input.outbound_enabled && input.outbound_entries.is_empty() {
         trace.rule = Rule::OutboundNotCovered;
+        trace.allowed = out_of_scope_allowed(target, &input.user);
         return trace;
     }
     trace.rule = match trace.admission {
@@ -298,7 +310,7 @@ fn evaluate(input: &CrossProjectInput) -> Trace<'_> {
         Some(Admission { level, group: None, .. }) => Rule::ProjectEntry { level },
         Some(Admission { level, group: Some(entry), .. }) => Rule::GroupEntry { level, group: entry.group },
     };
-    let outbound = match outbound_limited {
+    let outbound = match input.outbound_enabled {
         true => input.outbound_entries.iter().fold(ScopeSet::EMPTY, |acc, e| acc.union(e.scopes)),
         false => all,
     };
@@ -347,6 +359,9 @@ fn reason(input: &CrossProjectInput, trace: &Trace<'_>, scope: Option<Scope>) ->
         }
         Rule::BlockedUser => deny(format!("the user {user} is blocked")),
         Rule::PrivateNotAllowlisted => deny(format!("{target} is private and {source} is not on its allowlist")),
+        Rule::OutboundNotCovered if !passed.is_empty() => {
+            format!("{}; {source}'s outbound allowlist does not include {target}", by_visibility(passed))
+        }
         Rule::OutboundNotCovered => deny(format!("{source}'s outbound allowlist does not include {target}")),
         Rule::NotAllowlisted if !passed.is_empty() => {
             format!("{}; {source} is not on its job token allowlist", by_visibility(passed))
@@ -743,15 +758,35 @@ mod tests {
     }
 
     #[test]
-    fn outbound_limit_does_not_apply_to_public_targets() {
+    fn outbound_limit_leaves_an_uncovered_public_target_only_its_visibility_reads() {
         let mut i = with_visibility(with_project_entry(input(), 0, EntryGrant::DefaultPermissions), Visibility::Public);
         i.outbound_enabled = true;
+        let d = decide_for(&i, Scope::WriteRegistry);
+        assert_eq!((d.rule, d.allowed), (Rule::OutboundNotCovered, set(VISIBILITY_READS)));
         assert_eq!(
-            allowed(&i),
-            "read_repository read_registry write_registry read_package_registry write_package_registry read_api"
+            d.reason,
+            "job token from src/team/a is not allowed to access grp/sub/b: src/team/a's outbound allowlist does not include grp/sub/b"
         );
+        assert_eq!(
+            decide_scope(&i, Scope::ReadRepository).1,
+            "allowed: grp/sub/b is public, which opens read_repository to anyone; \
+             src/team/a's outbound allowlist does not include grp/sub/b"
+        );
+        i.outbound_entries = vec![OutboundEntry {
+            target: Namespace::Project(T),
+            target_path: "grp/sub/b".into(),
+            scopes: set("write_registry"),
+        }];
+        assert_eq!(allowed(&i), "read_repository read_registry write_registry read_package_registry read_api");
         i.levels[0].source_project_entry = None;
-        assert_eq!(allowed(&i), VISIBILITY_READS);
+        assert_eq!(allowed(&i), VISIBILITY_READS, "out of scope, the outbound entry opens nothing");
+    }
+
+    #[test]
+    fn the_floor_is_what_visibility_alone_opens() {
+        let i = with_visibility(with_project_entry(input(), 0, EntryGrant::DefaultPermissions), Visibility::Internal);
+        assert_eq!(decide(&i).floor, set(VISIBILITY_READS));
+        assert_eq!(decide(&input()).floor, ScopeSet::EMPTY, "a private target opens nothing by visibility");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod autopopulate;
 mod credentials;
 mod decision;
 mod issuance;
+mod online;
 mod prevent_all;
 mod rights;
 
@@ -17,6 +18,7 @@ pub use decision::{
     GroupSourceEntry, Namespace, OutboundEntry, Rule,
 };
 pub use issuance::{mint_eligibility, runner_serves, token_expiry, MintRefusal, MintStep, RunnerScope};
+pub use online::{audience_admits, cross_project_grant, Origin};
 pub use rights::{
     effective_access, elevation_allowed, own_project_grant, rights, visibility_reads, ElevationBlock, OwnGrant,
     Principal, ProjectFacts,

@@ -7,8 +7,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crate::domain::ProjectId;
-use crate::store::{allowlist, Store};
+use crate::domain::{ProjectId, ScopeSet};
+use crate::store::allowlist::{self, LogRow};
+use crate::store::Store;
 
 /// Minimum seconds between two writes of one pair.
 pub const WRITE_INTERVAL_SECS: i64 = 300;
@@ -19,6 +20,8 @@ struct Pair {
     written_at: Option<i64>,
     pending: i64,
     last_seen: i64,
+    /// Scopes used since the last write that only an allowlist entry could grant.
+    scopes: ScopeSet,
 }
 
 #[derive(Default)]
@@ -34,24 +37,33 @@ pub struct AuthLog {
 }
 
 impl AuthLog {
-    /// Counts one allowed access of `target` by a job of `source` at `now`.
-    pub fn record(&self, target: ProjectId, source: ProjectId, now: i64) {
+    /// Counts one allowed access of `target` by a job of `source` at `now` that used `scopes`
+    /// beyond what visibility alone opens (empty when visibility alone allowed it).
+    pub fn record(&self, target: ProjectId, source: ProjectId, scopes: ScopeSet, now: i64) {
         let mut inner = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());
         let pair = inner.pairs.entry((target, source)).or_default();
         pair.pending += 1;
         pair.last_seen = pair.last_seen.max(now);
+        pair.scopes = pair.scopes.union(scopes);
     }
 
     /// Takes the rows due for writing: pairs never written, or last written at least
     /// `WRITE_INTERVAL_SECS` ago; everything pending when `all`.
-    fn take_due(&self, now: i64, all: bool) -> Vec<(ProjectId, ProjectId, i64, i64)> {
+    fn take_due(&self, now: i64, all: bool) -> Vec<LogRow> {
         let mut inner = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut rows = Vec::new();
         for ((target, source), pair) in inner.pairs.iter_mut() {
             let due = all || pair.written_at.is_none_or(|at| now - at >= WRITE_INTERVAL_SECS);
             if pair.pending > 0 && due {
-                rows.push((*target, *source, pair.last_seen, pair.pending));
+                rows.push(LogRow {
+                    target: *target,
+                    source: *source,
+                    last_authorized_at: pair.last_seen,
+                    count: pair.pending,
+                    scopes: pair.scopes,
+                });
                 pair.pending = 0;
+                pair.scopes = ScopeSet::EMPTY;
                 pair.written_at = Some(now);
             }
         }
@@ -63,7 +75,7 @@ impl AuthLog {
         self.write(store, self.take_due(now, true));
     }
 
-    fn write(&self, store: &Store, rows: Vec<(ProjectId, ProjectId, i64, i64)>) {
+    fn write(&self, store: &Store, rows: Vec<LogRow>) {
         if rows.is_empty() {
             return;
         }
@@ -71,10 +83,11 @@ impl AuthLog {
             log::error!("writing {} authorization log rows failed: {e}", rows.len());
             // Put the counts back so they are not lost; they are retried on the next tick.
             let mut inner = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());
-            for (target, source, seen, count) in rows {
-                let pair = inner.pairs.entry((target, source)).or_default();
-                pair.pending += count;
-                pair.last_seen = pair.last_seen.max(seen);
+            for row in rows {
+                let pair = inner.pairs.entry((row.target, row.source)).or_default();
+                pair.pending += row.count;
+                pair.last_seen = pair.last_seen.max(row.last_authorized_at);
+                pair.scopes = pair.scopes.union(row.scopes);
                 pair.written_at = None;
             }
         }
@@ -114,25 +127,32 @@ impl AuthLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Scope;
+
+    fn row(last_authorized_at: i64, count: i64, scopes: &str) -> LogRow {
+        let scopes = ScopeSet::parse_space_separated(scopes).unwrap();
+        LogRow { target: 1, source: 2, last_authorized_at, count, scopes }
+    }
 
     #[test]
-    fn a_pair_is_written_at_most_once_per_interval_and_counts_accumulate() {
+    fn a_pair_is_written_at_most_once_per_interval_and_counts_and_scopes_accumulate() {
         let log = AuthLog::default();
-        log.record(1, 2, 100);
-        assert_eq!(log.take_due(100, false), vec![(1, 2, 100, 1)], "first sight is written promptly");
-        log.record(1, 2, 110);
-        log.record(1, 2, 120);
+        let (read, write) = (ScopeSet::EMPTY.with(Scope::ReadRepository), ScopeSet::EMPTY.with(Scope::WriteRegistry));
+        log.record(1, 2, read, 100);
+        assert_eq!(log.take_due(100, false), vec![row(100, 1, "read_repository")], "first sight is written promptly");
+        log.record(1, 2, write, 110);
+        log.record(1, 2, ScopeSet::EMPTY, 120);
         assert!(log.take_due(130, false).is_empty(), "within five minutes nothing is written");
-        assert_eq!(log.take_due(100 + WRITE_INTERVAL_SECS, false), vec![(1, 2, 120, 2)]);
+        assert_eq!(log.take_due(100 + WRITE_INTERVAL_SECS, false), vec![row(120, 2, "write_registry")]);
         assert!(log.take_due(1000, false).is_empty(), "nothing pending");
     }
 
     #[test]
     fn flush_all_takes_everything_pending() {
         let log = AuthLog::default();
-        log.record(1, 2, 100);
+        log.record(1, 2, ScopeSet::EMPTY, 100);
         log.take_due(100, false);
-        log.record(1, 2, 150);
-        assert_eq!(log.take_due(160, true), vec![(1, 2, 150, 1)]);
+        log.record(1, 2, ScopeSet::EMPTY, 150);
+        assert_eq!(log.take_due(160, true), vec![row(150, 1, "")]);
     }
 }

@@ -2,14 +2,167 @@
 //! lookups bounded by the depth of both hierarchies (never a scan of an allowlist).
 
 use rusqlite::Connection;
+use serde::Serialize;
 
-use crate::domain::{ProjectId, UserId};
+use super::live::{self, Authentic};
+use crate::app::AppState;
+use crate::domain::{ProjectId, Scope, ScopeSet, UserId};
 use crate::policy::{
-    self, AllowlistLevel, CrossProjectInput, EntryGrant, GroupSourceEntry, Namespace, OutboundEntry, Principal,
+    self, AllowlistLevel, CrossProjectInput, EntryGrant, GroupSourceEntry, Namespace, Origin, OutboundEntry, Principal,
 };
 use crate::store::allowlist::{self, Entry};
 use crate::store::namespaces::{self, Project};
-use crate::store::{settings, users, Result};
+use crate::store::{settings, users, Result, StoreError};
+use crate::token::details;
+
+/// A project named by id or by full path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetRef {
+    Id(ProjectId),
+    Path(String),
+}
+
+impl std::fmt::Display for TargetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetRef::Id(id) => write!(f, "{id}"),
+            TargetRef::Path(path) => f.write_str(path),
+        }
+    }
+}
+
+/// Loads a project by id or path; `None` when there is none.
+pub fn find_project(conn: &Connection, target: &TargetRef) -> Result<Option<Project>> {
+    match target {
+        TargetRef::Id(id) => match namespaces::get_project(conn, *id) {
+            Ok(project) => Ok(Some(project)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        },
+        TargetRef::Path(path) => namespaces::find_project_by_path(conn, path),
+    }
+}
+
+/// The decision endpoint's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    pub allowed: bool,
+    pub reason: String,
+    pub source_project: Option<String>,
+    pub target_project: Option<String>,
+    /// Every scope the token answers for on the target; empty when denied.
+    pub granted_scopes: ScopeSet,
+}
+
+impl Answer {
+    fn denied(reason: String, source: Option<String>, target: Option<String>) -> Answer {
+        Answer {
+            allowed: false,
+            reason,
+            source_project: source,
+            target_project: target,
+            granted_scopes: ScopeSet::EMPTY,
+        }
+    }
+}
+
+/// May the presented token use `scope` on `target`? Answers only within what the token itself
+/// carries and what is still true (see [`policy::cross_project_grant`]); `audience` is the
+/// asking resource server's (empty for the admin or a server without one).
+pub async fn authorize(
+    state: &AppState,
+    audience: &[String],
+    token: &str,
+    target: TargetRef,
+    scope: Scope,
+    now: i64,
+) -> Result<Answer> {
+    let found = match live::live(state, token, now).await? {
+        Ok(found) => found,
+        Err(inactive) => {
+            state.metrics.deny(inactive.reason());
+            return Ok(Answer::denied(format!("the job token is not active: {inactive}"), None, None));
+        }
+    };
+    if !policy::audience_admits(&found.claims.aud.values(), audience, &state.config.default_audience) {
+        state.metrics.deny("token_audience");
+        return Ok(Answer::denied(
+            format!(
+                "the job token's audience names neither this resource server's audience ({}) nor the default \
+                 audience {}",
+                audience.join(", "),
+                state.config.default_audience
+            ),
+            None,
+            None,
+        ));
+    }
+    let source_path = found.claims.project_path.clone();
+    let decided = state.store.read(|c| {
+        let Some(target) = find_project(c, &target)? else { return Ok(None) };
+        decide_for_token(c, &found, &target, scope).map(|answer| Some((target.id, answer)))
+    })?;
+    let Some((target_id, (answer, needed_entry))) = decided else {
+        state.metrics.deny("target_not_found");
+        return Ok(Answer::denied(format!("project {target} does not exist"), Some(source_path), None));
+    };
+    match answer.allowed {
+        true if target_id != found.claims.project_id => {
+            state.authlog.record(target_id, found.claims.project_id, needed_entry, now)
+        }
+        true => {}
+        false => state.metrics.deny("cross_project"),
+    }
+    Ok(answer)
+}
+
+/// The answer for a live token on `target`, and the scopes of it only `target`'s allowlist grants.
+fn decide_for_token(
+    conn: &Connection,
+    token: &Authentic,
+    target: &Project,
+    scope: Scope,
+) -> Result<(Answer, ScopeSet)> {
+    let claims = &token.claims;
+    let carried = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
+    let (source, target_path) = (&claims.project_path, &target.path_with_namespace);
+    // S = T: the token's own grant decides (SPEC §4.3 step 6).
+    let (granted, reason, floor) = if target.id == claims.project_id {
+        let reason = match carried.contains(scope) {
+            true => format!("allowed: the job token of {source} carries {scope} on its own project"),
+            false => format!("job token from {source} does not carry {scope} on its own project"),
+        };
+        (carried, reason, carried)
+    } else {
+        let job = JobSide { source: claims.project_id, user_id: claims.user_id, ref_protected: claims.ref_protected };
+        let decision = policy::decide_for(&load_input(conn, &job, target)?, scope);
+        let origin = if token.record.parent_jti.is_some() { Origin::Exchange } else { Origin::Runner };
+        let in_details = claims
+            .authorization_details
+            .iter()
+            .filter_map(|v| serde_json::from_value::<details::Granted>(v.clone()).ok())
+            .find(|d| d.project_id == target.id)
+            .map(|d| d.actions);
+        let granted = policy::cross_project_grant(origin, in_details, decision.allowed);
+        let reason = match origin == Origin::Exchange && !in_details.unwrap_or_default().contains(scope) {
+            true => format!(
+                "job token from {source} is not allowed to access {target_path}: the token was obtained by token \
+                 exchange and its authorization_details do not include {scope} on {target_path}"
+            ),
+            false => decision.reason,
+        };
+        (granted, reason, decision.floor)
+    };
+    let allowed = granted.contains(scope);
+    let answer = Answer {
+        allowed,
+        reason,
+        source_project: Some(source.clone()),
+        target_project: Some(target_path.clone()),
+        granted_scopes: if allowed { granted } else { ScopeSet::EMPTY },
+    };
+    Ok((answer, ScopeSet::EMPTY.with(scope).minus(floor)))
+}
 
 /// The job side of a decision: who the token is for.
 #[derive(Debug, Clone, Copy)]

@@ -30,33 +30,49 @@ fn access(conn: &Connection, user: i64, node: Node, groups: &[i64]) -> Result<Op
     }
 }
 
-/// Editing needs Maintainer or Owner on the owner (directly or through a group), or the admin.
-/// An unknown owner is a 404 for everyone.
-pub fn may_edit(conn: &Connection, actor: Actor, owner: Node) -> Result<Result<String, ApiError>> {
-    let (path, groups, _) = locate(conn, owner)?;
-    let Actor::User(user) = actor else { return Ok(Ok(path)) };
-    match access(conn, user, owner, &groups)? {
-        Some(level) if level >= AccessLevel::Maintainer => Ok(Ok(path)),
-        _ => Ok(Err(ApiError::Forbidden(format!(
-            "editing the job token scope of {path} needs the Maintainer or Owner role on it"
-        )))),
-    }
+/// The one answer for an owner or source that does not exist or that the caller cannot see:
+/// the same body either way, naming nothing the request did not.
+fn not_found(node: Node) -> ApiError {
+    ApiError::NotFound(
+        match node {
+            Node::Project(_) => "project not found",
+            Node::Group(_) => "group not found",
+        }
+        .into(),
+    )
 }
 
-/// Adding a source needs the editor to see it: a membership on it or an ancestor, or a public
-/// or internal source project. A source the editor cannot see is reported as not found.
-pub fn may_see(conn: &Connection, actor: Actor, source: Node) -> Result<Result<String, ApiError>> {
-    let not_found = || match source {
-        Node::Project(id) => ApiError::NotFound(format!("project {id} not found")),
-        Node::Group(id) => ApiError::NotFound(format!("group {id} not found")),
-    };
-    let (path, groups, visibility) = match locate(conn, source) {
+/// The node's path and whether the actor may edit it (Maintainer or Owner, directly or through
+/// a group, or the admin); `None` when it does not exist or the actor cannot see it (SPEC §4.3):
+/// a membership at any level on it or an ancestor, or a public or internal project (a user
+/// actor is active: blocked users never authenticate).
+fn visible(conn: &Connection, actor: Actor, node: Node) -> Result<Option<(String, bool)>> {
+    let (path, groups, visibility) = match locate(conn, node) {
         Ok(found) => found,
-        Err(StoreError::NotFound(_)) => return Ok(Err(not_found())),
+        Err(StoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Actor::User(user) = actor else { return Ok(Ok(path)) };
-    let visible = matches!(visibility, Some(Visibility::Public | Visibility::Internal))
-        || access(conn, user, source, &groups)?.is_some();
-    Ok(if visible { Ok(path) } else { Err(not_found()) })
+    let Actor::User(user) = actor else { return Ok(Some((path, true))) };
+    let level = access(conn, user, node, &groups)?;
+    let public = matches!(visibility, Some(Visibility::Public | Visibility::Internal));
+    let edits = level.is_some_and(|l| l >= AccessLevel::Maintainer);
+    Ok((level.is_some() || public).then_some((path, edits)))
+}
+
+/// Editing needs Maintainer or Owner on the owner, or the admin. An owner the caller cannot see
+/// is a 404, the same as an unknown one; one they see but may not edit is a 403.
+pub fn may_edit(conn: &Connection, actor: Actor, owner: Node) -> Result<Result<String, ApiError>> {
+    Ok(match visible(conn, actor, owner)? {
+        None => Err(not_found(owner)),
+        Some((path, true)) => Ok(path),
+        Some((path, false)) => Err(ApiError::Forbidden(format!(
+            "editing the job token scope of {path} needs the Maintainer or Owner role on it"
+        ))),
+    })
+}
+
+/// Adding a source needs the editor to see it. A source the editor cannot see is reported
+/// exactly as an unknown one.
+pub fn may_see(conn: &Connection, actor: Actor, source: Node) -> Result<Result<String, ApiError>> {
+    Ok(visible(conn, actor, source)?.map(|(path, _)| path).ok_or_else(|| not_found(source)))
 }

@@ -67,10 +67,20 @@ pub fn narrow(
         jti: jti.to_owned(),
         scope: scope.to_space_separated(),
         authorization_details: granted.iter().filter_map(|d| serde_json::to_value(d).ok()).collect(),
-        act: Some(json!({ "sub": parent.sub, "client_id": parent.client_id })),
+        act: Some(actor(parent)),
         ..parent.clone()
     };
     Ok((claims, granted))
+}
+
+/// RFC 8693 §4.1: the actor is the holder of the subject token; a subject token that was itself
+/// exchanged nests its own `act`, so the whole delegation chain stays visible, newest first.
+fn actor(parent: &Claims) -> serde_json::Value {
+    let mut act = json!({ "sub": parent.sub, "client_id": parent.client_id });
+    if let Some(prior) = &parent.act {
+        act["act"] = prior.clone();
+    }
+    act
 }
 
 pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Result<mint::Minted, OAuthError> {
@@ -83,7 +93,7 @@ pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Resul
     };
     let jti = Uuid::now_v7();
     let (claims, details) = narrow(&parent.claims, &req, &jti.to_string(), now)?;
-    let access_token = mint::issue(state, &claims, jti).await?;
+    let access_token = mint::issue(state, &claims, jti, Some(parent.jti)).await?;
     let scope = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     Ok(mint::Minted { access_token, expires_in: claims.exp - now, scope, details })
 }
@@ -147,6 +157,19 @@ mod tests {
         assert_eq!(
             claims.act,
             Some(json!({"sub": "project_path:g/a:ref_type:branch:ref:main", "client_id": "runner_x"}))
+        );
+    }
+
+    #[test]
+    fn a_chained_exchange_nests_the_prior_actor() {
+        let (child, _) = narrow(&parent(), &ExchangeRequest::default(), "child", 2000).unwrap();
+        let (grandchild, _) = narrow(&child, &ExchangeRequest::default(), "grandchild", 3000).unwrap();
+        assert_eq!(
+            grandchild.act,
+            Some(json!({
+                "sub": "project_path:g/a:ref_type:branch:ref:main", "client_id": "runner_x",
+                "act": {"sub": "project_path:g/a:ref_type:branch:ref:main", "client_id": "runner_x"},
+            }))
         );
     }
 

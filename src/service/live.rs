@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::JobStatus;
+use crate::domain::{JobStatus, UserState};
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::StoreError;
 use crate::token::jws;
@@ -39,6 +39,8 @@ pub enum Inactive {
     Revoked,
     #[error("the job has finished")]
     JobFinished,
+    #[error("the job's user is blocked")]
+    UserBlocked,
 }
 
 impl Inactive {
@@ -53,6 +55,7 @@ impl Inactive {
             Inactive::NotYetValid => "token_not_yet_valid",
             Inactive::Revoked => "token_revoked",
             Inactive::JobFinished => "token_job_finished",
+            Inactive::UserBlocked => "token_user_blocked",
         }
     }
 }
@@ -117,6 +120,10 @@ pub fn judge(found: &Authentic, now: i64) -> Result<(), Inactive> {
     }
     if found.record.job_status != JobStatus::Running {
         return Err(Inactive::JobFinished);
+    }
+    // A blocked user holds nothing, from the moment of the block (SPEC §4.1).
+    if found.record.user_state != UserState::Active {
+        return Err(Inactive::UserBlocked);
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::{JobId, ScopeSet};
+use crate::domain::{JobId, ProjectId, ScopeSet};
 use crate::error::{OAuthCode, OAuthError};
 use crate::policy::Namespace;
 use crate::policy::{self, MintRefusal, MintStep, OwnGrant, Principal};
@@ -44,6 +44,8 @@ struct Loaded {
     access: Option<crate::domain::AccessLevel>,
     settings: InstanceSettings,
     details: Vec<details::Granted>,
+    /// Per granted target, the scopes only its allowlist could grant (for the authorization log).
+    logged: Vec<(ProjectId, ScopeSet)>,
 }
 
 /// Authenticates the runner and mints a token for `req.job_id`.
@@ -74,7 +76,7 @@ pub async fn mint(
         Err(refusal) => Err(refusal),
     }
     .map_err(|refusal| refuse(state, refusal, job_id))?;
-    let Loaded { ctx, access, settings, details } = loaded;
+    let Loaded { ctx, access, settings, details, logged } = loaded;
 
     let elevation = policy::elevation_allowed(
         settings.job_token_elevation_allowed,
@@ -128,17 +130,26 @@ pub async fn mint(
         authorization_details: details.iter().filter_map(|d| serde_json::to_value(d).ok()).collect(),
         act: None,
     };
-    let access_token = issue(state, &claims, jti).await?;
-    for granted in &details {
-        state.authlog.record(granted.project_id, ctx.project.id, now);
+    let access_token = issue(state, &claims, jti, None).await?;
+    for (target, needed_entry) in logged {
+        state.authlog.record(target, ctx.project.id, needed_entry, now);
     }
     Ok(Minted { access_token, expires_in: exp - now, scope, details })
 }
 
 /// Signs `claims` with the active key and records the token durably before returning it.
-pub async fn issue(state: &AppState, claims: &Claims, jti: Uuid) -> Result<String, OAuthError> {
+/// `parent` is the token it was exchanged from, if any.
+pub async fn issue(
+    state: &AppState,
+    claims: &Claims,
+    jti: Uuid,
+    parent: Option<[u8; 16]>,
+) -> Result<String, OAuthError> {
     let key = state.keys.active();
-    let access_token = token::encode(claims, &key).map_err(OAuthError::server_error)?;
+    let access_token = token::encode(claims, &key).map_err(|e| match e {
+        too_large @ token::EncodeError::TooLarge { .. } => OAuthError::invalid_request(too_large.to_string()),
+        token::EncodeError::Key(e) => OAuthError::server_error(e),
+    })?;
     state
         .store
         .tokens()
@@ -150,6 +161,7 @@ pub async fn issue(state: &AppState, claims: &Claims, jti: Uuid) -> Result<Strin
             token_hash: crate::secret::hash(access_token.as_bytes()),
             issued_at: claims.iat,
             expires_at: claims.exp,
+            parent_jti: parent,
         })
         .await?;
     state.metrics.tokens_issued.inc();
@@ -218,8 +230,8 @@ fn finish_loading(
 ) -> StoreResult<Loaded> {
     let access = namespaces::effective_access(conn, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
     let settings = settings::get(conn)?;
-    let details = cross_project_grants(conn, &ctx, requested)?;
-    Ok(Loaded { ctx, access, settings, details })
+    let (details, logged) = cross_project_grants(conn, &ctx, requested)?;
+    Ok(Loaded { ctx, access, settings, details, logged })
 }
 
 /// Loads the job and everything the grant needs; starts a pending job on this runner.
@@ -249,12 +261,13 @@ fn load_and_start(
 
 /// Evaluates every target the job asks for — S's outbound entries that name a project, and the
 /// request's `authorization_details` — by the cross-project decision at mint time. Entries that
-/// grant nothing (or name unknown projects) are dropped; at most `MAX_DETAILS` remain.
+/// grant nothing (or name unknown projects) are dropped; at most `MAX_DETAILS` remain. Beside
+/// each grant: the scopes of it that only the target's allowlist could grant.
 fn cross_project_grants(
     conn: &rusqlite::Connection,
     ctx: &JobContext,
     requested: &[details::Requested],
-) -> StoreResult<Vec<details::Granted>> {
+) -> StoreResult<(Vec<details::Granted>, Vec<(ProjectId, ScopeSet)>)> {
     let mut wanted: Vec<(Project, ScopeSet)> = Vec::new();
     let mut add = |project: Project, actions: ScopeSet| match wanted.iter_mut().find(|(p, _)| p.id == project.id) {
         Some((_, existing)) => *existing = existing.union(actions),
@@ -280,10 +293,12 @@ fn cross_project_grants(
         }
     }
     let job = JobSide { source: ctx.project.id, user_id: ctx.user.id, ref_protected: ctx.pipeline.ref_protected };
-    let mut granted = Vec::new();
+    let (mut granted, mut logged) = (Vec::new(), Vec::new());
     for (target, actions) in wanted.into_iter().filter(|(t, _)| t.id != ctx.project.id) {
-        let allowed = decision::decide(conn, &job, &target)?.allowed.intersect(actions);
+        let decision = decision::decide(conn, &job, &target)?;
+        let allowed = decision.allowed.intersect(actions);
         if !allowed.is_empty() && granted.len() < details::MAX_DETAILS {
+            logged.push((target.id, allowed.minus(decision.floor)));
             granted.push(details::Granted {
                 type_: details::CI_PROJECT_ACCESS.into(),
                 project_id: target.id,
@@ -292,5 +307,5 @@ fn cross_project_grants(
             });
         }
     }
-    Ok(granted)
+    Ok((granted, logged))
 }

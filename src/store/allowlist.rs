@@ -272,8 +272,38 @@ pub fn delete_outbound(conn: &Connection, project: ProjectId, target: Node) -> R
 
 // ---- settings ----
 
+/// An explicit change of the project's inbound setting; autopopulate no longer owns it.
 pub fn set_project_inbound(conn: &Connection, project: ProjectId, value: Option<bool>) -> Result<()> {
-    conn.execute("UPDATE projects SET inbound_enabled = ?2 WHERE id = ?1", params![project, value])?;
+    conn.execute(
+        "UPDATE projects SET inbound_enabled = ?2, autopopulate_switched_inbound = 0, inbound_before_autopopulate = NULL
+         WHERE id = ?1",
+        params![project, value],
+    )?;
+    Ok(())
+}
+
+/// Autopopulate switches the project's inbound allowlist on, remembering the setting it
+/// replaced (once: a second autopopulate keeps the first one's memory). An explicit `true` is
+/// left alone and not remembered.
+pub fn switch_inbound_on_for_autopopulate(conn: &Connection, project: ProjectId) -> Result<()> {
+    conn.execute(
+        "UPDATE projects SET inbound_before_autopopulate = CASE autopopulate_switched_inbound
+                                 WHEN 1 THEN inbound_before_autopopulate ELSE inbound_enabled END,
+                             autopopulate_switched_inbound = 1, inbound_enabled = 1
+         WHERE id = ?1 AND (autopopulate_switched_inbound = 1 OR inbound_enabled IS NULL OR inbound_enabled = 0)",
+        [project],
+    )?;
+    Ok(())
+}
+
+/// Puts back the inbound setting autopopulate replaced, if it still owns it.
+pub fn restore_inbound_after_autopopulate(conn: &Connection, project: ProjectId) -> Result<()> {
+    conn.execute(
+        "UPDATE projects SET inbound_enabled = inbound_before_autopopulate, autopopulate_switched_inbound = 0,
+                             inbound_before_autopopulate = NULL
+         WHERE id = ?1 AND autopopulate_switched_inbound = 1",
+        [project],
+    )?;
     Ok(())
 }
 
@@ -301,20 +331,46 @@ pub struct Authorization {
     #[serde(serialize_with = "crate::domain::time::ser")]
     pub last_authorized_at: i64,
     pub count: i64,
+    /// The scopes the source used that only an allowlist entry grants (visibility reads left out).
+    pub scopes: ScopeSet,
+}
+
+/// Accesses of `target` by jobs of `source` to add to the authorization log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    pub target: ProjectId,
+    pub source: ProjectId,
+    pub last_authorized_at: i64,
+    pub count: i64,
+    pub scopes: ScopeSet,
 }
 
 /// Adds `count` authorizations of (target, source) seen up to `at`.
-pub fn log_authorizations(conn: &Connection, rows: &[(ProjectId, ProjectId, i64, i64)]) -> Result<()> {
+pub fn log_authorizations(conn: &Connection, rows: &[LogRow]) -> Result<()> {
     atomic(conn, |tx| {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO authorization_log (target_project_id, source_project_id, last_authorized_at, count)
-             VALUES (?1, ?2, ?3, ?4)
+        let mut scopes_of = tx.prepare_cached(
+            "SELECT scopes FROM authorization_log WHERE target_project_id = ?1 AND source_project_id = ?2",
+        )?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO authorization_log (target_project_id, source_project_id, last_authorized_at, count, scopes)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (target_project_id, source_project_id) DO UPDATE SET
                  last_authorized_at = max(last_authorized_at, excluded.last_authorized_at),
-                 count = count + excluded.count",
+                 count = count + excluded.count,
+                 scopes = excluded.scopes",
         )?;
-        for (target, source, at, count) in rows {
-            stmt.execute(params![target, source, at, count])?;
+        for row in rows {
+            // Inside the write transaction: a union that no other writer can interleave with.
+            let logged: Option<String> =
+                scopes_of.query_row(params![row.target, row.source], |r| r.get(0)).optional()?;
+            let scopes = scopes_from_sql(logged, 0)?.unwrap_or_default().union(row.scopes);
+            upsert.execute(params![
+                row.target,
+                row.source,
+                row.last_authorized_at,
+                row.count,
+                scopes.to_space_separated()
+            ])?;
         }
         Ok(())
     })
@@ -322,7 +378,7 @@ pub fn log_authorizations(conn: &Connection, rows: &[(ProjectId, ProjectId, i64,
 
 pub fn list_authorizations(conn: &Connection, target: ProjectId) -> Result<Vec<Authorization>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT l.source_project_id, p.path_with_namespace, l.last_authorized_at, l.count
+        "SELECT l.source_project_id, p.path_with_namespace, l.last_authorized_at, l.count, l.scopes
          FROM authorization_log l JOIN projects p ON p.id = l.source_project_id
          WHERE l.target_project_id = ?1 ORDER BY p.path_with_namespace",
     )?;
@@ -332,6 +388,7 @@ pub fn list_authorizations(conn: &Connection, target: ProjectId) -> Result<Vec<A
             source_project_path: r.get(1)?,
             last_authorized_at: r.get(2)?,
             count: r.get(3)?,
+            scopes: scopes_from_sql(Some(r.get(4)?), 4)?.unwrap_or_default(),
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

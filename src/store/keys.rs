@@ -1,6 +1,6 @@
 //! Signing key metadata. The private keys themselves live in the keys directory.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::users::parse_col;
 use super::{tokens, Result};
@@ -60,4 +60,60 @@ pub fn retire(conn: &Connection, kid: &str, now: i64) -> Result<()> {
 pub fn delete(conn: &Connection, kid: &str) -> Result<()> {
     conn.execute("DELETE FROM signing_keys WHERE kid = ?1", [kid])?;
     Ok(())
+}
+
+/// The signing algorithm in force for the instance, once recorded.
+pub fn algorithm(conn: &Connection) -> Result<Option<Alg>> {
+    Ok(conn
+        .prepare_cached("SELECT alg FROM signing_algorithm WHERE id = 1")?
+        .query_row([], |r| parse_col(r, 0))
+        .optional()?)
+}
+
+/// Records `alg` as the signing algorithm in force.
+pub fn set_algorithm(conn: &Connection, alg: Alg, now: i64) -> Result<()> {
+    conn.execute(
+        "INSERT INTO signing_algorithm (id, alg, changed_at) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET alg = excluded.alg, changed_at = excluded.changed_at",
+        params![alg.as_str(), now],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(conn: &Connection, kid: &str) -> rusqlite::Result<usize> {
+        conn.execute(
+            "INSERT INTO issued_tokens (jti, job_id, kid, client_id, token_hash, issued_at, expires_at)
+             VALUES (randomblob(16), 1, ?1, 'runner', x'00', 1, 2)",
+            [kid],
+        )
+    }
+
+    #[test]
+    fn a_token_whose_signing_key_was_dropped_cannot_be_recorded() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        insert(&conn, "kept", Alg::ES256, KeyState::Active, 1).unwrap();
+        insert(&conn, "dropped", Alg::ES256, KeyState::Next, 1).unwrap();
+        delete(&conn, "dropped").unwrap();
+
+        assert_eq!(record(&conn, "kept").unwrap(), 1);
+        let refused = record(&conn, "dropped").unwrap_err();
+        assert!(refused.to_string().contains("has been dropped"), "{refused}");
+        assert!(record(&conn, "never-existed").is_err());
+    }
+
+    #[test]
+    fn the_algorithm_in_force_is_recorded_once_and_changed_in_place() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        assert_eq!(algorithm(&conn).unwrap(), None, "a new database has none");
+        set_algorithm(&conn, Alg::ES256, 1).unwrap();
+        set_algorithm(&conn, Alg::EdDSA, 2).unwrap();
+        assert_eq!(algorithm(&conn).unwrap(), Some(Alg::EdDSA));
+    }
 }

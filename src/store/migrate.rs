@@ -9,7 +9,9 @@ use super::{Result, StoreError};
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init.sql", include_str!("../../migrations/0001_init.sql")),
     ("0002_job_token_scope.sql", include_str!("../../migrations/0002_job_token_scope.sql")),
+    ("0003_token_lineage.sql", include_str!("../../migrations/0003_token_lineage.sql")),
     ("0004_credentials.sql", include_str!("../../migrations/0004_credentials.sql")),
+    ("0006_signing_alg.sql", include_str!("../../migrations/0006_signing_alg.sql")),
 ];
 
 /// Applies pending migrations. A landed migration whose text changed stops start-up: migrations

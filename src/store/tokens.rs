@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::users::parse_col;
 use super::{Result, StoreError};
-use crate::domain::{JobId, JobStatus};
+use crate::domain::{JobId, JobStatus, UserState};
 
 /// One issued token's record.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct IssuedToken {
     pub token_hash: [u8; 32],
     pub issued_at: i64,
     pub expires_at: i64,
+    /// The token this one was exchanged from (RFC 8693); `None` for a runner-minted token.
+    pub parent_jti: Option<[u8; 16]>,
 }
 
 type Reply = oneshot::Sender<Result<(), String>>;
@@ -87,8 +89,8 @@ fn insert_batch(conn: &mut Connection, batch: &[(IssuedToken, Reply)]) -> Vec<Re
         let mut results = Vec::with_capacity(batch.len());
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO issued_tokens (jti, job_id, kid, client_id, token_hash, issued_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO issued_tokens (jti, job_id, kid, client_id, token_hash, issued_at, expires_at, parent_jti)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for (t, _) in batch {
                 let row = stmt.execute(params![
@@ -98,7 +100,8 @@ fn insert_batch(conn: &mut Connection, batch: &[(IssuedToken, Reply)]) -> Vec<Re
                     t.client_id,
                     &t.token_hash[..],
                     t.issued_at,
-                    t.expires_at
+                    t.expires_at,
+                    t.parent_jti.as_ref().map(|p| &p[..])
                 ]);
                 results.push(row.map(drop).map_err(|e| {
                     log::error!("recording issued token failed: {e}");
@@ -126,15 +129,26 @@ pub struct TokenRecord {
     pub client_id: String,
     pub token_hash: Vec<u8>,
     pub expires_at: i64,
+    /// When this token, or any token it was exchanged from, was revoked (the earliest).
     pub revoked_at: Option<i64>,
     pub job_status: JobStatus,
+    /// The state of the user the job runs as, read with the token: a block counts at once.
+    pub user_state: UserState,
+    /// The token this one was exchanged from; `None` for a runner-minted token.
+    pub parent_jti: Option<Vec<u8>>,
 }
 
+/// The token's record, with its job's status and its user's state. A token exchanged from
+/// another one also reads its ancestors, so that revoking any of them revokes it too, even when
+/// it was recorded after the revocation reached its ancestors' descendants.
 pub fn find(conn: &Connection, jti: &[u8; 16]) -> Result<Option<TokenRecord>> {
-    Ok(conn
+    let record = conn
         .prepare_cached(
             "SELECT t.job_id, t.kid, t.client_id, t.token_hash, t.expires_at, t.revoked_at,
-                    (SELECT status FROM jobs WHERE id = t.job_id)
+                    (SELECT status FROM jobs WHERE id = t.job_id),
+                    (SELECT state FROM users WHERE id =
+                        (SELECT user_id FROM pipelines WHERE id = (SELECT pipeline_id FROM jobs WHERE id = t.job_id))),
+                    t.parent_jti
              FROM issued_tokens t WHERE t.jti = ?1",
         )?
         .query_row([&jti[..]], |r| {
@@ -146,17 +160,45 @@ pub fn find(conn: &Connection, jti: &[u8; 16]) -> Result<Option<TokenRecord>> {
                 expires_at: r.get(4)?,
                 revoked_at: r.get(5)?,
                 job_status: parse_col(r, 6)?,
+                user_state: parse_col(r, 7)?,
+                parent_jti: r.get(8)?,
             })
         })
-        .optional()?)
+        .optional()?;
+    let Some(mut record) = record else { return Ok(None) };
+    if record.revoked_at.is_none() {
+        if let Some(parent) = &record.parent_jti {
+            record.revoked_at = ancestor_revoked_at(conn, parent)?;
+        }
+    }
+    Ok(Some(record))
 }
 
-/// Marks one token revoked (idempotent).
+/// The earliest revocation among `jti` and the tokens it was exchanged from.
+fn ancestor_revoked_at(conn: &Connection, jti: &[u8]) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "WITH RECURSIVE chain (jti, parent_jti, revoked_at) AS (
+                 SELECT jti, parent_jti, revoked_at FROM issued_tokens WHERE jti = ?1
+                 UNION ALL
+                 SELECT t.jti, t.parent_jti, t.revoked_at FROM issued_tokens t, chain c WHERE t.jti = c.parent_jti
+             )
+             SELECT min(revoked_at) FROM chain",
+        )?
+        .query_row([jti], |r| r.get(0))?)
+}
+
+/// Marks a token and every token exchanged from it, at any depth, revoked (idempotent).
 pub fn revoke(conn: &Connection, jti: &[u8; 16], now: i64) -> Result<()> {
-    conn.execute(
-        "UPDATE issued_tokens SET revoked_at = ?2 WHERE jti = ?1 AND revoked_at IS NULL",
-        params![&jti[..], now],
-    )?;
+    conn.prepare_cached(
+        "WITH RECURSIVE tree (jti) AS (
+             SELECT ?1
+             UNION
+             SELECT t.jti FROM issued_tokens t, tree WHERE t.parent_jti = tree.jti
+         )
+         UPDATE issued_tokens SET revoked_at = ?2 WHERE jti IN tree AND revoked_at IS NULL",
+    )?
+    .execute(params![&jti[..], now])?;
     Ok(())
 }
 

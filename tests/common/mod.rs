@@ -423,21 +423,27 @@ pub fn published_kids(s: &Server) -> Vec<String> {
 /// Verifies a token with josekit (OpenSSL), an implementation independent of the server's
 /// ring-based signer, using only the published JWKS; returns the claims.
 pub fn verify_with_jwks(s: &Server, token: &str) -> Value {
+    let jwks = s.get("/.well-known/jwks.json", Auth::None);
+    verify_against(&jwks.text, token).unwrap()
+}
+
+/// Verifies a token with josekit against a JWKS document (as served); returns the claims, or
+/// why the token does not verify.
+pub fn verify_against(jwks: &str, token: &str) -> Result<Value, String> {
     use josekit::jwk::JwkSet;
     use josekit::jws::JwsVerifier;
-    let jwks = s.get("/.well-known/jwks.json", Auth::None);
-    let set = JwkSet::from_bytes(jwks.text.as_bytes()).unwrap();
+    let set = JwkSet::from_bytes(jwks.as_bytes()).unwrap();
     let (header, _) = decode(token);
     let kid = header["kid"].as_str().unwrap();
-    let jwk = set.get(kid).first().copied().expect("token kid is published");
+    let jwk = set.get(kid).first().copied().ok_or_else(|| format!("token kid {kid} is not published"))?;
     let verifier: Box<dyn JwsVerifier> = match jwk.algorithm().unwrap() {
         "ES256" => Box::new(josekit::jws::ES256.verifier_from_jwk(jwk).unwrap()),
         "RS256" => Box::new(josekit::jws::RS256.verifier_from_jwk(jwk).unwrap()),
         "EdDSA" => Box::new(josekit::jws::EdDSA.verifier_from_jwk(jwk).unwrap()),
         other => panic!("unexpected alg {other}"),
     };
-    let (payload, _) = josekit::jwt::decode_with_verifier(token, verifier.as_ref()).unwrap();
-    serde_json::from_str(&payload.to_string()).unwrap()
+    let (payload, _) = josekit::jwt::decode_with_verifier(token, verifier.as_ref()).map_err(|e| e.to_string())?;
+    Ok(serde_json::from_str(&payload.to_string()).unwrap())
 }
 
 /// The value of one Prometheus sample (`name` includes any labels), or `None` when absent.
@@ -486,5 +492,114 @@ pub fn resource_server(s: &Server, name: &str) -> Client {
         id: r["id"].as_i64().unwrap(),
         client_id: r["client_id"].as_str().unwrap().into(),
         secret: r["client_secret"].as_str().unwrap().into(),
+    }
+}
+
+// ---- helpers added for the no_leaks suite ----
+
+impl Server {
+    /// Sends a `HEAD` request.
+    pub fn head(&self, path: &str, auth: Auth) -> Res {
+        let mut req = self.agent.head(self.url(path));
+        if let Some(h) = Server::auth_header(auth) {
+            req = req.header("Authorization", h);
+        }
+        self.finish(req.call())
+    }
+}
+
+/// A JSON API error: the status with `{"error", "message"}`.
+pub fn assert_api_error(res: &Res, status: u16) {
+    assert_eq!(res.status, status, "{}", res.text);
+    assert!(res.json["error"].as_str().is_some_and(|e| !e.is_empty()), "error shape: {}", res.text);
+    assert!(res.json["message"].is_string(), "error shape: {}", res.text);
+}
+
+/// A routes-table path with every `{param}` replaced by `value`.
+pub fn concrete(path: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..].find('}').unwrap() + start;
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+// ---- helpers added for the key suites (keys, cli) ----
+
+/// `jobtoken ARGS` on a server directory's database and keys, with a clean environment plus
+/// `env`; run it with `.output()`, or `.spawn()` it to kill it midway.
+pub fn cli_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobtoken"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("JOBTOKEN_DATABASE", dir.join("db/jobtoken.db"))
+        .env("JOBTOKEN_KEYS_DIR", dir.join("keys"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs SQL on a server directory's database, as an operator with `sqlite3` would (to age keys
+/// instead of waiting for the clock).
+pub fn sql(dir: &std::path::Path, statements: &str) {
+    let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.execute_batch(statements).unwrap();
+}
+
+/// Every stored key's metadata, one line per key (`kid alg state created activated retired`),
+/// in kid order.
+pub fn key_rows(dir: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT kid, alg, state, created_at, activated_at, retired_at FROM signing_keys ORDER BY kid")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "{} {} {} {} {:?} {:?}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<i64>>(5)?
+            ))
+        })
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+/// The key files in a server directory: (name, contents), in name order.
+pub fn key_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(entries) = std::fs::read_dir(dir.join("keys")) else { return Vec::new() };
+    let mut files: Vec<(String, Vec<u8>)> = entries
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Polls `check` every 100 ms until it holds or `timeout` passes; returns whether it held.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
