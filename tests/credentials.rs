@@ -401,3 +401,31 @@ fn after_a_reset_only_the_new_runner_secret_may_finish_its_job() {
     assert_api_error(&finish(&r), 401, "unauthorized");
     assert_eq!(finish(&new).status, 200);
 }
+
+#[test]
+fn a_resource_server_with_an_audience_is_told_no_for_a_token_minted_for_another_audience() {
+    let s = Server::start();
+    let w = World::new(&s);
+    let registry =
+        s.admin("POST", "/api/v1/resource_servers", json!({"name": "r", "audience": "https://registry.example"}));
+    let asker = Client {
+        id: registry["id"].as_i64().unwrap(),
+        client_id: registry["client_id"].as_str().unwrap().into(),
+        secret: registry["client_secret"].as_str().unwrap().into(),
+    };
+    let job = w.job(&s, true);
+    let elsewhere = w.mint_ok(&s, job, &[("audience", "https://elsewhere.example")]);
+    let for_registry = w.mint_ok(&s, job, &[("audience", "https://registry.example")]);
+    let decide = |token: &str| {
+        let body = json!({"token": token, "project": w.project, "scope": "read_repository"});
+        s.raw("POST", "/api/v1/job_token/authorize", asker.auth(), "application/json", body.to_string().into_bytes())
+    };
+
+    let refused = decide(&elsewhere);
+    let admitted = decide(&for_registry);
+
+    assert_eq!(refused.status, 200, "{}", refused.text);
+    assert_eq!(refused.json["allowed"], false, "{}", refused.text);
+    assert!(refused.json["reason"].as_str().unwrap().contains("https://registry.example"), "{}", refused.text);
+    assert_eq!(admitted.json["allowed"], true, "{}", admitted.text);
+}
