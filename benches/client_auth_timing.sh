@@ -25,18 +25,14 @@ die() { log "FAILED: $*"; exit 1; }
 
 command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required"
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-    log "building (cargo build --release --locked)"
-    (cd "$ROOT" && cargo build --release --locked)
-fi
-[[ -x $BIN ]] || die "no server binary at $BIN"
+# shellcheck source=benches/server.sh
+source "$BENCH_DIR/server.sh"
+build_server
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jobtoken-timing.XXXXXX")
 SERVER_PID=""
 SERVER_OUT="$TMP/server.out"
 SERVER_LOG="$TMP/server.log"
-# shellcheck source=benches/server.sh
-source "$BENCH_DIR/server.sh"
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -45,12 +41,9 @@ cleanup() {
     rm -rf "$TMP"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 start_server
-log "server pid $SERVER_PID at $BASE"
 
 api() {
     curl -fsS -X "$1" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \

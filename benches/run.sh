@@ -43,11 +43,9 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-    log "building (cargo build --release --locked)"
-    (cd "$ROOT" && cargo build --release --locked)
-fi
-[[ -x $BIN ]] || die "no server binary at $BIN"
+# shellcheck source=benches/server.sh
+source "$BENCH_DIR/server.sh"
+build_server
 
 # ---------------------------------------------------------------- server lifecycle
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jobtoken-bench.XXXXXX")
@@ -55,8 +53,6 @@ SERVER_PID=""
 SAMPLER_PID=""
 SERVER_LOG="$TMP/server.log"
 SERVER_OUT="$TMP/server.out"
-# shellcheck source=benches/server.sh
-source "$BENCH_DIR/server.sh"
 
 show_server_log() {
     if [[ -s $SERVER_LOG ]]; then
@@ -96,12 +92,9 @@ cleanup() {
     fi
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 start_server
-log "server pid $SERVER_PID at $BASE"
 
 # ---------------------------------------------------------------- seeding via the admin API
 # api METHOD PATH [JSON]: admin call; prints the body, fails on any status >= 300.

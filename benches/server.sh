@@ -1,6 +1,15 @@
-# Shared by the benchmark scripts (sourced, not run): starting and stopping the release server.
-# The caller defines `log` and `die` and sets BIN, TMP, ADMIN_TOKEN, SERVER_OUT and SERVER_LOG;
-# `start_server` sets SERVER_PID and BASE.
+# Shared by the benchmark scripts (sourced, not run): building, starting and stopping the release
+# server. The caller defines `log` and `die` and sets ROOT and BIN (and, before `start_server`,
+# TMP, ADMIN_TOKEN, SERVER_OUT and SERVER_LOG); `start_server` sets SERVER_PID and BASE.
+
+# `cargo build --release --locked` unless BENCH_NO_BUILD=1; fails without a binary at $BIN.
+build_server() {
+    if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+        log "building (cargo build --release --locked)"
+        (cd "$ROOT" && cargo build --release --locked)
+    fi
+    [[ -x $BIN ]] || die "no server binary at $BIN"
+}
 
 # Starts "$BIN serve" in $TMP on a free port with default settings, and waits for its
 # `jobtoken listening on …` line.
@@ -28,6 +37,14 @@ start_server() {
     done
     [[ -n $BASE ]] || die "server did not print its listening line within 30 s"
     [[ $BASE == http://127.0.0.1:* ]] || die "unexpected listen address: $BASE"
+    log "server pid $SERVER_PID at $BASE"
+}
+
+# Runs the caller's `cleanup` on exit, also after Ctrl-C or SIGTERM.
+trap_cleanup() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 }
 
 # SIGTERM, then wait up to 20 s (the server drains for at most 10 s), then SIGKILL.
