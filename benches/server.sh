@@ -2,13 +2,15 @@
 # server. The caller defines `log` and `die` and sets ROOT and BIN (and, before `start_server`,
 # TMP, ADMIN_TOKEN, SERVER_OUT and SERVER_LOG); `start_server` sets SERVER_PID and BASE.
 
-# `cargo build --release --locked` unless BENCH_NO_BUILD=1; fails without a binary at $BIN.
+# `cargo build --release --locked` unless BENCH_NO_BUILD=1; fails without a binary at $BIN, and
+# makes $BIN absolute.
 build_server() {
     if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
         log "building (cargo build --release --locked)"
         (cd "$ROOT" && cargo build --release --locked)
     fi
     [[ -x $BIN ]] || die "no server binary at $BIN"
+    BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")" # the server runs in $TMP
 }
 
 # Starts "$BIN serve" in $TMP on a free port with default settings, and waits for its
