@@ -79,7 +79,28 @@ impl Server {
         Server::launch(dir, &[], None)
     }
 
-    fn launch(dir: PathBuf, env: &[(&str, &str)], admin: Option<&str>) -> (Server, Vec<String>) {
+    /// Runs `jobtoken serve` on `dir` expecting it to refuse to start: waits (up to 30 s) for it
+    /// to exit, asserts it failed, and returns what it logged.
+    pub fn start_expecting_failure(dir: PathBuf) -> String {
+        let mut child =
+            Server::command(&dir, &[], Some(ADMIN)).stdout(Stdio::null()).spawn().expect("starting jobtoken");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            match child.try_wait().expect("waiting for the server") {
+                Some(status) => break status,
+                None if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                None => {
+                    let _ = child.kill();
+                    panic!("the server started although it was expected to refuse");
+                }
+            }
+        };
+        assert!(!status.success(), "the server exited successfully although it was expected to refuse");
+        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// `jobtoken serve` on `dir` with the harness's environment; stdout piped, stderr to `server.log`.
+    fn command(dir: &std::path::Path, env: &[(&str, &str)], admin: Option<&str>) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobtoken"));
         cmd.arg("serve")
             .env_clear()
@@ -99,7 +120,11 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("starting jobtoken");
+        cmd
+    }
+
+    fn launch(dir: PathBuf, env: &[(&str, &str)], admin: Option<&str>) -> (Server, Vec<String>) {
+        let mut child = Server::command(&dir, env, admin).spawn().expect("starting jobtoken");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let mut printed = Vec::new();
