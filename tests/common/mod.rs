@@ -169,7 +169,10 @@ impl Server {
     }
 
     fn finish(&self, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Res {
-        let mut res = res.expect("request failed at the transport level");
+        Server::read(res.expect("request failed at the transport level"))
+    }
+
+    fn read(mut res: ureq::http::Response<ureq::Body>) -> Res {
         let status = res.status().as_u16();
         let headers =
             res.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
@@ -220,6 +223,25 @@ impl Server {
         }
         let req = req.header("Content-Type", content_type).body(body).unwrap();
         self.finish(self.agent.run(req))
+    }
+
+    /// Like [`Server::form`], but `None` when the request fails at the transport level (the
+    /// server is gone), for tests that kill the server mid-request.
+    pub fn try_form(&self, path: &str, auth: Auth, fields: &[(&str, &str)]) -> Option<Res> {
+        let mut req = ureq::http::Request::builder().method("POST").uri(self.url(path));
+        if let Some(h) = Server::auth_header(auth) {
+            req = req.header("Authorization", h);
+        }
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        let req = req.header("Content-Type", "application/x-www-form-urlencoded").body(body).unwrap();
+        self.agent.run(req).ok().map(Server::read)
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no flush) without waiting; `stop` reaps it.
+    pub fn kill9(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-KILL", &pid]).status().expect("running kill");
+        assert!(sent.success(), "kill -KILL {pid} failed");
     }
 
     pub fn form(&self, path: &str, auth: Auth, fields: &[(&str, &str)]) -> Res {
