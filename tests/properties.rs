@@ -17,8 +17,8 @@ use jobtoken::domain::{AccessLevel, FeatureAccess, RefType, Scope, ScopeSet, Vis
 use jobtoken::http::form::{form_unescape, Form};
 use jobtoken::keys::PublicKey;
 use jobtoken::policy::{
-    decide, out_of_scope_allowed, own_project_grant, rights, AllowlistLevel, CrossProjectInput, EntryGrant,
-    GroupSourceEntry, Namespace, OutboundEntry, OwnGrant, Principal, ProjectFacts,
+    cross_project_grant, decide, out_of_scope_allowed, own_project_grant, rights, AllowlistLevel, CrossProjectInput,
+    EntryGrant, GroupSourceEntry, Namespace, Origin, OutboundEntry, OwnGrant, Principal, ProjectFacts,
 };
 use jobtoken::service::exchange::{narrow, ExchangeRequest};
 use jobtoken::token::details::{self, Granted, ProjectRef, Requested};
@@ -278,6 +278,12 @@ fn details_of(claims: &Claims) -> Vec<Granted> {
     claims.authorization_details.iter().map(|v| serde_json::from_value(v.clone()).unwrap()).collect()
 }
 
+/// The actions a token carries for `project`, read as the decision service reads them (the first
+/// entry naming the project).
+fn carried_for(claims: &Claims, project: i64) -> Option<ScopeSet> {
+    details_of(claims).into_iter().find(|d| d.project_id == project).map(|d| d.actions)
+}
+
 fn is_subset(small: ScopeSet, big: ScopeSet) -> bool {
     small.minus(big).is_empty()
 }
@@ -467,5 +473,24 @@ proptest! {
         prop_assert_eq!(child.project_id, parent.project_id);
         prop_assert_eq!(child.job_id, parent.job_id);
         prop_assert_eq!(child.user_id, parent.user_id);
+    }
+
+    #[test]
+    fn an_exchanged_token_never_answers_online_for_more_than_its_parent(
+        parent in parent_claims(),
+        req in exchange_request(),
+        parent_exchanged in any::<bool>(),
+        live in vec(scope_set(), 6),
+    ) {
+        let Ok((child, _)) = narrow(&parent, &req, "child", 0) else { return Ok(()) };
+        let parent_origin = if parent_exchanged { Origin::Exchange } else { Origin::Runner };
+        for (project, live) in (1..).zip(live) {
+            let by_child = cross_project_grant(Origin::Exchange, carried_for(&child, project), live);
+            let by_parent = cross_project_grant(parent_origin, carried_for(&parent, project), live);
+            prop_assert!(
+                is_subset(by_child, by_parent),
+                "on project {project} the child answers {by_child:?}, its parent {by_parent:?}"
+            );
+        }
     }
 }
