@@ -17,6 +17,24 @@ fn assert_conflict(res: &Res, asked: &str, taken: &str) {
     assert!(message.contains(asked) && message.contains(taken), "the message names both spellings: {message}");
 }
 
+/// Takes the stopped server's database back to the schema before `0005_unique_names.sql` (its
+/// indexes, triggers and record gone), then runs `sql` on it, as the old schema allowed.
+fn before_the_names_migration(dir: &std::path::Path, sql: &str) {
+    let db = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
+    db.execute_batch(
+        "DROP INDEX users_username_nocase;
+         DROP INDEX groups_full_path_nocase;
+         DROP INDEX projects_path_nocase;
+         DROP TRIGGER projects_path_not_a_group;
+         DROP TRIGGER groups_path_not_a_project;
+         DROP TRIGGER projects_path_not_a_group_on_update;
+         DROP TRIGGER groups_path_not_a_project_on_update;
+         DELETE FROM schema_migrations WHERE name = '0005_unique_names.sql';",
+    )
+    .unwrap();
+    db.execute_batch(sql).unwrap();
+}
+
 #[test]
 fn a_username_differing_only_in_case_is_a_conflict_and_creates_nothing() {
     let s = Server::start();
@@ -97,23 +115,13 @@ fn start_up_refuses_a_database_whose_names_conflict_and_names_every_conflict() {
     let grp = group(&s, "grp", None);
     project(&s, "app", grp, Value::Null);
     let dir = s.stop();
-    let db = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
-    db.execute_batch(
-        "DROP INDEX users_username_nocase;
-         DROP INDEX groups_full_path_nocase;
-         DROP INDEX projects_path_nocase;
-         DROP TRIGGER projects_path_not_a_group;
-         DROP TRIGGER groups_path_not_a_project;
-         DROP TRIGGER projects_path_not_a_group_on_update;
-         DROP TRIGGER groups_path_not_a_project_on_update;
-         DELETE FROM schema_migrations WHERE name = '0005_unique_names.sql';
-         INSERT INTO users (username, state, created_at) VALUES ('Alice', 'active', 1);
+    before_the_names_migration(
+        &dir,
+        "INSERT INTO users (username, state, created_at) VALUES ('Alice', 'active', 1);
          INSERT INTO groups (path, full_path, traversal_ids, created_at) VALUES ('GRP', 'GRP', '2', 1);
          INSERT INTO groups (path, parent_id, full_path, traversal_ids, created_at)
              VALUES ('App', 1, 'grp/App', '1 3', 1);",
-    )
-    .unwrap();
-    drop(db);
+    );
 
     // Act
     let log = Server::start_expecting_failure(dir.clone());
@@ -136,20 +144,7 @@ fn start_up_applies_the_names_migration_to_a_database_without_conflicts() {
     let s = Server::start();
     user(&s, "alice");
     let dir = s.stop();
-    let db = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
-    db.execute_batch(
-        "DROP INDEX users_username_nocase;
-         DROP INDEX groups_full_path_nocase;
-         DROP INDEX projects_path_nocase;
-         DROP TRIGGER projects_path_not_a_group;
-         DROP TRIGGER groups_path_not_a_project;
-         DROP TRIGGER projects_path_not_a_group_on_update;
-         DROP TRIGGER groups_path_not_a_project_on_update;
-         DELETE FROM schema_migrations WHERE name = '0005_unique_names.sql';
-         INSERT INTO users (username, state, created_at) VALUES ('bob', 'active', 1);",
-    )
-    .unwrap();
-    drop(db);
+    before_the_names_migration(&dir, "INSERT INTO users (username, state, created_at) VALUES ('bob', 'active', 1);");
 
     let s = Server::start_in(dir, &[]);
 

@@ -13,7 +13,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jobtoken::domain::{AccessLevel, FeatureAccess, RefType, Scope, ScopeSet, Visibility};
+use jobtoken::domain::{AccessLevel, FeatureAccess, Scope, ScopeSet, Visibility};
 use jobtoken::http::form::{form_unescape, Form};
 use jobtoken::keys::PublicKey;
 use jobtoken::policy::{
@@ -170,37 +170,17 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-/// The claims of a real job token, as JSON.
+/// The claims of a real job token.
 fn sample_claims() -> Claims {
-    Claims {
-        iss: "https://jt".into(),
-        sub: "project_path:g/a:ref_type:branch:ref:main".into(),
-        aud: Audience::Many(vec!["reg".into(), "pkg".into()]),
-        exp: 5000,
-        iat: 1000,
-        nbf: 1000,
-        jti: "p".into(),
-        client_id: "runner_x".into(),
-        scope: "read_repository write_registry".into(),
-        job_id: 1,
-        pipeline_id: 1,
-        project_id: 1,
-        project_path: "g/a".into(),
-        namespace_id: 1,
-        namespace_path: "g".into(),
-        user_id: 1,
-        user_login: "dev".into(),
-        ref_: "main".into(),
-        ref_type: RefType::Branch,
-        ref_protected: true,
-        pipeline_source: "push".into(),
-        sha: "".into(),
-        runner_id: 1,
-        project_visibility: "private".into(),
-        environment: None,
-        authorization_details: vec![],
-        act: None,
-    }
+    serde_json::from_value(json!({
+        "iss": "https://jt", "sub": "project_path:g/a:ref_type:branch:ref:main", "aud": ["reg", "pkg"],
+        "exp": 5000, "iat": 1000, "nbf": 1000, "jti": "p", "client_id": "runner_x",
+        "scope": "read_repository write_registry", "job_id": 1, "pipeline_id": 1, "project_id": 1,
+        "project_path": "g/a", "namespace_id": 1, "namespace_path": "g", "user_id": 1, "user_login": "dev",
+        "ref": "main", "ref_type": "branch", "ref_protected": true, "pipeline_source": "push", "sha": "",
+        "runner_id": 1, "project_visibility": "private",
+    }))
+    .unwrap()
 }
 
 /// Compact-JWS-shaped strings: three base64url parts whose header and claims are JSON (arbitrary,
