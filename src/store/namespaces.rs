@@ -46,14 +46,12 @@ pub fn insert_group(conn: &Connection, path: &str, parent_id: Option<GroupId>, n
         None => path.to_owned(),
     };
     let id = atomic(conn, |tx| {
+        refuse_taken_path(tx, &full_path)?;
         tx.execute(
             "INSERT INTO groups (path, parent_id, full_path, traversal_ids, created_at) VALUES (?1, ?2, ?3, '', ?4)",
             params![path, parent_id, full_path, now],
         )
-        .map_err(|e| match is_unique_violation(&e) {
-            true => StoreError::Conflict(format!("a group at {full_path} already exists")),
-            false => e.into(),
-        })?;
+        .map_err(|e| name_conflict(e, &full_path))?;
         let id = tx.last_insert_rowid();
         let mut traversal = parent.map(|p| p.traversal_ids).unwrap_or_default();
         traversal.push(id);
@@ -153,27 +151,64 @@ pub fn insert_project(
 ) -> Result<Project> {
     let namespace = get_group(conn, namespace_id)?;
     let full_path = format!("{}/{path}", namespace.full_path);
-    conn.execute(
-        "INSERT INTO projects (path, namespace_id, path_with_namespace, visibility, build_timeout,
+    let id = atomic(conn, |tx| {
+        refuse_taken_path(tx, &full_path)?;
+        tx.execute(
+            "INSERT INTO projects (path, namespace_id, path_with_namespace, visibility, build_timeout,
              repository_access_level, container_registry_access_level, package_registry_access_level, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            path,
-            namespace_id,
-            full_path,
-            f.visibility.unwrap_or(Visibility::Private).as_str(),
-            f.build_timeout.unwrap_or(3600),
-            f.repository_access_level.unwrap_or(FeatureAccess::Enabled).as_str(),
-            f.container_registry_access_level.unwrap_or(FeatureAccess::Enabled).as_str(),
-            f.package_registry_access_level.unwrap_or(FeatureAccess::Enabled).as_str(),
-            now
-        ],
-    )
-    .map_err(|e| match is_unique_violation(&e) {
-        true => StoreError::Conflict(format!("a project at {full_path} already exists")),
-        false => e.into(),
+            params![
+                path,
+                namespace_id,
+                full_path,
+                f.visibility.unwrap_or(Visibility::Private).as_str(),
+                f.build_timeout.unwrap_or(3600),
+                f.repository_access_level.unwrap_or(FeatureAccess::Enabled).as_str(),
+                f.container_registry_access_level.unwrap_or(FeatureAccess::Enabled).as_str(),
+                f.package_registry_access_level.unwrap_or(FeatureAccess::Enabled).as_str(),
+                now
+            ],
+        )
+        .map_err(|e| name_conflict(e, &full_path))?;
+        Ok(tx.last_insert_rowid())
     })?;
-    get_project(conn, conn.last_insert_rowid())
+    get_project(conn, id)
+}
+
+/// Refuses a new group or project at `full_path` when a group or a project already has that path
+/// regardless of case: a path names one thing (issue 7 point 9). Run inside the write transaction
+/// ([`atomic`] takes the write lock first), so no concurrent insert can slip in between; the
+/// indexes and triggers of `0005_unique_names.sql` hold the same rule in the database.
+fn refuse_taken_path(conn: &Connection, full_path: &str) -> Result<()> {
+    let holder: Option<(&str, String)> = conn
+        .prepare_cached(
+            "SELECT 'group', full_path FROM groups WHERE lower(full_path) = lower(?1)
+             UNION ALL
+             SELECT 'project', path_with_namespace FROM projects WHERE lower(path_with_namespace) = lower(?1)
+             LIMIT 1",
+        )?
+        .query_row([full_path], |r| {
+            let kind: String = r.get(0)?;
+            Ok((if kind == "group" { "group" } else { "project" }, r.get(1)?))
+        })
+        .optional()?;
+    match holder {
+        None => Ok(()),
+        Some((kind, taken)) => Err(StoreError::Conflict(format!(
+            "{full_path} is taken: a {kind} at {taken} already exists (group and project paths are unique \
+             regardless of case, and a project cannot have a group's path)"
+        ))),
+    }
+}
+
+/// Maps a unique-index or trigger refusal of a group or project insert to a `Conflict`.
+fn name_conflict(err: rusqlite::Error, full_path: &str) -> StoreError {
+    let refused = is_unique_violation(&err)
+        || matches!(&err, rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER);
+    match refused {
+        true => StoreError::Conflict(format!("{full_path} is taken by another group or project")),
+        false => err.into(),
+    }
 }
 
 pub fn get_project(conn: &Connection, id: ProjectId) -> Result<Project> {

@@ -1,9 +1,9 @@
 //! Users.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{is_unique_violation, OptionalExt, Result, StoreError};
+use super::{atomic, is_unique_violation, OptionalExt, Result, StoreError};
 use crate::domain::{UserId, UserState};
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,13 +30,27 @@ where
     text.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
+/// Creates an active user. Usernames are unique regardless of case (issue 7 point 9), so `sub`
+/// and `user_login` name one person; the index of `0005_unique_names.sql` holds the same rule.
 pub fn insert(conn: &Connection, username: &str, now: i64) -> Result<User> {
-    conn.execute("INSERT INTO users (username, state, created_at) VALUES (?1, 'active', ?2)", params![username, now])
-        .map_err(|e| match is_unique_violation(&e) {
-        true => StoreError::Conflict(format!("username {username} is already taken")),
-        false => e.into(),
+    let id = atomic(conn, |tx| {
+        let taken: Option<String> = tx
+            .prepare_cached("SELECT username FROM users WHERE lower(username) = lower(?1)")?
+            .query_row([username], |r| r.get(0))
+            .optional()?;
+        if let Some(taken) = taken {
+            return Err(StoreError::Conflict(format!(
+                "username {username} is taken: user {taken} already exists (usernames are unique regardless of case)"
+            )));
+        }
+        tx.execute("INSERT INTO users (username, state, created_at) VALUES (?1, 'active', ?2)", params![username, now])
+            .map_err(|e| match is_unique_violation(&e) {
+                true => StoreError::Conflict(format!("username {username} is already taken")),
+                false => e.into(),
+            })?;
+        Ok(tx.last_insert_rowid())
     })?;
-    get(conn, conn.last_insert_rowid())
+    get(conn, id)
 }
 
 pub fn get(conn: &Connection, id: UserId) -> Result<User> {

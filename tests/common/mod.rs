@@ -79,7 +79,28 @@ impl Server {
         Server::launch(dir, &[], None)
     }
 
-    fn launch(dir: PathBuf, env: &[(&str, &str)], admin: Option<&str>) -> (Server, Vec<String>) {
+    /// Runs `jobtoken serve` on `dir` expecting it to refuse to start: waits (up to 30 s) for it
+    /// to exit, asserts it failed, and returns what it logged.
+    pub fn start_expecting_failure(dir: PathBuf) -> String {
+        let mut child =
+            Server::command(&dir, &[], Some(ADMIN)).stdout(Stdio::null()).spawn().expect("starting jobtoken");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            match child.try_wait().expect("waiting for the server") {
+                Some(status) => break status,
+                None if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                None => {
+                    let _ = child.kill();
+                    panic!("the server started although it was expected to refuse");
+                }
+            }
+        };
+        assert!(!status.success(), "the server exited successfully although it was expected to refuse");
+        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// `jobtoken serve` on `dir` with the harness's environment; stdout piped, stderr to `server.log`.
+    fn command(dir: &std::path::Path, env: &[(&str, &str)], admin: Option<&str>) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobtoken"));
         cmd.arg("serve")
             .env_clear()
@@ -99,7 +120,11 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("starting jobtoken");
+        cmd
+    }
+
+    fn launch(dir: PathBuf, env: &[(&str, &str)], admin: Option<&str>) -> (Server, Vec<String>) {
+        let mut child = Server::command(&dir, env, admin).spawn().expect("starting jobtoken");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let mut printed = Vec::new();
@@ -144,7 +169,10 @@ impl Server {
     }
 
     fn finish(&self, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Res {
-        let mut res = res.expect("request failed at the transport level");
+        Server::read(res.expect("request failed at the transport level"))
+    }
+
+    fn read(mut res: ureq::http::Response<ureq::Body>) -> Res {
         let status = res.status().as_u16();
         let headers =
             res.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
@@ -195,6 +223,25 @@ impl Server {
         }
         let req = req.header("Content-Type", content_type).body(body).unwrap();
         self.finish(self.agent.run(req))
+    }
+
+    /// Like [`Server::form`], but `None` when the request fails at the transport level (the
+    /// server is gone), for tests that kill the server mid-request.
+    pub fn try_form(&self, path: &str, auth: Auth, fields: &[(&str, &str)]) -> Option<Res> {
+        let mut req = ureq::http::Request::builder().method("POST").uri(self.url(path));
+        if let Some(h) = Server::auth_header(auth) {
+            req = req.header("Authorization", h);
+        }
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        let req = req.header("Content-Type", "application/x-www-form-urlencoded").body(body).unwrap();
+        self.agent.run(req).ok().map(Server::read)
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no flush) without waiting; `stop` reaps it.
+    pub fn kill9(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-KILL", &pid]).status().expect("running kill");
+        assert!(sent.success(), "kill -KILL {pid} failed");
     }
 
     pub fn form(&self, path: &str, auth: Auth, fields: &[(&str, &str)]) -> Res {
