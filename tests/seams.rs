@@ -223,3 +223,38 @@ fn a_token_that_would_not_fit_an_http_header_is_an_invalid_request_naming_the_li
     assert_eq!(fits.status, 200, "four such audiences fit: {}", fits.text);
     assert!(fits.json["access_token"].as_str().unwrap().len() <= 5120);
 }
+
+// ---- 2. audience is a boundary ----
+
+#[test]
+fn a_resource_server_with_an_audience_introspects_only_tokens_for_it_or_the_default_audience() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let r = s.admin("POST", "/api/v1/resource_servers", json!({"name": "pkg", "audience": "https://pkg.example"}));
+    let pkg = Client {
+        id: r["id"].as_i64().unwrap(),
+        client_id: r["client_id"].as_str().unwrap().into(),
+        secret: r["client_secret"].as_str().unwrap().into(),
+    };
+    let introspect = |token: &str| {
+        let res = s.form("/oauth/introspect", pkg.auth(), &[("token", token)]);
+        assert_eq!(res.status, 200, "{}", res.text);
+        res.json["active"].as_bool().unwrap()
+    };
+    let for_pkg = f.mint(&s, &[("audience", "https://pkg.example")]);
+    let for_default = f.mint(&s, &[]);
+    let for_other = f.mint(&s, &[("audience", "https://other.example")]);
+
+    assert!(introspect(&for_pkg), "its own audience");
+    assert!(introspect(&for_default), "the default audience is accepted by every resource server");
+    assert!(!introspect(&for_other), "another audience is none of its business");
+    assert!(f.active(&s, &for_other), "a resource server without an audience still sees it");
+    let d = s.json(
+        "POST",
+        "/api/v1/job_token/authorize",
+        pkg.auth(),
+        json!({"token": for_other, "project": f.a, "scope": "read_repository"}),
+    );
+    assert_eq!(d.json["allowed"], json!(false), "{}", d.text);
+    assert!(d.json["reason"].as_str().unwrap().contains("https://pkg.example"), "{}", d.text);
+}

@@ -169,14 +169,18 @@ pub async fn introspect(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::read(&req, payload).await?;
-    if let Caller::Client(Client::Runner(_)) = authenticate_caller(&state, &req, &form).await? {
-        return Err(OAuthError::new(
-            OAuthCode::UnauthorizedClient,
-            "only resource servers and the admin may introspect",
-        ));
-    }
+    let audience = match authenticate_caller(&state, &req, &form).await? {
+        Caller::Admin => Vec::new(),
+        Caller::Client(Client::ResourceServer(server)) => server.audience,
+        Caller::Client(Client::Runner(_)) => {
+            return Err(OAuthError::new(
+                OAuthCode::UnauthorizedClient,
+                "only resource servers and the admin may introspect",
+            ))
+        }
+    };
     let token = form.required("token")?;
-    let found = match live::live(&state, token, now()).await? {
+    let found = match live::live_for(&state, token, &audience, now()).await? {
         Ok(found) => found,
         Err(inactive) => {
             state.metrics.deny(inactive.reason());

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::live::{self, Authentic};
+use super::live::{self, Authentic, Inactive};
 use crate::app::AppState;
 use crate::domain::{ProjectId, Scope, ScopeSet, UserId};
 use crate::policy::{
@@ -77,26 +77,22 @@ pub async fn authorize(
     scope: Scope,
     now: i64,
 ) -> Result<Answer> {
-    let found = match live::live(state, token, now).await? {
+    let found = match live::live_for(state, token, audience, now).await? {
         Ok(found) => found,
         Err(inactive) => {
             state.metrics.deny(inactive.reason());
-            return Ok(Answer::denied(format!("the job token is not active: {inactive}"), None, None));
+            let reason = match inactive {
+                Inactive::OtherAudience => format!(
+                    "the job token's audience names neither this resource server's audience ({}) nor the \
+                     default audience {}",
+                    audience.join(", "),
+                    state.config.default_audience
+                ),
+                other => format!("the job token is not active: {other}"),
+            };
+            return Ok(Answer::denied(reason, None, None));
         }
     };
-    if !policy::audience_admits(&found.claims.aud.values(), audience, &state.config.default_audience) {
-        state.metrics.deny("token_audience");
-        return Ok(Answer::denied(
-            format!(
-                "the job token's audience names neither this resource server's audience ({}) nor the default \
-                 audience {}",
-                audience.join(", "),
-                state.config.default_audience
-            ),
-            None,
-            None,
-        ));
-    }
     let source_path = found.claims.project_path.clone();
     let decided = state.store.read(|c| {
         let Some(target) = find_project(c, &target)? else { return Ok(None) };

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::{JobStatus, UserState};
+use crate::policy;
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::StoreError;
 use crate::token::jws;
@@ -41,6 +42,8 @@ pub enum Inactive {
     JobFinished,
     #[error("the job's user is blocked")]
     UserBlocked,
+    #[error("not meant for this resource server's audience")]
+    OtherAudience,
 }
 
 impl Inactive {
@@ -56,6 +59,7 @@ impl Inactive {
             Inactive::Revoked => "token_revoked",
             Inactive::JobFinished => "token_job_finished",
             Inactive::UserBlocked => "token_user_blocked",
+            Inactive::OtherAudience => "token_audience",
         }
     }
 }
@@ -105,6 +109,22 @@ pub async fn live(state: &AppState, token: &str, now: i64) -> Result<Result<Auth
         Err(inactive) => return Ok(Err(inactive)),
     };
     Ok(judge(&found, now).map(|()| found))
+}
+
+/// [`live`], as told to a resource server registered with `audience` (empty: any token): a token
+/// whose `aud` names neither one of its audiences nor the default audience is not for it.
+pub async fn live_for(
+    state: &AppState,
+    token: &str,
+    audience: &[String],
+    now: i64,
+) -> Result<Result<Authentic, Inactive>, StoreError> {
+    Ok(live(state, token, now).await?.and_then(|found| {
+        match policy::audience_admits(&found.claims.aud.values(), audience, &state.config.default_audience) {
+            true => Ok(found),
+            false => Err(Inactive::OtherAudience),
+        }
+    }))
 }
 
 /// The liveness rules, pure.
