@@ -4,20 +4,11 @@
 
 mod common;
 
-use common::{assert_oauth_error, decode, verify_with_jwks, Auth, Res, Server, World};
+use common::{assert_oauth_error, decode, exchange, verify_with_jwks, Auth, Server, World};
 use serde_json::{json, Value};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-/// An exchange request with `subject` as an access token; no client authentication (the subject
-/// token is the credential).
-fn exchange(s: &Server, subject: &str, extra: &[(&str, &str)]) -> Res {
-    let mut fields =
-        vec![("grant_type", TOKEN_EXCHANGE), ("subject_token", subject), ("subject_token_type", ACCESS_TOKEN)];
-    fields.extend_from_slice(extra);
-    s.form("/oauth/token", Auth::None, &fields)
-}
 
 /// `aud` as a list, whichever of the two RFC 7519 shapes it has.
 fn audiences(claims: &Value) -> Vec<String> {

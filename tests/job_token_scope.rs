@@ -58,14 +58,7 @@ fn mint_token(s: &Server, runner: &Client, job: i64, extra: &[(&str, &str)]) -> 
 impl Fixture {
     /// Asks the decision endpoint, as the registry, whether `token` may use `scope` on `project`.
     fn ask(&self, s: &Server, token: &str, project: Value, scope: &str) -> Value {
-        let res = s.json(
-            "POST",
-            "/api/v1/job_token/authorize",
-            self.registry.auth(),
-            json!({"token": token, "project": project, "scope": scope}),
-        );
-        assert_eq!(res.status, 200, "{}", res.text);
-        res.json
+        common::authorize(s, &self.registry, token, project, scope)
     }
 
     /// The decision for the fixture's token from `grp/a`.

@@ -6,13 +6,10 @@
 mod common;
 
 use common::{
-    assert_oauth_error, decode, group, job_for, mint_as, project, project_member, resource_server, runner, user, Auth,
-    Client, Res, Server,
+    assert_oauth_error, authorize, decode, exchange, group, job_for, mint_as, project, project_member, resource_server,
+    runner, user, Auth, Client, Server,
 };
 use serde_json::{json, Value};
-
-const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// Private `grp/a` (the source, whose job's token is minted by an instance runner) and private
 /// `grp/b` (the target, which admits `grp/a` with default permissions); `dev` is a Developer on both.
@@ -53,14 +50,7 @@ impl Fixture {
     }
 
     fn decide(&self, s: &Server, token: &str, project: i64, scope: &str) -> Value {
-        let res = s.json(
-            "POST",
-            "/api/v1/job_token/authorize",
-            self.registry.auth(),
-            json!({"token": token, "project": project, "scope": scope}),
-        );
-        assert_eq!(res.status, 200, "{}", res.text);
-        res.json
+        authorize(s, &self.registry, token, json!(project), scope)
     }
 
     fn allowed(&self, s: &Server, token: &str, project: i64, scope: &str) -> bool {
@@ -72,13 +62,6 @@ impl Fixture {
         assert_eq!(res.status, 200, "{}", res.text);
         res.json["active"].as_bool().unwrap()
     }
-}
-
-fn exchange(s: &Server, subject: &str, extra: &[(&str, &str)]) -> Res {
-    let mut fields =
-        vec![("grant_type", TOKEN_EXCHANGE), ("subject_token", subject), ("subject_token_type", ACCESS_TOKEN)];
-    fields.extend_from_slice(extra);
-    s.form("/oauth/token", Auth::None, &fields)
 }
 
 fn exchange_ok(s: &Server, subject: &str, extra: &[(&str, &str)]) -> String {
@@ -249,12 +232,7 @@ fn a_resource_server_with_an_audience_introspects_only_tokens_for_it_or_the_defa
     assert!(introspect(&for_default), "the default audience is accepted by every resource server");
     assert!(!introspect(&for_other), "another audience is none of its business");
     assert!(f.active(&s, &for_other), "a resource server without an audience still sees it");
-    let d = s.json(
-        "POST",
-        "/api/v1/job_token/authorize",
-        pkg.auth(),
-        json!({"token": for_other, "project": f.a, "scope": "read_repository"}),
-    );
-    assert_eq!(d.json["allowed"], json!(false), "{}", d.text);
-    assert!(d.json["reason"].as_str().unwrap().contains("https://pkg.example"), "{}", d.text);
+    let d = authorize(&s, &pkg, &for_other, json!(f.a), "read_repository");
+    assert_eq!(d["allowed"], json!(false), "{d}");
+    assert!(d["reason"].as_str().unwrap().contains("https://pkg.example"), "{d}");
 }

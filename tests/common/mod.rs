@@ -650,3 +650,29 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+// ---- token exchange and decisions ----
+
+/// RFC 8693 token exchange of `subject` (an access token) without client authentication: the
+/// subject token is the credential.
+pub fn exchange(s: &Server, subject: &str, extra: &[(&str, &str)]) -> Res {
+    let mut fields = vec![
+        ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+        ("subject_token", subject),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+    ];
+    fields.extend_from_slice(extra);
+    s.form("/oauth/token", Auth::None, &fields)
+}
+
+/// Asks the decision endpoint, as `client`, whether `token` may use `scope` on `project`; asserts 200.
+pub fn authorize(s: &Server, client: &Client, token: &str, project: Value, scope: &str) -> Value {
+    let res = s.json(
+        "POST",
+        "/api/v1/job_token/authorize",
+        client.auth(),
+        json!({"token": token, "project": project, "scope": scope}),
+    );
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.json
+}
