@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::keys::Alg;
+use crate::keys::{Alg, KeyEncryptionKey};
 use crate::secret::Secret;
 
 /// Flags shared by every subcommand; each falls back to its environment variable.
@@ -41,6 +41,18 @@ pub struct ConfigArgs {
     /// HTTP worker threads. Default: one per core.
     #[arg(long, env = "JOBTOKEN_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// Key-encryption key sealing private keys stored in the database: base64 of 32 random
+    /// bytes (`openssl rand -base64 32`), the same on every replica. Prefer the environment.
+    #[arg(long, env = KEY_ENCRYPTION_KEY_ENV, hide_env_values = true, value_parser = secret_arg, global = true)]
+    pub key_encryption_key: Option<Secret>,
+}
+
+/// The environment variable of the key-encryption key.
+pub const KEY_ENCRYPTION_KEY_ENV: &str = "JOBTOKEN_KEY_ENCRYPTION_KEY";
+
+/// Takes a secret flag or variable as it is; `Secret` keeps it out of `Debug`.
+fn secret_arg(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.to_owned()))
 }
 
 /// Resolved configuration.
@@ -60,6 +72,8 @@ pub struct Config {
     /// False when the issuer was derived from `bind` (it then follows the bound port).
     pub issuer_configured: bool,
     pub audience_configured: bool,
+    /// Seals private keys stored in the database; `None` when not configured.
+    pub key_encryption_key: Option<KeyEncryptionKey>,
 }
 
 impl Config {
@@ -78,6 +92,11 @@ impl Config {
             Some(t) => Some(Secret::new(t)),
             None => None,
         };
+        let key_encryption_key = args
+            .key_encryption_key
+            .map(|text| KeyEncryptionKey::from_base64(text.expose()))
+            .transpose()
+            .map_err(|e| format!("{KEY_ENCRYPTION_KEY_ENV} (--key-encryption-key) {e}"))?;
         Ok(Config {
             bind: args.bind,
             default_audience: args.default_audience.unwrap_or_else(|| issuer.clone()),
@@ -91,6 +110,7 @@ impl Config {
             workers: args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             issuer_configured,
             audience_configured,
+            key_encryption_key,
         })
     }
 
@@ -108,5 +128,86 @@ impl Config {
 
     pub fn rotation_period_secs(&self) -> i64 {
         i64::from(self.key_rotation_days) * 86_400
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    use clap::Parser;
+
+    use super::*;
+    use crate::keys::sealed::tests::{key_renderings, random_kek_bytes};
+    use crate::keys::sealed::{open, seal};
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        config: ConfigArgs,
+    }
+
+    fn parse(flags: &[&str]) -> (ConfigArgs, Result<Config, String>) {
+        let args = Flags::try_parse_from([&["jobtoken"], flags].concat()).unwrap().config;
+        (args.clone(), Config::from_args(args))
+    }
+
+    #[test]
+    fn without_a_key_encryption_key_the_config_has_none() {
+        let (_, config) = parse(&[]);
+
+        assert!(config.unwrap().key_encryption_key.is_none());
+    }
+
+    #[test]
+    fn a_good_key_encryption_key_is_parsed_into_the_config() {
+        let bytes = random_kek_bytes();
+        let sealed = seal(&KeyEncryptionKey::from_base64(&STANDARD.encode(bytes)).unwrap(), "kid", b"pem").unwrap();
+
+        for text in [STANDARD.encode(bytes), URL_SAFE_NO_PAD.encode(bytes)] {
+            let (_, config) = parse(&["--key-encryption-key", &text]);
+
+            let kek = config.unwrap().key_encryption_key.unwrap();
+            assert_eq!(open(&kek, "kid", &sealed).unwrap(), b"pem");
+        }
+    }
+
+    #[test]
+    fn a_wrong_or_weak_key_encryption_key_is_refused_naming_the_setting_and_not_the_value() {
+        let refused = [
+            ("", "is empty"),
+            ("this is not base64", "not valid base64"),
+            (&STANDARD.encode(&random_kek_bytes()[..24]), "decodes to 24 bytes"),
+            (&STANDARD.encode([7u8; 32]), "all the same"),
+            (&STANDARD.encode([1u8, 2, 3, 4].repeat(8)), "only 4 distinct values"),
+            (&STANDARD.encode("a passphrase of 32 printable chr"), "printable text"),
+            ("mysecretpassphrasethatiswaytoolongtoguessno", "one case only"),
+        ];
+
+        for (text, reason) in refused {
+            let (_, config) = parse(&["--key-encryption-key", text]);
+
+            let message = config.unwrap_err();
+            assert!(message.starts_with("JOBTOKEN_KEY_ENCRYPTION_KEY (--key-encryption-key) "), "{message}");
+            assert!(message.contains(reason), "{message} should say {reason:?}");
+            assert!(text.len() < 8 || !message.contains(text.trim_end_matches('=')), "{message} repeats the value");
+        }
+    }
+
+    #[test]
+    fn debug_of_the_flags_and_the_config_never_shows_the_key_encryption_key() {
+        let bytes = random_kek_bytes();
+        let text = STANDARD.encode(bytes);
+
+        let (args, config) = parse(&["--key-encryption-key", &text]);
+        let shown = format!("{args:?} {args:#?} {:?} {:#?}", config.clone().unwrap(), config.unwrap());
+
+        assert!(shown.contains("key_encryption_key"), "{shown}");
+        assert!(!shown.contains(&text[..16]), "{shown}");
+        for leak in key_renderings(&bytes) {
+            assert!(!shown.contains(&leak), "{shown} contains {leak}");
+        }
     }
 }
