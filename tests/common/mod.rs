@@ -82,8 +82,13 @@ impl Server {
     /// Runs `jobtoken serve` on `dir` expecting it to refuse to start: waits (up to 30 s) for it
     /// to exit, asserts it failed, and returns what it logged.
     pub fn start_expecting_failure(dir: PathBuf) -> String {
+        Server::start_expecting_failure_with(dir, &[])
+    }
+
+    /// `start_expecting_failure` with extra environment variables (a refused setting).
+    pub fn start_expecting_failure_with(dir: PathBuf, env: &[(&str, &str)]) -> String {
         let mut child =
-            Server::command(&dir, &[], Some(ADMIN)).stdout(Stdio::null()).spawn().expect("starting jobtoken");
+            Server::command(&dir, env, Some(ADMIN)).stdout(Stdio::null()).spawn().expect("starting jobtoken");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let status = loop {
             match child.try_wait().expect("waiting for the server") {
