@@ -32,7 +32,7 @@ fn refused_keys() -> Vec<(String, &'static str)> {
         (random_key()[..24].to_owned(), "decodes to 18 bytes"),
         ("0123456789abcdef".repeat(4), "decodes to 48 bytes"),
         (STANDARD.encode([0u8; 32]), "all the same"),
-        (STANDARD.encode([0xf0u8, 0xf1, 0xf2].repeat(11)[..32].to_vec()), "only 3 distinct values"),
+        (STANDARD.encode(&[0xf0u8, 0xf1, 0xf2].repeat(11)[..32]), "only 3 distinct values"),
         (STANDARD.encode("my passphrase is long enough, ok"), "printable text"),
         ("mysecretpassphrasethatiswaytoolongtoguessno".into(), "one case only"),
     ]

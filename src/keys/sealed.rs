@@ -410,7 +410,7 @@ pub(crate) mod tests {
             (format!("{}+_", &STANDARD_NO_PAD.encode(random_kek_bytes())[..41]), KekError::NotBase64),
             (STANDARD.encode(&random_kek_bytes()[..16]), KekError::WrongLength(16)),
             (STANDARD.encode([random_kek_bytes(), random_kek_bytes()].concat()), KekError::WrongLength(64)),
-            (STANDARD.encode(&[random_kek_bytes().as_slice(), &[1]].concat()), KekError::WrongLength(33)),
+            (STANDARD.encode([random_kek_bytes().as_slice(), &[1]].concat()), KekError::WrongLength(33)),
             // 64 hex digits: a common mistake (`openssl rand -hex 32`).
             ("0123456789abcdef".repeat(4), KekError::WrongLength(48)),
             (STANDARD.encode([0u8; 32]), KekError::AllBytesEqual),
