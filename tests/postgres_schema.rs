@@ -35,7 +35,8 @@ fn said(err: &postgres::Error) -> String {
 #[derive(Debug, PartialEq)]
 struct Column {
     name: String,
-    /// `integer`, `blob` or `text`.
+    /// The PostgreSQL type that holds SQLite's class: `bigint` (64-bit, as SQLite's INTEGER),
+    /// `bytea` or `text` (byte-ordered: any collation but "C" shows as `text collate …`).
     class: String,
     not_null: bool,
     /// The default as written, with PostgreSQL's casts (`'active'::text`) taken off.
@@ -61,8 +62,8 @@ fn sqlite_tables() -> BTreeMap<String, Vec<Column>> {
         .query_map([], |r| {
             let declared: String = r.get(2)?;
             let class = match declared.as_str() {
-                "INTEGER" => "integer",
-                "BLOB" => "blob",
+                "INTEGER" => "bigint",
+                "BLOB" => "bytea",
                 "TEXT" => "text",
                 other => panic!("unexpected SQLite type {other}"),
             };
@@ -89,7 +90,8 @@ fn sqlite_tables() -> BTreeMap<String, Vec<Column>> {
 fn postgres_tables(conn: &mut postgres::Client) -> BTreeMap<String, Vec<Column>> {
     let rows = conn
         .query(
-            "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text, column_default::text
+            "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text, column_default::text,
+                    collation_name::text
              FROM information_schema.columns WHERE table_schema = 'public'
              ORDER BY table_name, ordinal_position",
             &[],
@@ -97,11 +99,12 @@ fn postgres_tables(conn: &mut postgres::Client) -> BTreeMap<String, Vec<Column>>
         .unwrap();
     let mut tables: BTreeMap<String, Vec<Column>> = BTreeMap::new();
     for row in rows {
-        let data_type: String = row.get(2);
-        let class = match data_type.as_str() {
-            "bigint" => "integer",
-            "bytea" => "blob",
-            other => other,
+        // information_schema names a column's collation only when it is explicit.
+        let class = match (row.get::<_, String>(2), row.get::<_, Option<String>>(5)) {
+            (text, collation) if text == "text" && collation.as_deref() != Some("C") => {
+                format!("text collate {}", collation.as_deref().unwrap_or("default"))
+            }
+            (data_type, _) => data_type,
         };
         let default = row.get::<_, Option<String>>(4).map(|d| d.trim_end_matches("::text").to_owned());
         let column =
@@ -122,7 +125,7 @@ fn every_sqlite_table_has_the_same_columns_in_postgres_with_compatible_types_nul
     let sealed = keys.pop().unwrap();
     assert_eq!(
         sealed,
-        Column { name: "sealed_private_key".into(), class: "blob".into(), not_null: false, default: None }
+        Column { name: "sealed_private_key".into(), class: "bytea".into(), not_null: false, default: None }
     );
     assert!(sqlite.len() >= 17, "the SQLite schema lost tables: {:?}", sqlite.keys());
     assert_eq!(sqlite.keys().collect::<Vec<_>>(), postgres.keys().collect::<Vec<_>>(), "the same tables");
@@ -132,7 +135,7 @@ fn every_sqlite_table_has_the_same_columns_in_postgres_with_compatible_types_nul
 }
 
 #[test]
-fn every_sqlite_index_exists_in_postgres_with_its_columns_uniqueness_and_condition() {
+fn every_sqlite_index_exists_in_postgres_on_its_table_with_its_uniqueness_and_condition() {
     let dir = common::temp_dir();
     assert!(common::cli_in(&dir, &["migrate"], &[]).output().unwrap().status.success());
     let sqlite = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
