@@ -107,8 +107,7 @@ fn postgres_tables(conn: &mut postgres::Client) -> BTreeMap<String, Vec<Column>>
             (data_type, _) => data_type,
         };
         let default = row.get::<_, Option<String>>(4).map(|d| d.trim_end_matches("::text").to_owned());
-        let column =
-            Column { name: row.get(1), class: class.into(), not_null: row.get::<_, String>(3) == "NO", default };
+        let column = Column { name: row.get(1), class, not_null: row.get::<_, String>(3) == "NO", default };
         tables.entry(row.get(0)).or_default().push(column);
     }
     tables

@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -31,8 +31,8 @@ pub struct Cluster {
     run_as: Option<String>,
     admin: Mutex<postgres::Client>,
     databases: AtomicU32,
-    /// The write end of the watchdog's pipe: closed by the kernel when this process exits.
-    _watchdog: Mutex<ChildStdin>,
+    /// The watchdog, with the write end of its pipe: closed by the kernel when this process exits.
+    _watchdog: Mutex<Child>,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -209,7 +209,7 @@ fn free_port() -> u16 {
 
 /// Starts the process that stops the cluster and removes `dir` once this process is gone: it
 /// blocks reading a pipe (close-on-exec, so no other child holds it) until end-of-file.
-fn watchdog(bindir: &Path, run_as: Option<&str>, dir: &Path) -> ChildStdin {
+fn watchdog(bindir: &Path, run_as: Option<&str>, dir: &Path) -> Child {
     let pg_ctl = bindir.join("pg_ctl");
     let stop = match run_as {
         Some(user) => format!("runuser -u {user} -- '{}'", pg_ctl.display()),
@@ -219,14 +219,13 @@ fn watchdog(bindir: &Path, run_as: Option<&str>, dir: &Path) -> ChildStdin {
         "read -r _ || true; {stop} -D '{dir}/data' -m immediate -w stop >/dev/null 2>&1; rm -rf '{dir}'",
         dir = dir.display()
     );
-    let mut child = Command::new("setsid")
+    Command::new("setsid")
         .args(["sh", "-c", &script])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("starting the PostgreSQL watchdog (setsid sh)");
-    child.stdin.take().unwrap()
+        .expect("starting the PostgreSQL watchdog (setsid sh)")
 }
 
 impl std::fmt::Debug for Cluster {
