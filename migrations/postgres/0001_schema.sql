@@ -1,8 +1,10 @@
 -- jobtoken schema for PostgreSQL 15+: mirrors the SQLite migrations 0001_init … 0006_signing_alg
 -- (same tables, columns in the same order, defaults, CHECKs, unique and partial indexes, and the
 -- triggers as PL/pgSQL), plus `signing_keys.sealed_private_key`. Append-only, like the SQLite
--- files; later migrations come in pairs (`migrations/NNNN_x.sql` and `migrations/postgres/NNNN_x.sql`)
--- where the dialects differ.
+-- files. Later migrations come in pairs, one file per dialect (`migrations/NNNN_x.sql` and
+-- `migrations/postgres/NNNN_x.sql`, each numbered next in its directory), each in its own dialect
+-- where they differ. The SQLite files' data steps for upgraded databases (0004's PAT expiry,
+-- 0006's algorithm from the active key) have nothing to do here: a PostgreSQL database starts empty.
 --
 -- So that the store's SQL text runs unchanged on both backends: every integer (ids, unix-second
 -- times, counts, 0/1 booleans) is BIGINT, as SQLite's INTEGER is 64-bit; booleans stay 0/1 with
