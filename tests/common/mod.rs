@@ -12,6 +12,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
+pub mod pg;
+
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
 pub struct Server {
