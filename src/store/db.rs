@@ -316,10 +316,19 @@ pub fn atomic<T>(db: &Db, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
     let outer = !db.in_transaction();
     db.batch(if outer { "BEGIN IMMEDIATE" } else { "SAVEPOINT atomic" })?;
     match f(db) {
-        Ok(value) => {
-            db.batch(if outer { "COMMIT" } else { "RELEASE atomic" })?;
-            Ok(value)
-        }
+        Ok(value) => match db.batch(if outer { "COMMIT" } else { "RELEASE atomic" }) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                // A failed COMMIT (say, SQLITE_BUSY) can leave the transaction open; never hand
+                // the connection on inside it.
+                if outer && db.in_transaction() {
+                    if let Err(rollback) = db.batch("ROLLBACK") {
+                        log::error!("rollback after a failed commit failed: {rollback}");
+                    }
+                }
+                Err(e)
+            }
+        },
         Err(e) => {
             let undo = if outer { "ROLLBACK" } else { "ROLLBACK TO atomic; RELEASE atomic" };
             if let Err(rollback) = db.batch(undo) {
