@@ -446,6 +446,25 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_whose_commit_fails_is_rolled_back_not_left_open() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        let db = Db::sqlite(&conn);
+        // The deferred foreign key is checked at COMMIT, which therefore fails.
+        let failed = atomic(&db, |tx| tx.execute("INSERT INTO child (parent_id) VALUES (7)", params![]));
+        assert!(matches!(failed, Err(StoreError::Database(_))), "{failed:?}");
+        assert!(!db.in_transaction(), "the failed transaction must not stay open for the next user");
+        atomic(&db, |tx| tx.execute("INSERT INTO parent (id) VALUES (1)", params![])).unwrap();
+        assert_eq!(db.query_one("SELECT count(*) FROM child", params![]).unwrap().get::<i64>(0).unwrap(), 0);
+        assert_eq!(db.query_one("SELECT count(*) FROM parent", params![]).unwrap().get::<i64>(0).unwrap(), 1);
+    }
+
+    #[test]
     fn atomic_rolls_back_everything_on_error_and_nests_as_a_savepoint() {
         let conn = memory();
         let db = Db::sqlite(&conn);
