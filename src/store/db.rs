@@ -259,31 +259,29 @@ impl<'a> Db<'a> {
 
     /// Runs one query; returns every row.
     pub fn query(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<Row>> {
+        self.rows(sql, params, usize::MAX)
+    }
+
+    /// Runs one query; returns its first row, if any (stepping no further).
+    pub fn query_opt(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Option<Row>> {
+        Ok(self.rows(sql, params, 1)?.pop())
+    }
+
+    /// At most `max` rows of one query.
+    fn rows(&self, sql: &str, params: &[&dyn ToValue], max: usize) -> Result<Vec<Row>> {
         match self.conn {
             Conn::Sqlite(c) => {
                 let mut stmt = c.prepare_cached(sql)?;
                 let width = stmt.column_count();
                 let mut rows = stmt.query(rusqlite::params_from_iter(bind(params)))?;
                 let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
-                    out.push(sqlite_row(row, width)?);
+                while out.len() < max {
+                    match rows.next()? {
+                        Some(row) => out.push(sqlite_row(row, width)?),
+                        None => break,
+                    }
                 }
                 Ok(out)
-            }
-        }
-    }
-
-    /// Runs one query; returns its first row, if any.
-    pub fn query_opt(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Option<Row>> {
-        match self.conn {
-            Conn::Sqlite(c) => {
-                let mut stmt = c.prepare_cached(sql)?;
-                let width = stmt.column_count();
-                let mut rows = stmt.query(rusqlite::params_from_iter(bind(params)))?;
-                match rows.next()? {
-                    Some(row) => Ok(Some(sqlite_row(row, width)?)),
-                    None => Ok(None),
-                }
             }
         }
     }
