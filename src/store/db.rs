@@ -21,7 +21,7 @@
 
 use std::str::FromStr;
 
-use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::types::ToSqlOutput;
 
 use super::{Result, StoreError};
 
@@ -45,74 +45,103 @@ impl Value {
     }
 }
 
+/// A SQL value borrowed from a parameter: binding copies nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRef<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl ValueRef<'_> {
+    pub fn to_owned(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Text(t) => Value::Text(t.to_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+}
+
 /// A Rust value that binds as a SQL parameter.
 pub trait ToValue {
-    fn to_value(&self) -> Value;
+    fn value_ref(&self) -> ValueRef<'_>;
+
+    fn to_value(&self) -> Value {
+        self.value_ref().to_owned()
+    }
 }
 
 impl ToValue for Value {
-    fn to_value(&self) -> Value {
-        self.clone()
+    fn value_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Text(t) => ValueRef::Text(t),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
     }
 }
 
 impl ToValue for i64 {
-    fn to_value(&self) -> Value {
-        Value::Int(*self)
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Int(*self)
     }
 }
 
 impl ToValue for i32 {
-    fn to_value(&self) -> Value {
-        Value::Int(i64::from(*self))
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Int(i64::from(*self))
     }
 }
 
 impl ToValue for bool {
-    fn to_value(&self) -> Value {
-        Value::Int(i64::from(*self))
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Int(i64::from(*self))
     }
 }
 
 impl ToValue for str {
-    fn to_value(&self) -> Value {
-        Value::Text(self.to_owned())
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
     }
 }
 
 impl ToValue for String {
-    fn to_value(&self) -> Value {
-        Value::Text(self.clone())
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
     }
 }
 
 impl ToValue for [u8] {
-    fn to_value(&self) -> Value {
-        Value::Blob(self.to_vec())
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
     }
 }
 
 impl ToValue for Vec<u8> {
-    fn to_value(&self) -> Value {
-        Value::Blob(self.clone())
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
     }
 }
 
 impl<const N: usize> ToValue for [u8; N] {
-    fn to_value(&self) -> Value {
-        Value::Blob(self.to_vec())
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
     }
 }
 
 impl<T: ToValue> ToValue for Option<T> {
-    fn to_value(&self) -> Value {
-        self.as_ref().map_or(Value::Null, ToValue::to_value)
+    fn value_ref(&self) -> ValueRef<'_> {
+        self.as_ref().map_or(ValueRef::Null, ToValue::value_ref)
     }
 }
 
 impl<T: ToValue + ?Sized> ToValue for &T {
-    fn to_value(&self) -> Value {
-        (**self).to_value()
+    fn value_ref(&self) -> ValueRef<'_> {
+        (**self).value_ref()
     }
 }
 
@@ -337,35 +366,39 @@ pub fn atomic<T>(db: &Db, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
     }
 }
 
-fn bind<'p>(params: &'p [&'p dyn ToValue]) -> impl Iterator<Item = Value> + 'p {
-    params.iter().map(|p| p.to_value())
+fn bind<'p>(params: &'p [&'p dyn ToValue]) -> impl Iterator<Item = Bind<'p>> + 'p {
+    params.iter().map(|p| Bind(*p))
+}
+
+/// A parameter as SQLite binds it, borrowed.
+struct Bind<'p>(&'p dyn ToValue);
+
+impl rusqlite::ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0.value_ref() {
+            ValueRef::Null => ToSqlOutput::Owned(rusqlite::types::Value::Null),
+            ValueRef::Int(i) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(i)),
+            ValueRef::Text(t) => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(t.as_bytes())),
+            ValueRef::Blob(b) => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Blob(b)),
+        })
+    }
 }
 
 fn sqlite_row(row: &rusqlite::Row, width: usize) -> Result<Row> {
+    use rusqlite::types::ValueRef as SqliteRef;
     let mut values = Vec::with_capacity(width);
     for idx in 0..width {
         values.push(match row.get_ref(idx)? {
-            ValueRef::Null => Value::Null,
-            ValueRef::Integer(i) => Value::Int(i),
-            ValueRef::Text(t) => Value::Text(
+            SqliteRef::Null => Value::Null,
+            SqliteRef::Integer(i) => Value::Int(i),
+            SqliteRef::Text(t) => Value::Text(
                 std::str::from_utf8(t).map_err(|e| StoreError::Database(format!("column {idx}: {e}")))?.to_owned(),
             ),
-            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-            ValueRef::Real(_) => return Err(StoreError::Database(format!("column {idx}: REAL is not supported"))),
+            SqliteRef::Blob(b) => Value::Blob(b.to_vec()),
+            SqliteRef::Real(_) => return Err(StoreError::Database(format!("column {idx}: REAL is not supported"))),
         });
     }
     Ok(Row { values })
-}
-
-impl rusqlite::ToSql for Value {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self {
-            Value::Null => ToSqlOutput::Owned(rusqlite::types::Value::Null),
-            Value::Int(i) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(*i)),
-            Value::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
-            Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-        })
-    }
 }
 
 /// SQLite errors in backend-neutral terms.
