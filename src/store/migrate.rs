@@ -44,9 +44,11 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
                 None => {
                     precheck(name, tx)?;
                     tx.batch(sql).map_err(|e| StoreError::Migration { name: (*name).into(), reason: e.to_string() })?;
+                    // The runner is SQLite's own for now, hence SQLite's clock function.
                     tx.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![version, name, checksum, unix_now()],
+                        "INSERT INTO schema_migrations (version, name, checksum, applied_at)
+                         VALUES (?1, ?2, ?3, strftime('%s', 'now'))",
+                        params![version, name, checksum],
                     )?;
                     Ok(true)
                 }
@@ -58,12 +60,6 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
         }
     }
     Ok(applied)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Data checks that must pass before a migration's SQL runs, by migration name. A failing check
