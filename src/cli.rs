@@ -170,7 +170,7 @@ fn admin_hash(store: &Store, config: &Config) -> Result<[u8; 32], String> {
     if let Some(token) = &config.admin_token {
         return Ok(token.hash());
     }
-    let stored = store.run_sync(|c| settings::admin_token_hash(c)).map_err(|e| e.to_string())?;
+    let stored = store.run_sync(settings::admin_token_hash).map_err(|e| e.to_string())?;
     if let Some(hash) = stored.filter(|h| h.len() == 32) {
         let mut out = [0u8; 32];
         out.copy_from_slice(&hash);

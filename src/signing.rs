@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 
 use crate::config::Config;
-use rusqlite::Connection;
+use crate::store::Db;
 
 use crate::keys::rotation::AlgInForce;
 use crate::keys::{
@@ -146,7 +146,7 @@ impl KeyView {
 /// The keys as stored, read in one read transaction; writes nothing, creates nothing (issue 7,
 /// point 7a: listing keys never changes them).
 pub fn stored_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, StoreError> {
-    Ok(KeyView::all(store.read(store::keys::list)?, now))
+    Ok(KeyView::all(store.read_sync(store::keys::list)?, now))
 }
 
 /// Runs one maintenance request against the database and the keys directory without loading the
@@ -239,7 +239,7 @@ impl KeyRing {
 
     /// The stored keys, `published` as this process's JWKS has them.
     pub async fn list(&self, store: &Store) -> Result<Vec<KeyView>, StoreError> {
-        let metas = store.run(|c| store::keys::list(c)).await?;
+        let metas = store.run(store::keys::list).await?;
         let published = self.current();
         Ok(metas
             .into_iter()
@@ -303,7 +303,7 @@ impl Maintainer {
     }
 
     /// One maintenance transaction (see [`Maintainer::maintain`]).
-    fn pass(&self, tx: &Connection, request: KeyRequest, fresh: &[KeyPair], now: i64) -> Result<Pass, StoreError> {
+    fn pass(&self, tx: &Db, request: KeyRequest, fresh: &[KeyPair], now: i64) -> Result<Pass, StoreError> {
         let mut alg = rotation::algorithm_in_force(store::keys::algorithm(tx)?, self.configured_alg);
         let changed_from = match request {
             KeyRequest::SetAlgorithm(wanted) if alg.record || wanted != alg.alg => {
@@ -409,7 +409,7 @@ impl Maintainer {
         match self.load(metas, alg, now) {
             Err(KeyRingError::Key { kid, reason }) => {
                 log::warn!("key {kid}: {reason}; reading the key metadata again");
-                let metas = store.read(store::keys::list)?;
+                let metas = store.read_sync(store::keys::list)?;
                 self.load(&metas, alg, now)
             }
             other => other,

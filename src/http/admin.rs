@@ -336,7 +336,7 @@ pub async fn create_resource_server(
 }
 
 pub async fn list_resource_servers(_: Admin, state: web::Data<AppState>) -> Reply {
-    ok(state.store.run(|c| clients::list_resource_servers(c)).await?)
+    ok(state.store.run(clients::list_resource_servers).await?)
 }
 
 pub async fn get_resource_server(_: Admin, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
@@ -475,7 +475,7 @@ pub async fn finish_job(
     match caller {
         ApiCaller::Admin => {}
         ApiCaller::Client(Client::Runner(runner)) => {
-            if state.store.read(|c| jobs::job_runner(c, job_id))? != Some(runner.id) {
+            if state.store.read(move |c| jobs::job_runner(c, job_id)).await? != Some(runner.id) {
                 return Err(ApiError::Forbidden(format!("job {job_id} is not running on this runner")));
             }
         }
@@ -490,7 +490,7 @@ pub async fn finish_job(
 // ---- instance settings ----
 
 pub async fn get_settings(_: Admin, state: web::Data<AppState>) -> Reply {
-    ok(state.store.run(|c| settings::get(c)).await?)
+    ok(state.store.run(settings::get).await?)
 }
 
 #[derive(Deserialize)]

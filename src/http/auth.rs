@@ -117,7 +117,7 @@ async fn api_caller(state: &AppState, req: &HttpRequest) -> Result<ApiCaller, Ap
         return user.map(ApiCaller::User).ok_or(ApiError::Unauthorized);
     }
     let creds = client_credentials_basic(req).ok_or(ApiError::Unauthorized)?;
-    authenticate_client(state, &creds)?.map(ApiCaller::Client).ok_or(ApiError::Unauthorized)
+    authenticate_client(state, creds).await?.map(ApiCaller::Client).ok_or(ApiError::Unauthorized)
 }
 
 fn caller_of(req: &HttpRequest) -> Option<std::cell::Ref<'_, ApiCaller>> {

@@ -1,8 +1,8 @@
 //! `/api/v1/{projects,groups}/{id}/job_token_scope…`: inbound allowlists, outbound entries,
 //! settings, the authorization log and autopopulate (SPEC §4.3–§4.5).
 
+use crate::store::Db;
 use actix_web::{web, HttpResponse};
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -23,7 +23,7 @@ type Reply = Result<HttpResponse, ApiError>;
 async fn edit<T, F>(state: &AppState, actor: Actor, owner: Node, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> StoreResult<Result<T, ApiError>> + Send + 'static,
+    F: FnOnce(&Db) -> StoreResult<Result<T, ApiError>> + Send + 'static,
 {
     state
         .store
@@ -37,7 +37,7 @@ where
 }
 
 /// The owner's groups, nearest first (a group owner's own group first).
-fn owner_groups(conn: &Connection, owner: Node) -> StoreResult<Vec<Group>> {
+fn owner_groups(conn: &Db, owner: Node) -> StoreResult<Vec<Group>> {
     let traversal = match owner {
         Node::Project(id) => {
             let p = namespaces::get_project(conn, id)?;
@@ -49,7 +49,7 @@ fn owner_groups(conn: &Connection, owner: Node) -> StoreResult<Vec<Group>> {
 }
 
 /// Refuses elevated scopes while elevation is forbidden for `owner`, naming the level (409).
-fn check_elevation(conn: &Connection, owner: Node, scopes: ScopeSet) -> StoreResult<Result<(), ApiError>> {
+fn check_elevation(conn: &Db, owner: Node, scopes: ScopeSet) -> StoreResult<Result<(), ApiError>> {
     let elevated = scopes.intersect(ScopeSet::elevated());
     if elevated.is_empty() {
         return Ok(Ok(()));
@@ -86,7 +86,7 @@ struct ProjectSettingsView {
     job_token_scopes: ScopeSet,
 }
 
-fn project_settings(conn: &Connection, id: ProjectId) -> StoreResult<ProjectSettingsView> {
+fn project_settings(conn: &Db, id: ProjectId) -> StoreResult<ProjectSettingsView> {
     let project = namespaces::get_project(conn, id)?;
     let groups = owner_groups(conn, Node::Project(id))?;
     let group_settings: Vec<Option<bool>> = groups.iter().map(|g| g.inbound_enabled).collect();
@@ -109,7 +109,7 @@ struct GroupSettingsView {
     job_token_elevation_effective: bool,
 }
 
-fn group_settings(conn: &Connection, id: GroupId) -> StoreResult<GroupSettingsView> {
+fn group_settings(conn: &Db, id: GroupId) -> StoreResult<GroupSettingsView> {
     let groups = owner_groups(conn, Node::Group(id))?;
     let instance = settings::get(conn)?;
     let own = groups.first().ok_or_else(|| StoreError::NotFound(format!("group {id} not found")))?;
@@ -130,7 +130,7 @@ fn group_settings(conn: &Connection, id: GroupId) -> StoreResult<GroupSettingsVi
     })
 }
 
-fn refuse_disabling_enforced(conn: &Connection, inbound: Option<Option<bool>>) -> StoreResult<Result<(), ApiError>> {
+fn refuse_disabling_enforced(conn: &Db, inbound: Option<Option<bool>>) -> StoreResult<Result<(), ApiError>> {
     if inbound == Some(Some(false)) && settings::get(conn)?.enforce_job_token_allowlist {
         return Ok(Err(ApiError::Conflict(
             "the instance enforces job token allowlists (enforce_job_token_allowlist); they cannot be turned off"
@@ -244,7 +244,7 @@ fn entry_view(entry: &Entry, source_path: &str) -> serde_json::Value {
     v
 }
 
-fn source_path(conn: &Connection, source: Node) -> StoreResult<String> {
+fn source_path(conn: &Db, source: Node) -> StoreResult<String> {
     Ok(match source {
         Node::Project(id) => namespaces::get_project(conn, id)?.path_with_namespace,
         Node::Group(id) => namespaces::get_group(conn, id)?.full_path,
@@ -419,7 +419,7 @@ pub struct OutboundBody {
     scopes: Vec<String>,
 }
 
-fn outbound_view(c: &Connection, e: &allowlist::OutboundEntry) -> StoreResult<serde_json::Value> {
+fn outbound_view(c: &Db, e: &allowlist::OutboundEntry) -> StoreResult<serde_json::Value> {
     let mut v = json!({ "target_path": source_path(c, e.target)?, "scopes": e.scopes,
                         "created_at": crate::domain::time::rfc3339(e.created_at) });
     match e.target {

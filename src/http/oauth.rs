@@ -160,7 +160,7 @@ async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -
         return Ok(Caller::Admin);
     }
     let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
-    authenticate_client(state, &creds)?.map(Caller::Client).ok_or_else(OAuthError::invalid_client)
+    authenticate_client(state, creds).await?.map(Caller::Client).ok_or_else(OAuthError::invalid_client)
 }
 
 pub async fn introspect(

@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::service::now;
 use crate::signing::KeyRingError;
+use crate::store::db;
 
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -15,7 +16,7 @@ pub async fn live() -> HttpResponse {
 
 /// Ready when the database answers and an active signing key is loaded.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let database = state.store.run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await.is_ok();
+    let database = state.store.run(|c| c.query_one("SELECT 1", db::params![])?.get::<i64>(0)).await.is_ok();
     // The key ring always holds an active key; ready means it can still sign.
     let key = state.keys.active().sign(b"readiness").is_ok();
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };

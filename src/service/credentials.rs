@@ -3,7 +3,7 @@
 //!
 //! Every secret is generated here, shown once by the caller and stored only as its SHA-256.
 
-use rusqlite::Connection;
+use crate::store::Db;
 
 use crate::domain::{RunnerId, UserId, UserState};
 use crate::policy::{self, ExpiryRefused};
@@ -18,7 +18,7 @@ const RESOURCE_SERVER_SECRET_PREFIX: &str = "jtss_";
 const PAT_PREFIX: &str = "jtpat_";
 
 /// Registers a runner with a fresh `runner_…` client id and secret.
-pub fn register_runner(conn: &Connection, new: &NewRunner, now: i64) -> StoreResult<(Runner, Secret)> {
+pub fn register_runner(conn: &Db, new: &NewRunner, now: i64) -> StoreResult<(Runner, Secret)> {
     let client_id = format!("runner_{}", secret::random_token(12));
     let client_secret = Secret::generate(RUNNER_SECRET_PREFIX);
     let runner = clients::insert_runner(conn, new, &client_id, &client_secret.hash(), now)?;
@@ -26,11 +26,7 @@ pub fn register_runner(conn: &Connection, new: &NewRunner, now: i64) -> StoreRes
 }
 
 /// Registers a resource server with a fresh `rs_…` client id and secret.
-pub fn register_resource_server(
-    conn: &Connection,
-    new: &NewResourceServer,
-    now: i64,
-) -> StoreResult<(ResourceServer, Secret)> {
+pub fn register_resource_server(conn: &Db, new: &NewResourceServer, now: i64) -> StoreResult<(ResourceServer, Secret)> {
     let client_id = format!("rs_{}", secret::random_token(12));
     let client_secret = Secret::generate(RESOURCE_SERVER_SECRET_PREFIX);
     let server = clients::insert_resource_server(conn, new, &client_id, &client_secret.hash(), now)?;
@@ -84,7 +80,7 @@ pub async fn create_pat(
 pub async fn authenticate_pat(store: &Store, token: &str, now: i64) -> StoreResult<Option<UserId>> {
     // Tokens are 256-bit random values: looking up their SHA-256 reveals nothing useful.
     let hash = secret::hash(token.as_bytes());
-    let found = store.read(|c| pats::find_live(c, &hash, now))?;
+    let found = store.read(move |c| pats::find_live(c, &hash, now)).await?;
     let Some(pat) = found.filter(|p| p.user_state == UserState::Active) else { return Ok(None) };
     if pat.last_use_is_stale(now) {
         let id = pat.id;

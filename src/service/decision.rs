@@ -1,7 +1,7 @@
 //! The cross-project decision, loaded: fills the pure `policy::decide` input with indexed
 //! lookups bounded by the depth of both hierarchies (never a scan of an allowlist).
 
-use rusqlite::Connection;
+use crate::store::Db;
 use serde::Serialize;
 
 use super::live::{self, Authentic, Inactive};
@@ -32,7 +32,7 @@ impl std::fmt::Display for TargetRef {
 }
 
 /// Loads a project by id or path; `None` when there is none.
-pub fn find_project(conn: &Connection, target: &TargetRef) -> Result<Option<Project>> {
+pub fn find_project(conn: &Db, target: &TargetRef) -> Result<Option<Project>> {
     match target {
         TargetRef::Id(id) => match namespaces::get_project(conn, *id) {
             Ok(project) => Ok(Some(project)),
@@ -94,18 +94,24 @@ pub async fn authorize(
         }
     };
     let source_path = found.claims.project_path.clone();
-    let decided = state.store.read(|c| {
-        let Some(target) = find_project(c, &target)? else { return Ok(None) };
-        decide_for_token(c, &found, &target, scope).map(|answer| Some((target.id, answer)))
-    })?;
-    let Some((target_id, (answer, needed_entry))) = decided else {
-        state.metrics.deny("target_not_found");
-        return Ok(Answer::denied(format!("project {target} does not exist"), Some(source_path), None));
+    let source_id = found.claims.project_id;
+    // The closure owns what it reads; an unknown target comes back for the message.
+    let decided = state
+        .store
+        .read(move |c| {
+            let Some(project) = find_project(c, &target)? else { return Ok(Err(target)) };
+            decide_for_token(c, &found, &project, scope).map(|answer| Ok((project.id, answer)))
+        })
+        .await?;
+    let (target_id, (answer, needed_entry)) = match decided {
+        Ok(decided) => decided,
+        Err(target) => {
+            state.metrics.deny("target_not_found");
+            return Ok(Answer::denied(format!("project {target} does not exist"), Some(source_path), None));
+        }
     };
     match answer.allowed {
-        true if target_id != found.claims.project_id => {
-            state.authlog.record(target_id, found.claims.project_id, needed_entry, now)
-        }
+        true if target_id != source_id => state.authlog.record(target_id, source_id, needed_entry, now),
         true => {}
         false => state.metrics.deny("cross_project"),
     }
@@ -113,12 +119,7 @@ pub async fn authorize(
 }
 
 /// The answer for a live token on `target`, and the scopes of it only `target`'s allowlist grants.
-fn decide_for_token(
-    conn: &Connection,
-    token: &Authentic,
-    target: &Project,
-    scope: Scope,
-) -> Result<(Answer, ScopeSet)> {
+fn decide_for_token(conn: &Db, token: &Authentic, target: &Project, scope: Scope) -> Result<(Answer, ScopeSet)> {
     let claims = &token.claims;
     let carried = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     let (source, target_path) = (&claims.project_path, &target.path_with_namespace);
@@ -176,7 +177,7 @@ fn grant(entry: &Entry) -> EntryGrant {
 }
 
 /// Loads everything `policy::decide` reads for the job's project S against `target`.
-pub fn load_input(conn: &Connection, job: &JobSide, target: &Project) -> Result<CrossProjectInput> {
+pub fn load_input(conn: &Db, job: &JobSide, target: &Project) -> Result<CrossProjectInput> {
     let source = namespaces::get_project(conn, job.source)?;
     let source_namespace = namespaces::get_group(conn, source.namespace_id)?;
     let source_groups = namespaces::groups_nearest_first(conn, &source_namespace.traversal_ids)?;
@@ -264,6 +265,6 @@ pub fn load_input(conn: &Connection, job: &JobSide, target: &Project) -> Result<
 }
 
 /// Decides for one target.
-pub fn decide(conn: &Connection, job: &JobSide, target: &Project) -> Result<policy::Decision> {
+pub fn decide(conn: &Db, job: &JobSide, target: &Project) -> Result<policy::Decision> {
     Ok(policy::decide(&load_input(conn, job, target)?))
 }

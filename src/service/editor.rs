@@ -1,6 +1,6 @@
 //! Who may edit a job token scope, and which sources they may add (SPEC §4.3, last paragraph).
 
-use rusqlite::Connection;
+use crate::store::Db;
 
 use crate::domain::{AccessLevel, Visibility};
 use crate::error::ApiError;
@@ -9,7 +9,7 @@ use crate::store::allowlist::Node;
 use crate::store::{namespaces, Result, StoreError};
 
 /// The owner's full path and its groups (root first, the group itself included for a group).
-fn locate(conn: &Connection, node: Node) -> Result<(String, Vec<i64>, Option<Visibility>)> {
+fn locate(conn: &Db, node: Node) -> Result<(String, Vec<i64>, Option<Visibility>)> {
     Ok(match node {
         Node::Project(id) => {
             let p = namespaces::get_project(conn, id)?;
@@ -23,7 +23,7 @@ fn locate(conn: &Connection, node: Node) -> Result<(String, Vec<i64>, Option<Vis
     })
 }
 
-fn access(conn: &Connection, user: i64, node: Node, groups: &[i64]) -> Result<Option<AccessLevel>> {
+fn access(conn: &Db, user: i64, node: Node, groups: &[i64]) -> Result<Option<AccessLevel>> {
     match node {
         Node::Project(id) => namespaces::effective_access(conn, user, id, groups),
         Node::Group(_) => namespaces::group_access(conn, user, groups),
@@ -46,7 +46,7 @@ fn not_found(node: Node) -> ApiError {
 /// a group, or the admin); `None` when it does not exist or the actor cannot see it (SPEC §4.3):
 /// a membership at any level on it or an ancestor, or a public or internal project (a user
 /// actor is active: blocked users never authenticate).
-fn visible(conn: &Connection, actor: Actor, node: Node) -> Result<Option<(String, bool)>> {
+fn visible(conn: &Db, actor: Actor, node: Node) -> Result<Option<(String, bool)>> {
     let (path, groups, visibility) = match locate(conn, node) {
         Ok(found) => found,
         Err(StoreError::NotFound(_)) => return Ok(None),
@@ -61,7 +61,7 @@ fn visible(conn: &Connection, actor: Actor, node: Node) -> Result<Option<(String
 
 /// Editing needs Maintainer or Owner on the owner, or the admin. An owner the caller cannot see
 /// is a 404, the same as an unknown one; one they see but may not edit is a 403.
-pub fn may_edit(conn: &Connection, actor: Actor, owner: Node) -> Result<Result<String, ApiError>> {
+pub fn may_edit(conn: &Db, actor: Actor, owner: Node) -> Result<Result<String, ApiError>> {
     Ok(match visible(conn, actor, owner)? {
         None => Err(not_found(owner)),
         Some((path, true)) => Ok(path),
@@ -73,6 +73,6 @@ pub fn may_edit(conn: &Connection, actor: Actor, owner: Node) -> Result<Result<S
 
 /// Adding a source needs the editor to see it. A source the editor cannot see is reported
 /// exactly as an unknown one.
-pub fn may_see(conn: &Connection, actor: Actor, source: Node) -> Result<Result<String, ApiError>> {
+pub fn may_see(conn: &Db, actor: Actor, source: Node) -> Result<Result<String, ApiError>> {
     Ok(visible(conn, actor, source)?.map(|(path, _)| path).ok_or_else(|| not_found(source)))
 }

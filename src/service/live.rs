@@ -92,7 +92,7 @@ pub async fn authentic(state: &AppState, token: &str) -> Result<Result<Authentic
     }
     let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Ok(Err(Inactive::Malformed)) };
     let jti = *jti.as_bytes();
-    let Some(record) = state.store.read(|conn| tokens::find(conn, &jti))? else {
+    let Some(record) = state.store.read(move |db| tokens::find(db, &jti)).await? else {
         return Ok(Err(Inactive::NotIssued));
     };
     let presented = crate::secret::hash(token.as_bytes());

@@ -14,7 +14,7 @@ use crate::store::jobs::{self, JobContext};
 use crate::store::namespaces::Project;
 use crate::store::settings::InstanceSettings;
 use crate::store::tokens::IssuedToken;
-use crate::store::{allowlist, namespaces, settings, Result as StoreResult, StoreError};
+use crate::store::{allowlist, namespaces, settings, Db, Result as StoreResult, StoreError};
 use crate::token::details;
 use crate::token::{self, subject, Audience, Claims};
 
@@ -59,10 +59,14 @@ pub async fn mint(
     // Client authentication and, for a job already running on this runner, everything the
     // grant needs, in one read transaction on this thread. The first token of a job also starts
     // it, which writes.
-    let first = state.store.read(|conn| match client_auth::check(conn, &creds)? {
-        Some(Client::Runner(runner)) => Ok(Some((load(conn, &runner, job_id, &req.details)?, runner))),
-        _ => Ok(None),
-    })?;
+    let requested = req.details.clone();
+    let first = state
+        .store
+        .read(move |db| match client_auth::check(db, &creds)? {
+            Some(Client::Runner(runner)) => Ok(Some((load(db, &runner, job_id, &requested)?, runner))),
+            _ => Ok(None),
+        })
+        .await?;
     let Some((first, runner)) = first else {
         state.metrics.deny("invalid_client");
         return Err(OAuthError::invalid_client());
@@ -193,7 +197,7 @@ fn refuse(state: &AppState, refusal: MintRefusal, job_id: JobId) -> OAuthError {
 /// Loads everything the grant needs for a job already running on this runner; `Ok(None)` when
 /// the job still has to be started (a write).
 fn load(
-    conn: &rusqlite::Connection,
+    conn: &Db,
     runner: &RunnerAuth,
     job_id: JobId,
     requested: &[details::Requested],
@@ -206,11 +210,7 @@ fn load(
     }
 }
 
-fn eligibility(
-    conn: &rusqlite::Connection,
-    runner: &RunnerAuth,
-    ctx: &JobContext,
-) -> StoreResult<Result<MintStep, MintRefusal>> {
+fn eligibility(conn: &Db, runner: &RunnerAuth, ctx: &JobContext) -> StoreResult<Result<MintStep, MintRefusal>> {
     let scope = clients::runner_scope(conn, runner, ctx.project.id)?;
     let serves = policy::runner_serves(&scope, ctx.project.id, &ctx.namespace.traversal_ids);
     Ok(policy::mint_eligibility(
@@ -223,11 +223,7 @@ fn eligibility(
     ))
 }
 
-fn finish_loading(
-    conn: &rusqlite::Connection,
-    ctx: JobContext,
-    requested: &[details::Requested],
-) -> StoreResult<Loaded> {
+fn finish_loading(conn: &Db, ctx: JobContext, requested: &[details::Requested]) -> StoreResult<Loaded> {
     let access = namespaces::effective_access(conn, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
     let settings = settings::get(conn)?;
     let (details, logged) = cross_project_grants(conn, &ctx, requested)?;
@@ -236,7 +232,7 @@ fn finish_loading(
 
 /// Loads the job and everything the grant needs; starts a pending job on this runner.
 fn load_and_start(
-    conn: &mut rusqlite::Connection,
+    conn: &Db,
     runner: &RunnerAuth,
     job_id: JobId,
     requested: &[details::Requested],
@@ -264,7 +260,7 @@ fn load_and_start(
 /// grant nothing (or name unknown projects) are dropped; at most `MAX_DETAILS` remain. Beside
 /// each grant: the scopes of it that only the target's allowlist could grant.
 fn cross_project_grants(
-    conn: &rusqlite::Connection,
+    conn: &Db,
     ctx: &JobContext,
     requested: &[details::Requested],
 ) -> StoreResult<(Vec<details::Granted>, Vec<(ProjectId, ScopeSet)>)> {

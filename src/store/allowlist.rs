@@ -1,10 +1,10 @@
 //! Job token scope storage: allowlist entries, outbound entries, the authorization log, and the
 //! per-project / per-group settings (SPEC §4.3–§4.5).
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{atomic, is_unique_violation, Result, StoreError};
+use super::db::{params, Db, Row};
+use super::{atomic, Result, StoreError};
 use crate::domain::{GroupId, ProjectId, ScopeSet, UserId};
 
 /// Entries per owner, counted apart for project and group sources (SPEC §4.3).
@@ -25,11 +25,11 @@ fn id(node: Node) -> i64 {
     }
 }
 
-fn node(kind: &str, id: i64) -> rusqlite::Result<Node> {
+fn node(kind: &str, id: i64) -> Result<Node> {
     match kind {
         "project" => Ok(Node::Project(id)),
         "group" => Ok(Node::Group(id)),
-        other => Err(rusqlite::Error::InvalidColumnType(0, other.to_owned(), rusqlite::types::Type::Text)),
+        other => Err(StoreError::Database(format!("unknown namespace kind {other:?}"))),
     }
 }
 
@@ -40,12 +40,9 @@ fn scopes_to_sql(scopes: EntryScopes) -> Option<String> {
     scopes.map(ScopeSet::to_space_separated)
 }
 
-fn scopes_from_sql(text: Option<String>, idx: usize) -> rusqlite::Result<EntryScopes> {
-    text.map(|t| {
-        ScopeSet::parse_space_separated(&t)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
-    })
-    .transpose()
+fn scopes_from_sql(text: Option<String>, idx: usize) -> Result<EntryScopes> {
+    text.map(|t| ScopeSet::parse_space_separated(&t).map_err(|e| StoreError::Database(format!("column {idx}: {e}"))))
+        .transpose()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,10 +62,10 @@ pub struct Entry {
 
 const ENTRY_COLUMNS: &str = "owner_kind, owner_id, source_kind, source_id, scopes, autopopulated, added_by, created_at";
 
-fn entry_from_row(r: &Row) -> rusqlite::Result<Entry> {
+fn entry_from_row(r: &Row) -> Result<Entry> {
     Ok(Entry {
-        owner: node(&r.get::<_, String>(0)?, r.get(1)?)?,
-        source: node(&r.get::<_, String>(2)?, r.get(3)?)?,
+        owner: node(&r.get::<String>(0)?, r.get(1)?)?,
+        source: node(&r.get::<String>(2)?, r.get(3)?)?,
         scopes: scopes_from_sql(r.get(4)?, 4)?,
         autopopulated: r.get(5)?,
         added_by: r.get(6)?,
@@ -78,7 +75,7 @@ fn entry_from_row(r: &Row) -> rusqlite::Result<Entry> {
 
 /// Adds an entry. A duplicate is a `Conflict`; the 201st entry of its kind is `LimitReached`.
 pub fn insert_entry(
-    conn: &Connection,
+    db: &Db,
     owner: Node,
     source: Node,
     scopes: EntryScopes,
@@ -86,7 +83,7 @@ pub fn insert_entry(
     added_by: Option<UserId>,
     now: i64,
 ) -> Result<Result<Entry, LimitReached>> {
-    atomic(conn, |tx| {
+    atomic(db, |tx| {
         let count = count_entries(tx, owner, kind(source))?;
         if count >= MAX_ENTRIES {
             return Ok(Err(LimitReached { kind: kind(source), limit: MAX_ENTRIES }));
@@ -104,9 +101,11 @@ pub fn insert_entry(
                 now
             ],
         )
-        .map_err(|e| match is_unique_violation(&e) {
-            true => StoreError::Conflict(format!("the {} {} is already on the allowlist", kind(source), id(source))),
-            false => e.into(),
+        .map_err(|e| match e {
+            StoreError::Unique(_) => {
+                StoreError::Conflict(format!("the {} {} is already on the allowlist", kind(source), id(source)))
+            }
+            other => other,
         })?;
         Ok(Ok(get_entry(tx, owner, source)?.ok_or_else(|| StoreError::NotFound("entry vanished".into()))?))
     })
@@ -119,46 +118,52 @@ pub struct LimitReached {
     pub limit: i64,
 }
 
-pub fn count_entries(conn: &Connection, owner: Node, source_kind: &str) -> Result<i64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT count(*) FROM allowlist_entries WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3",
-        )?
-        .query_row(params![kind(owner), id(owner), source_kind], |r| r.get(0))?)
+pub fn count_entries(db: &Db, owner: Node, source_kind: &str) -> Result<i64> {
+    db.query_one(
+        "SELECT count(*) FROM allowlist_entries WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3",
+        params![kind(owner), id(owner), source_kind],
+    )?
+    .get(0)
 }
 
-pub fn get_entry(conn: &Connection, owner: Node, source: Node) -> Result<Option<Entry>> {
-    Ok(conn
-        .prepare_cached(&format!(
+pub fn get_entry(db: &Db, owner: Node, source: Node) -> Result<Option<Entry>> {
+    db.query_opt(
+        &format!(
             "SELECT {ENTRY_COLUMNS} FROM allowlist_entries
              WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 AND source_id = ?4"
-        ))?
-        .query_row(params![kind(owner), id(owner), kind(source), id(source)], entry_from_row)
-        .optional()?)
+        ),
+        params![kind(owner), id(owner), kind(source), id(source)],
+    )?
+    .map(|r| entry_from_row(&r))
+    .transpose()
 }
 
 /// The entries of `owner` whose source is one of `sources` (point lookups on the primary key).
-pub fn entries_for_sources(conn: &Connection, owner: Node, sources: &[Node]) -> Result<Vec<Entry>> {
+pub fn entries_for_sources(db: &Db, owner: Node, sources: &[Node]) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     for source in sources {
-        if let Some(entry) = get_entry(conn, owner, *source)? {
+        if let Some(entry) = get_entry(db, owner, *source)? {
             out.push(entry);
         }
     }
     Ok(out)
 }
 
-pub fn list_entries(conn: &Connection, owner: Node, source_kind: &str) -> Result<Vec<Entry>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM allowlist_entries
-         WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 ORDER BY source_id"
-    ))?;
-    let rows = stmt.query_map(params![kind(owner), id(owner), source_kind], entry_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn list_entries(db: &Db, owner: Node, source_kind: &str) -> Result<Vec<Entry>> {
+    db.query(
+        &format!(
+            "SELECT {ENTRY_COLUMNS} FROM allowlist_entries
+             WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 ORDER BY source_id"
+        ),
+        params![kind(owner), id(owner), source_kind],
+    )?
+    .iter()
+    .map(entry_from_row)
+    .collect()
 }
 
-pub fn update_entry(conn: &Connection, owner: Node, source: Node, scopes: EntryScopes) -> Result<Entry> {
-    let n = conn.execute(
+pub fn update_entry(db: &Db, owner: Node, source: Node, scopes: EntryScopes) -> Result<Entry> {
+    let n = db.execute(
         "UPDATE allowlist_entries SET scopes = ?5
          WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 AND source_id = ?4",
         params![kind(owner), id(owner), kind(source), id(source), scopes_to_sql(scopes)],
@@ -166,11 +171,11 @@ pub fn update_entry(conn: &Connection, owner: Node, source: Node, scopes: EntryS
     if n == 0 {
         return Err(not_on_allowlist(source));
     }
-    get_entry(conn, owner, source)?.ok_or_else(|| not_on_allowlist(source))
+    get_entry(db, owner, source)?.ok_or_else(|| not_on_allowlist(source))
 }
 
-pub fn delete_entry(conn: &Connection, owner: Node, source: Node) -> Result<()> {
-    let n = conn.execute(
+pub fn delete_entry(db: &Db, owner: Node, source: Node) -> Result<()> {
+    let n = db.execute(
         "DELETE FROM allowlist_entries WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 AND source_id = ?4",
         params![kind(owner), id(owner), kind(source), id(source)],
     )?;
@@ -180,11 +185,11 @@ pub fn delete_entry(conn: &Connection, owner: Node, source: Node) -> Result<()> 
     }
 }
 
-pub fn delete_autopopulated(conn: &Connection, owner: Node) -> Result<usize> {
-    Ok(conn.execute(
+pub fn delete_autopopulated(db: &Db, owner: Node) -> Result<u64> {
+    db.execute(
         "DELETE FROM allowlist_entries WHERE owner_kind = ?1 AND owner_id = ?2 AND autopopulated = 1",
         params![kind(owner), id(owner)],
-    )?)
+    )
 }
 
 fn not_on_allowlist(source: Node) -> StoreError {
@@ -204,63 +209,70 @@ pub struct OutboundEntry {
     pub created_at: i64,
 }
 
-pub fn insert_outbound(conn: &Connection, project: ProjectId, target: Node, scopes: ScopeSet, now: i64) -> Result<()> {
-    conn.execute(
+pub fn insert_outbound(db: &Db, project: ProjectId, target: Node, scopes: ScopeSet, now: i64) -> Result<()> {
+    db.execute(
         "INSERT INTO outbound_entries (project_id, target_kind, target_id, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![project, kind(target), id(target), scopes.to_space_separated(), now],
     )
-    .map_err(|e| match is_unique_violation(&e) {
-        true => StoreError::Conflict(format!("the {} {} is already an outbound target", kind(target), id(target))),
-        false => e.into(),
+    .map_err(|e| match e {
+        StoreError::Unique(_) => {
+            StoreError::Conflict(format!("the {} {} is already an outbound target", kind(target), id(target)))
+        }
+        other => other,
     })?;
     Ok(())
 }
 
-fn outbound_from_row(r: &Row) -> rusqlite::Result<OutboundEntry> {
+fn outbound_from_row(r: &Row) -> Result<OutboundEntry> {
     Ok(OutboundEntry {
         project_id: r.get(0)?,
-        target: node(&r.get::<_, String>(1)?, r.get(2)?)?,
+        target: node(&r.get::<String>(1)?, r.get(2)?)?,
         scopes: scopes_from_sql(Some(r.get(3)?), 3)?.unwrap_or_default(),
         created_at: r.get(4)?,
     })
 }
 
 /// The outbound entries of `project` that name projects (what minting adds to a token).
-pub fn outbound_projects(conn: &Connection, project: ProjectId) -> Result<Vec<OutboundEntry>> {
-    let mut stmt = conn.prepare_cached(
+pub fn outbound_projects(db: &Db, project: ProjectId) -> Result<Vec<OutboundEntry>> {
+    db.query(
         "SELECT project_id, target_kind, target_id, scopes, created_at FROM outbound_entries
          WHERE project_id = ?1 AND target_kind = 'project'",
-    )?;
-    let rows = stmt.query_map([project], outbound_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        params![project],
+    )?
+    .iter()
+    .map(outbound_from_row)
+    .collect()
 }
 
-pub fn list_outbound(conn: &Connection, project: ProjectId) -> Result<Vec<OutboundEntry>> {
-    let mut stmt = conn.prepare_cached(
+pub fn list_outbound(db: &Db, project: ProjectId) -> Result<Vec<OutboundEntry>> {
+    db.query(
         "SELECT project_id, target_kind, target_id, scopes, created_at FROM outbound_entries
          WHERE project_id = ?1 ORDER BY target_kind, target_id",
-    )?;
-    let rows = stmt.query_map([project], outbound_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        params![project],
+    )?
+    .iter()
+    .map(outbound_from_row)
+    .collect()
 }
 
 /// The outbound entries of `project` that cover one of `targets` (point lookups).
-pub fn outbound_covering(conn: &Connection, project: ProjectId, targets: &[Node]) -> Result<Vec<OutboundEntry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT project_id, target_kind, target_id, scopes, created_at FROM outbound_entries
-         WHERE project_id = ?1 AND target_kind = ?2 AND target_id = ?3",
-    )?;
+pub fn outbound_covering(db: &Db, project: ProjectId, targets: &[Node]) -> Result<Vec<OutboundEntry>> {
     let mut out = Vec::new();
     for t in targets {
-        if let Some(e) = stmt.query_row(params![project, kind(*t), id(*t)], outbound_from_row).optional()? {
-            out.push(e);
+        let found = db.query_opt(
+            "SELECT project_id, target_kind, target_id, scopes, created_at FROM outbound_entries
+             WHERE project_id = ?1 AND target_kind = ?2 AND target_id = ?3",
+            params![project, kind(*t), id(*t)],
+        )?;
+        if let Some(row) = found {
+            out.push(outbound_from_row(&row)?);
         }
     }
     Ok(out)
 }
 
-pub fn delete_outbound(conn: &Connection, project: ProjectId, target: Node) -> Result<()> {
-    let n = conn.execute(
+pub fn delete_outbound(db: &Db, project: ProjectId, target: Node) -> Result<()> {
+    let n = db.execute(
         "DELETE FROM outbound_entries WHERE project_id = ?1 AND target_kind = ?2 AND target_id = ?3",
         params![project, kind(target), id(target)],
     )?;
@@ -273,8 +285,8 @@ pub fn delete_outbound(conn: &Connection, project: ProjectId, target: Node) -> R
 // ---- settings ----
 
 /// An explicit change of the project's inbound setting; autopopulate no longer owns it.
-pub fn set_project_inbound(conn: &Connection, project: ProjectId, value: Option<bool>) -> Result<()> {
-    conn.execute(
+pub fn set_project_inbound(db: &Db, project: ProjectId, value: Option<bool>) -> Result<()> {
+    db.execute(
         "UPDATE projects SET inbound_enabled = ?2, autopopulate_switched_inbound = 0, inbound_before_autopopulate = NULL
          WHERE id = ?1",
         params![project, value],
@@ -285,40 +297,40 @@ pub fn set_project_inbound(conn: &Connection, project: ProjectId, value: Option<
 /// Autopopulate switches the project's inbound allowlist on, remembering the setting it
 /// replaced (once: a second autopopulate keeps the first one's memory). An explicit `true` is
 /// left alone and not remembered.
-pub fn switch_inbound_on_for_autopopulate(conn: &Connection, project: ProjectId) -> Result<()> {
-    conn.execute(
+pub fn switch_inbound_on_for_autopopulate(db: &Db, project: ProjectId) -> Result<()> {
+    db.execute(
         "UPDATE projects SET inbound_before_autopopulate = CASE autopopulate_switched_inbound
                                  WHEN 1 THEN inbound_before_autopopulate ELSE inbound_enabled END,
                              autopopulate_switched_inbound = 1, inbound_enabled = 1
          WHERE id = ?1 AND (autopopulate_switched_inbound = 1 OR inbound_enabled IS NULL OR inbound_enabled = 0)",
-        [project],
+        params![project],
     )?;
     Ok(())
 }
 
 /// Puts back the inbound setting autopopulate replaced, if it still owns it.
-pub fn restore_inbound_after_autopopulate(conn: &Connection, project: ProjectId) -> Result<()> {
-    conn.execute(
+pub fn restore_inbound_after_autopopulate(db: &Db, project: ProjectId) -> Result<()> {
+    db.execute(
         "UPDATE projects SET inbound_enabled = inbound_before_autopopulate, autopopulate_switched_inbound = 0,
                              inbound_before_autopopulate = NULL
          WHERE id = ?1 AND autopopulate_switched_inbound = 1",
-        [project],
+        params![project],
     )?;
     Ok(())
 }
 
-pub fn set_project_outbound(conn: &Connection, project: ProjectId, value: bool) -> Result<()> {
-    conn.execute("UPDATE projects SET outbound_enabled = ?2 WHERE id = ?1", params![project, value])?;
+pub fn set_project_outbound(db: &Db, project: ProjectId, value: bool) -> Result<()> {
+    db.execute("UPDATE projects SET outbound_enabled = ?2 WHERE id = ?1", params![project, value])?;
     Ok(())
 }
 
-pub fn set_group_inbound(conn: &Connection, group: GroupId, value: Option<bool>) -> Result<()> {
-    conn.execute("UPDATE groups SET inbound_enabled = ?2 WHERE id = ?1", params![group, value])?;
+pub fn set_group_inbound(db: &Db, group: GroupId, value: Option<bool>) -> Result<()> {
+    db.execute("UPDATE groups SET inbound_enabled = ?2 WHERE id = ?1", params![group, value])?;
     Ok(())
 }
 
-pub fn set_group_elevation(conn: &Connection, group: GroupId, value: Option<bool>) -> Result<()> {
-    conn.execute("UPDATE groups SET job_token_elevation_allowed = ?2 WHERE id = ?1", params![group, value])?;
+pub fn set_group_elevation(db: &Db, group: GroupId, value: Option<bool>) -> Result<()> {
+    db.execute("UPDATE groups SET job_token_elevation_allowed = ?2 WHERE id = ?1", params![group, value])?;
     Ok(())
 }
 
@@ -346,50 +358,56 @@ pub struct LogRow {
 }
 
 /// Adds `count` authorizations of (target, source) seen up to `at`.
-pub fn log_authorizations(conn: &Connection, rows: &[LogRow]) -> Result<()> {
-    atomic(conn, |tx| {
-        let mut scopes_of = tx.prepare_cached(
-            "SELECT scopes FROM authorization_log WHERE target_project_id = ?1 AND source_project_id = ?2",
-        )?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO authorization_log (target_project_id, source_project_id, last_authorized_at, count, scopes)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (target_project_id, source_project_id) DO UPDATE SET
-                 last_authorized_at = max(last_authorized_at, excluded.last_authorized_at),
-                 count = count + excluded.count,
-                 scopes = excluded.scopes",
-        )?;
+pub fn log_authorizations(db: &Db, rows: &[LogRow]) -> Result<()> {
+    atomic(db, |tx| {
         for row in rows {
             // Inside the write transaction: a union that no other writer can interleave with.
-            let logged: Option<String> =
-                scopes_of.query_row(params![row.target, row.source], |r| r.get(0)).optional()?;
+            let logged: Option<String> = tx
+                .query_opt(
+                    "SELECT scopes FROM authorization_log WHERE target_project_id = ?1 AND source_project_id = ?2",
+                    params![row.target, row.source],
+                )?
+                .map(|r| r.get(0))
+                .transpose()?;
             let scopes = scopes_from_sql(logged, 0)?.unwrap_or_default().union(row.scopes);
-            upsert.execute(params![
+            tx.execute(
+                "INSERT INTO authorization_log (target_project_id, source_project_id, last_authorized_at, count, scopes)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (target_project_id, source_project_id) DO UPDATE SET
+                     last_authorized_at = CASE WHEN excluded.last_authorized_at > authorization_log.last_authorized_at
+                                               THEN excluded.last_authorized_at
+                                               ELSE authorization_log.last_authorized_at END,
+                     count = authorization_log.count + excluded.count,
+                     scopes = excluded.scopes",
+                params![
                 row.target,
                 row.source,
                 row.last_authorized_at,
                 row.count,
-                scopes.to_space_separated()
-            ])?;
+                    scopes.to_space_separated()
+                ],
+            )?;
         }
         Ok(())
     })
 }
 
-pub fn list_authorizations(conn: &Connection, target: ProjectId) -> Result<Vec<Authorization>> {
-    let mut stmt = conn.prepare_cached(
+pub fn list_authorizations(db: &Db, target: ProjectId) -> Result<Vec<Authorization>> {
+    let rows = db.query(
         "SELECT l.source_project_id, p.path_with_namespace, l.last_authorized_at, l.count, l.scopes
          FROM authorization_log l JOIN projects p ON p.id = l.source_project_id
          WHERE l.target_project_id = ?1 ORDER BY p.path_with_namespace",
+        params![target],
     )?;
-    let rows = stmt.query_map([target], |r| {
-        Ok(Authorization {
-            source_project_id: r.get(0)?,
-            source_project_path: r.get(1)?,
-            last_authorized_at: r.get(2)?,
-            count: r.get(3)?,
-            scopes: scopes_from_sql(Some(r.get(4)?), 4)?.unwrap_or_default(),
+    rows.iter()
+        .map(|r| {
+            Ok(Authorization {
+                source_project_id: r.get(0)?,
+                source_project_path: r.get(1)?,
+                last_authorized_at: r.get(2)?,
+                count: r.get(3)?,
+                scopes: scopes_from_sql(Some(r.get(4)?), 4)?.unwrap_or_default(),
+            })
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        .collect()
 }

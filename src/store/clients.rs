@@ -1,10 +1,8 @@
 //! OAuth clients: runners and resource servers. Secrets arrive here already hashed.
 
-use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::users::parse_col;
+use super::db::{params, Db, Row, Value};
 use super::{atomic, namespaces, OptionalExt, Result, StoreError};
 use crate::domain::{GroupId, ProjectId, RunnerId, RunnerType};
 use crate::policy::RunnerScope;
@@ -42,59 +40,62 @@ pub struct RunnerAuth {
     pub paused: bool,
 }
 
-pub fn insert_runner(
-    conn: &Connection,
-    new: &NewRunner,
-    client_id: &str,
-    secret_hash: &[u8],
-    now: i64,
-) -> Result<Runner> {
+pub fn insert_runner(db: &Db, new: &NewRunner, client_id: &str, secret_hash: &[u8], now: i64) -> Result<Runner> {
     if let Some(group) = new.group_id {
-        namespaces::get_group(conn, group)?;
+        namespaces::get_group(db, group)?;
     }
     for project in &new.project_ids {
-        namespaces::get_project(conn, *project)?;
+        namespaces::get_project(db, *project)?;
     }
-    let id = atomic(conn, |tx| {
-        tx.execute(
-        "INSERT INTO runners (client_id, secret_hash, description, maximum_timeout, runner_type, group_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![client_id, secret_hash, new.description, new.maximum_timeout, new.runner_type.as_str(), new.group_id, now],
-    )?;
-        let id = tx.last_insert_rowid();
+    let id = atomic(db, |tx| {
+        let id: RunnerId = tx
+            .query_one(
+                "INSERT INTO runners (client_id, secret_hash, description, maximum_timeout, runner_type, group_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                params![
+                    client_id,
+                    secret_hash,
+                    new.description,
+                    new.maximum_timeout,
+                    new.runner_type.as_str(),
+                    new.group_id,
+                    now
+                ],
+            )?
+            .get(0)?;
         for project in &new.project_ids {
             tx.execute(
-                "INSERT OR IGNORE INTO runner_projects (runner_id, project_id) VALUES (?1, ?2)",
+                "INSERT INTO runner_projects (runner_id, project_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![id, project],
             )?;
         }
         Ok(id)
     })?;
-    get_runner(conn, id)
+    get_runner(db, id)
 }
 
-pub fn get_runner(conn: &Connection, id: RunnerId) -> Result<Runner> {
-    let mut runner = conn
-        .prepare_cached(
+pub fn get_runner(db: &Db, id: RunnerId) -> Result<Runner> {
+    let r = db
+        .query_opt(
             "SELECT id, client_id, runner_type, group_id, maximum_timeout, description, paused FROM runners WHERE id = ?1",
-        )?
-        .query_row([id], |r| {
-            Ok(Runner {
-                id: r.get(0)?,
-                client_id: r.get(1)?,
-                runner_type: parse_col(r, 2)?,
-                group_id: r.get(3)?,
-                project_ids: Vec::new(),
-                maximum_timeout: r.get(4)?,
-                description: r.get(5)?,
-                paused: r.get(6)?,
-            })
-        })
+            params![id],
+        )
         .or_not_found(|| format!("runner {id} not found"))?;
-    let mut stmt =
-        conn.prepare_cached("SELECT project_id FROM runner_projects WHERE runner_id = ?1 ORDER BY project_id")?;
-    runner.project_ids = stmt.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-    Ok(runner)
+    let project_ids = db
+        .query("SELECT project_id FROM runner_projects WHERE runner_id = ?1 ORDER BY project_id", params![id])?
+        .iter()
+        .map(|p| p.get(0))
+        .collect::<Result<_>>()?;
+    Ok(Runner {
+        id: r.get(0)?,
+        client_id: r.get(1)?,
+        runner_type: r.parse(2)?,
+        group_id: r.get(3)?,
+        project_ids,
+        maximum_timeout: r.get(4)?,
+        description: r.get(5)?,
+        paused: r.get(6)?,
+    })
 }
 
 /// The changeable fields of a runner; `None` leaves a field as it is. `maximum_timeout` is
@@ -106,8 +107,8 @@ pub struct RunnerPatch {
     pub description: Option<String>,
 }
 
-pub fn update_runner(conn: &Connection, id: RunnerId, patch: &RunnerPatch) -> Result<Runner> {
-    atomic(conn, |tx| {
+pub fn update_runner(db: &Db, id: RunnerId, patch: &RunnerPatch) -> Result<Runner> {
+    atomic(db, |tx| {
         let current = get_runner(tx, id)?;
         tx.execute(
             "UPDATE runners SET paused = ?2, maximum_timeout = ?3, description = ?4 WHERE id = ?1",
@@ -124,28 +125,31 @@ pub fn update_runner(conn: &Connection, id: RunnerId, patch: &RunnerPatch) -> Re
 
 /// What the runner serves, as far as `project_id` is concerned: a project runner's list is
 /// loaded only for that project.
-pub fn runner_scope(conn: &Connection, runner: &RunnerAuth, project_id: ProjectId) -> Result<RunnerScope> {
+pub fn runner_scope(db: &Db, runner: &RunnerAuth, project_id: ProjectId) -> Result<RunnerScope> {
     Ok(match (runner.runner_type, runner.group_id) {
         (RunnerType::Instance, _) => RunnerScope::Instance,
         (RunnerType::Group, Some(group)) => RunnerScope::Group(group),
         (RunnerType::Group, None) => RunnerScope::Projects(Vec::new()),
         (RunnerType::Project, _) => {
-            let found: Option<i64> = conn
-                .prepare_cached("SELECT project_id FROM runner_projects WHERE runner_id = ?1 AND project_id = ?2")?
-                .query_row([runner.id, project_id], |r| r.get(0))
-                .optional()?;
+            let found: Option<i64> = db
+                .query_opt(
+                    "SELECT project_id FROM runner_projects WHERE runner_id = ?1 AND project_id = ?2",
+                    params![runner.id, project_id],
+                )?
+                .map(|r| r.get(0))
+                .transpose()?;
             RunnerScope::Projects(found.into_iter().collect())
         }
     })
 }
 
 /// Replaces runner `id`'s secret hash: from the commit on, only the new secret authenticates.
-pub fn set_runner_secret(conn: &Connection, id: RunnerId, secret_hash: &[u8]) -> Result<Runner> {
-    let n = conn.execute("UPDATE runners SET secret_hash = ?2 WHERE id = ?1", params![id, secret_hash])?;
+pub fn set_runner_secret(db: &Db, id: RunnerId, secret_hash: &[u8]) -> Result<Runner> {
+    let n = db.execute("UPDATE runners SET secret_hash = ?2 WHERE id = ?1", params![id, secret_hash])?;
     if n == 0 {
         return Err(StoreError::NotFound(format!("runner {id} not found")));
     }
-    get_runner(conn, id)
+    get_runner(db, id)
 }
 
 /// A resource server without its secret. `audience` is empty when it has none of its own.
@@ -162,7 +166,7 @@ pub struct ResourceServer {
 
 const RESOURCE_SERVER_COLUMNS: &str = "id, name, client_id, audience, disabled, created_at";
 
-fn resource_server_from_row(r: &Row) -> rusqlite::Result<ResourceServer> {
+fn resource_server_from_row(r: &Row) -> Result<ResourceServer> {
     Ok(ResourceServer {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -174,12 +178,8 @@ fn resource_server_from_row(r: &Row) -> rusqlite::Result<ResourceServer> {
 }
 
 /// The audience column: a JSON array of URIs, or NULL for none.
-fn audience_col(r: &Row, idx: usize) -> rusqlite::Result<Vec<String>> {
-    match r.get_ref(idx)?.as_str_or_null()? {
-        None => Ok(Vec::new()),
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))),
-    }
+fn audience_col(r: &Row, idx: usize) -> Result<Vec<String>> {
+    Ok(r.parse_opt_with(idx, |text| serde_json::from_str(text))?.unwrap_or_default())
 }
 
 /// The column value for an audience: NULL when empty.
@@ -195,31 +195,34 @@ pub struct NewResourceServer {
 }
 
 pub fn insert_resource_server(
-    conn: &Connection,
+    db: &Db,
     new: &NewResourceServer,
     client_id: &str,
     secret_hash: &[u8],
     now: i64,
 ) -> Result<ResourceServer> {
-    conn.execute(
-        "INSERT INTO resource_servers (name, client_id, secret_hash, audience, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![new.name, client_id, secret_hash, audience_value(&new.audience), now],
-    )?;
-    get_resource_server(conn, conn.last_insert_rowid())
+    let id = db
+        .query_one(
+            "INSERT INTO resource_servers (name, client_id, secret_hash, audience, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            params![new.name, client_id, secret_hash, audience_value(&new.audience), now],
+        )?
+        .get(0)?;
+    get_resource_server(db, id)
 }
 
-pub fn get_resource_server(conn: &Connection, id: i64) -> Result<ResourceServer> {
-    conn.prepare_cached(&format!("SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers WHERE id = ?1"))?
-        .query_row([id], resource_server_from_row)
+pub fn get_resource_server(db: &Db, id: i64) -> Result<ResourceServer> {
+    db.query_opt(&format!("SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers WHERE id = ?1"), params![id])
         .or_not_found(|| format!("resource server {id} not found"))
+        .and_then(|r| resource_server_from_row(&r))
 }
 
 /// Every resource server, ordered by id.
-pub fn list_resource_servers(conn: &Connection) -> Result<Vec<ResourceServer>> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers ORDER BY id"))?;
-    let rows = stmt.query_map([], resource_server_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn list_resource_servers(db: &Db) -> Result<Vec<ResourceServer>> {
+    db.query(&format!("SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers ORDER BY id"), params![])?
+        .iter()
+        .map(resource_server_from_row)
+        .collect()
 }
 
 /// The changeable fields of a resource server; `None` leaves a field as it is, an empty
@@ -231,8 +234,8 @@ pub struct ResourceServerPatch {
     pub disabled: Option<bool>,
 }
 
-pub fn update_resource_server(conn: &Connection, id: i64, patch: &ResourceServerPatch) -> Result<ResourceServer> {
-    atomic(conn, |tx| {
+pub fn update_resource_server(db: &Db, id: i64, patch: &ResourceServerPatch) -> Result<ResourceServer> {
+    atomic(db, |tx| {
         let current = get_resource_server(tx, id)?;
         tx.execute(
             "UPDATE resource_servers SET name = ?2, audience = ?3, disabled = ?4 WHERE id = ?1",
@@ -248,8 +251,8 @@ pub fn update_resource_server(conn: &Connection, id: i64, patch: &ResourceServer
 }
 
 /// Deletes resource server `id`; its credentials stop working with the commit.
-pub fn delete_resource_server(conn: &Connection, id: i64) -> Result<()> {
-    match conn.execute("DELETE FROM resource_servers WHERE id = ?1", [id])? {
+pub fn delete_resource_server(db: &Db, id: i64) -> Result<()> {
+    match db.execute("DELETE FROM resource_servers WHERE id = ?1", params![id])? {
         0 => Err(StoreError::NotFound(format!("resource server {id} not found"))),
         _ => Ok(()),
     }
@@ -257,10 +260,10 @@ pub fn delete_resource_server(conn: &Connection, id: i64) -> Result<()> {
 
 /// Replaces resource server `id`'s secret hash: from the commit on, only the new secret
 /// authenticates.
-pub fn set_resource_server_secret(conn: &Connection, id: i64, secret_hash: &[u8]) -> Result<ResourceServer> {
-    match conn.execute("UPDATE resource_servers SET secret_hash = ?2 WHERE id = ?1", params![id, secret_hash])? {
+pub fn set_resource_server_secret(db: &Db, id: i64, secret_hash: &[u8]) -> Result<ResourceServer> {
+    match db.execute("UPDATE resource_servers SET secret_hash = ?2 WHERE id = ?1", params![id, secret_hash])? {
         0 => Err(StoreError::NotFound(format!("resource server {id} not found"))),
-        _ => get_resource_server(conn, id),
+        _ => get_resource_server(db, id),
     }
 }
 
@@ -300,17 +303,11 @@ const CLIENT_AUTH_SQL: &str = "\
 /// costs the same until `verify` has answered: one statement, one row, the hash read in place,
 /// `verify` called once; only an accepted client's row is decoded further. An unknown id is
 /// never accepted, whatever `verify` says about the dummy hash.
-pub fn find_client_auth(
-    conn: &Connection,
-    client_id: &str,
-    verify: impl FnOnce(&[u8]) -> bool,
-) -> Result<Option<ClientAuth>> {
-    let mut stmt = conn.prepare_cached(CLIENT_AUTH_SQL)?;
-    let mut rows = stmt.query([client_id])?;
-    let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+pub fn find_client_auth(db: &Db, client_id: &str, verify: impl FnOnce(&[u8]) -> bool) -> Result<Option<ClientAuth>> {
+    let row = db.query_one(CLIENT_AUTH_SQL, params![client_id])?;
     let kind: i64 = row.get(0)?;
-    let stored = match row.get_ref(1)? {
-        ValueRef::Blob(hash) => hash,
+    let stored = match row.value(1)? {
+        Value::Blob(hash) => hash.as_slice(),
         _ => &[],
     };
     let accepted = verify(stored);
@@ -318,13 +315,13 @@ pub fn find_client_auth(
         (true, 1) => Some(ClientAuth::Runner(RunnerAuth {
             id: row.get(2)?,
             client_id: client_id.to_owned(),
-            runner_type: parse_col(row, 3)?,
+            runner_type: row.parse(3)?,
             group_id: row.get(4)?,
             maximum_timeout: row.get(5)?,
             paused: row.get(6)?,
         })),
         (true, 2) => {
-            Some(ClientAuth::ResourceServer(ResourceServerAuth { id: row.get(2)?, audience: audience_col(row, 7)? }))
+            Some(ClientAuth::ResourceServer(ResourceServerAuth { id: row.get(2)?, audience: audience_col(&row, 7)? }))
         }
         _ => None,
     })
@@ -333,6 +330,7 @@ pub fn find_client_auth(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     fn db() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -340,7 +338,7 @@ mod tests {
         conn
     }
 
-    fn server(conn: &Connection, client_id: &str, audience: &[&str]) -> ResourceServer {
+    fn server(conn: &Db, client_id: &str, audience: &[&str]) -> ResourceServer {
         let new = NewResourceServer { name: "r".into(), audience: audience.iter().map(|a| (*a).to_owned()).collect() };
         insert_resource_server(conn, &new, client_id, &[1; 32], 1).unwrap()
     }
@@ -348,6 +346,7 @@ mod tests {
     #[test]
     fn an_authenticated_resource_server_carries_its_audience() {
         let conn = db();
+        let conn = Db::sqlite(&conn);
         let rs = server(&conn, "rs_a", &["https://a.example", "https://b.example"]);
 
         let found = find_client_auth(&conn, "rs_a", |hash| hash == [1; 32]).unwrap();
@@ -360,6 +359,7 @@ mod tests {
     #[test]
     fn unknown_disabled_and_wrongly_verified_clients_are_all_judged_once_and_refused() {
         let conn = db();
+        let conn = Db::sqlite(&conn);
         let rs = server(&conn, "rs_off", &[]);
         update_resource_server(&conn, rs.id, &ResourceServerPatch { disabled: Some(true), ..Default::default() })
             .unwrap();

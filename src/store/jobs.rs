@@ -1,10 +1,10 @@
 //! Pipelines and jobs, and the one query the token endpoint needs about a job.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use super::db::{params, Db, Row};
 use super::namespaces::{self, Group, Project};
-use super::users::{self, parse_col, User};
+use super::users::{self, User};
 use super::{atomic, OptionalExt, Result, StoreError};
 use crate::domain::{JobId, JobStatus, PipelineId, ProjectId, RefType, RunnerId, UserId};
 
@@ -67,63 +67,58 @@ pub struct PipelineWithJobs {
 }
 
 /// Creates the pipeline and all its jobs in one transaction.
-pub fn insert_pipeline(
-    conn: &Connection,
-    project_id: ProjectId,
-    new: &NewPipeline,
-    now: i64,
-) -> Result<PipelineWithJobs> {
-    namespaces::get_project(conn, project_id)?;
-    users::get(conn, new.user_id)?;
-    let (pipeline_id, ids) = atomic(conn, |tx| {
-        tx.execute(
-            "INSERT INTO pipelines (project_id, user_id, ref, ref_type, ref_protected, sha, source, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                project_id,
-                new.user_id,
-                new.ref_,
-                new.ref_type.as_str(),
-                new.ref_protected,
-                new.sha,
-                new.source,
-                now
-            ],
-        )?;
-        let pipeline_id = tx.last_insert_rowid();
+pub fn insert_pipeline(db: &Db, project_id: ProjectId, new: &NewPipeline, now: i64) -> Result<PipelineWithJobs> {
+    namespaces::get_project(db, project_id)?;
+    users::get(db, new.user_id)?;
+    let (pipeline_id, ids) = atomic(db, |tx| {
+        let pipeline_id: PipelineId = tx
+            .query_one(
+                "INSERT INTO pipelines (project_id, user_id, ref, ref_type, ref_protected, sha, source, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                params![
+                    project_id,
+                    new.user_id,
+                    new.ref_,
+                    new.ref_type.as_str(),
+                    new.ref_protected,
+                    new.sha,
+                    new.source,
+                    now
+                ],
+            )?
+            .get(0)?;
         let mut ids = Vec::with_capacity(new.jobs.len());
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO jobs (pipeline_id, name, stage, timeout, environment) VALUES (?1, ?2, ?3, ?4, ?5)",
+        for job in &new.jobs {
+            let row = tx.query_one(
+                "INSERT INTO jobs (pipeline_id, name, stage, timeout, environment) VALUES (?1, ?2, ?3, ?4, ?5)
+                 RETURNING id",
+                params![pipeline_id, job.name, job.stage, job.timeout, job.environment],
             )?;
-            for job in &new.jobs {
-                stmt.execute(params![pipeline_id, job.name, job.stage, job.timeout, job.environment])?;
-                ids.push(tx.last_insert_rowid());
-            }
+            ids.push(row.get(0)?);
         }
         Ok((pipeline_id, ids))
     })?;
-    let jobs = ids.into_iter().map(|id| get_job(conn, id)).collect::<Result<_>>()?;
-    Ok(PipelineWithJobs { pipeline: get_pipeline(conn, pipeline_id)?, jobs })
+    let jobs = ids.into_iter().map(|id| get_job(db, id)).collect::<Result<_>>()?;
+    Ok(PipelineWithJobs { pipeline: get_pipeline(db, pipeline_id)?, jobs })
 }
 
-pub fn get_pipeline(conn: &Connection, id: PipelineId) -> Result<Pipeline> {
-    conn.prepare_cached(
-        "SELECT id, project_id, user_id, ref, ref_type, ref_protected, sha, source FROM pipelines WHERE id = ?1",
-    )?
-    .query_row([id], |r| {
-        Ok(Pipeline {
-            id: r.get(0)?,
-            project_id: r.get(1)?,
-            user_id: r.get(2)?,
-            ref_: r.get(3)?,
-            ref_type: parse_col(r, 4)?,
-            ref_protected: r.get(5)?,
-            sha: r.get(6)?,
-            source: r.get(7)?,
-        })
+pub fn get_pipeline(db: &Db, id: PipelineId) -> Result<Pipeline> {
+    let r = db
+        .query_opt(
+            "SELECT id, project_id, user_id, ref, ref_type, ref_protected, sha, source FROM pipelines WHERE id = ?1",
+            params![id],
+        )
+        .or_not_found(|| format!("pipeline {id} not found"))?;
+    Ok(Pipeline {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        user_id: r.get(2)?,
+        ref_: r.get(3)?,
+        ref_type: r.parse(4)?,
+        ref_protected: r.get(5)?,
+        sha: r.get(6)?,
+        source: r.get(7)?,
     })
-    .or_not_found(|| format!("pipeline {id} not found"))
 }
 
 // No JOINs in hot queries: this SQLite build re-prepares a JOIN with bound parameters on every
@@ -132,12 +127,12 @@ const JOB_COLUMNS: &str = "j.id, j.name, j.stage, j.status, j.pipeline_id, \
     (SELECT project_id FROM pipelines WHERE id = j.pipeline_id), j.runner_id, j.timeout, \
     j.environment, j.started_at, j.finished_at";
 
-fn job_from_row(r: &Row) -> rusqlite::Result<Job> {
+fn job_from_row(r: &Row) -> Result<Job> {
     Ok(Job {
         id: r.get(0)?,
         name: r.get(1)?,
         stage: r.get(2)?,
-        status: parse_col(r, 3)?,
+        status: r.parse(3)?,
         pipeline_id: r.get(4)?,
         project_id: r.get(5)?,
         runner_id: r.get(6)?,
@@ -148,10 +143,10 @@ fn job_from_row(r: &Row) -> rusqlite::Result<Job> {
     })
 }
 
-pub fn get_job(conn: &Connection, id: JobId) -> Result<Job> {
-    conn.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs j WHERE j.id = ?1"))?
-        .query_row([id], job_from_row)
+pub fn get_job(db: &Db, id: JobId) -> Result<Job> {
+    db.query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs j WHERE j.id = ?1"), params![id])
         .or_not_found(|| format!("job {id} not found"))
+        .and_then(|r| job_from_row(&r))
 }
 
 /// Everything minting needs to know about a job, loaded in one place.
@@ -167,24 +162,24 @@ pub struct JobContext {
     pub user: User,
 }
 
-pub fn job_context(conn: &Connection, job_id: JobId) -> Result<Option<JobContext>> {
-    let job = match get_job(conn, job_id) {
+pub fn job_context(db: &Db, job_id: JobId) -> Result<Option<JobContext>> {
+    let job = match get_job(db, job_id) {
         Ok(job) => job,
         Err(StoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let pipeline = get_pipeline(conn, job.pipeline_id)?;
-    let project = namespaces::get_project(conn, pipeline.project_id)?;
-    let namespace = namespaces::get_group(conn, project.namespace_id)?;
-    let ancestors = namespaces::groups_nearest_first(conn, &namespace.traversal_ids)?;
-    let user = users::get(conn, pipeline.user_id)?;
+    let pipeline = get_pipeline(db, job.pipeline_id)?;
+    let project = namespaces::get_project(db, pipeline.project_id)?;
+    let namespace = namespaces::get_group(db, project.namespace_id)?;
+    let ancestors = namespaces::groups_nearest_first(db, &namespace.traversal_ids)?;
+    let user = users::get(db, pipeline.user_id)?;
     Ok(Some(JobContext { job, pipeline, project, namespace, ancestors, user }))
 }
 
 /// Moves a pending job to running on `runner` at `now`. Returns false when another request got
 /// there first (the job is no longer pending), so two runners can never both start it.
-pub fn start(conn: &Connection, job_id: JobId, runner: RunnerId, now: i64) -> Result<bool> {
-    let n = conn.execute(
+pub fn start(db: &Db, job_id: JobId, runner: RunnerId, now: i64) -> Result<bool> {
+    let n = db.execute(
         "UPDATE jobs SET status = 'running', runner_id = ?2, started_at = ?3 WHERE id = ?1 AND status = 'pending'",
         params![job_id, runner, now],
     )?;
@@ -192,8 +187,8 @@ pub fn start(conn: &Connection, job_id: JobId, runner: RunnerId, now: i64) -> Re
 }
 
 /// Finishes a job and revokes all its tokens in one transaction.
-pub fn finish(conn: &Connection, job_id: JobId, status: JobStatus, now: i64) -> Result<Job> {
-    atomic(conn, |tx| {
+pub fn finish(db: &Db, job_id: JobId, status: JobStatus, now: i64) -> Result<Job> {
+    atomic(db, |tx| {
         let job = get_job(tx, job_id)?;
         if job.status.is_finished() {
             return Err(StoreError::Conflict(format!("job {job_id} has already finished ({})", job.status)));
@@ -211,10 +206,10 @@ pub fn finish(conn: &Connection, job_id: JobId, status: JobStatus, now: i64) -> 
 }
 
 /// The runner a job is bound to, if any (for authorizing `finish`).
-pub fn job_runner(conn: &Connection, job_id: JobId) -> Result<Option<RunnerId>> {
-    Ok(conn
-        .prepare_cached("SELECT runner_id FROM jobs WHERE id = ?1")?
-        .query_row([job_id], |r| r.get::<_, Option<RunnerId>>(0))
-        .optional()?
+pub fn job_runner(db: &Db, job_id: JobId) -> Result<Option<RunnerId>> {
+    Ok(db
+        .query_opt("SELECT runner_id FROM jobs WHERE id = ?1", params![job_id])?
+        .map(|r| r.get(0))
+        .transpose()?
         .flatten())
 }

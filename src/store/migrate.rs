@@ -1,8 +1,9 @@
 //! Numbered SQL migrations from `migrations/`, applied in order, each in its own transaction.
 
 use ring::digest::{digest, SHA256};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 
+use super::db::{atomic, params, Db};
 use super::{Result, StoreError};
 
 /// Every migration, in order. A test checks this list against the `migrations/` directory.
@@ -18,7 +19,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
 /// Applies pending migrations. A landed migration whose text changed stops start-up: migrations
 /// are append-only.
 pub fn migrate(conn: &mut Connection) -> Result<usize> {
-    conn.execute_batch(
+    let db = Db::sqlite(conn);
+    db.batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    INTEGER PRIMARY KEY,
              name       TEXT NOT NULL,
@@ -30,31 +32,31 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
     for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
         let version = index as i64 + 1;
         let checksum = digest(&SHA256, sql.as_bytes()).as_ref().to_vec();
-        let tx = conn.transaction()?;
-        let landed: Option<Vec<u8>> = tx
-            .query_row("SELECT checksum FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
-            .optional()?;
-        match landed {
-            Some(existing) if existing == checksum => continue,
-            Some(_) => {
-                return Err(StoreError::Migration {
+        // One transaction per migration: its check, its SQL and its record commit together.
+        let ran = atomic(&db, |tx| {
+            let landed = tx.query_opt("SELECT checksum FROM schema_migrations WHERE version = ?1", params![version])?;
+            match landed.map(|r| r.get::<Vec<u8>>(0)).transpose()? {
+                Some(existing) if existing == checksum => Ok(false),
+                Some(_) => Err(StoreError::Migration {
                     name: (*name).into(),
                     reason: "was edited after it was applied; migrations are append-only".into(),
-                })
+                }),
+                None => {
+                    precheck(name, tx)?;
+                    tx.batch(sql).map_err(|e| StoreError::Migration { name: (*name).into(), reason: e.to_string() })?;
+                    // The runner is SQLite's own for now, hence SQLite's clock function.
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum, applied_at)
+                         VALUES (?1, ?2, ?3, strftime('%s', 'now'))",
+                        params![version, name, checksum],
+                    )?;
+                    Ok(true)
+                }
             }
-            None => {
-                precheck(name, &tx)?;
-                tx.execute_batch(sql)
-                    .map_err(|e| StoreError::Migration { name: (*name).into(), reason: e.to_string() })?;
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum, applied_at)
-                     VALUES (?1, ?2, ?3, strftime('%s', 'now'))",
-                    params![version, name, checksum],
-                )?;
-                tx.commit()?;
-                log::info!("applied migration {name}");
-                applied += 1;
-            }
+        })?;
+        if ran {
+            log::info!("applied migration {name}");
+            applied += 1;
         }
     }
     Ok(applied)
@@ -63,9 +65,9 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
 /// Data checks that must pass before a migration's SQL runs, by migration name. A failing check
 /// stops start-up with a list of what to fix, instead of a bare constraint error (or worse, a
 /// migration that silently picks a winner).
-fn precheck(name: &str, conn: &Connection) -> Result<()> {
+fn precheck(name: &str, db: &Db) -> Result<()> {
     let problems = match name {
-        "0005_unique_names.sql" => name_conflicts(conn)?,
+        "0005_unique_names.sql" => name_conflicts(db)?,
         _ => return Ok(()),
     };
     if problems.is_empty() {
@@ -86,22 +88,24 @@ fn precheck(name: &str, conn: &Connection) -> Result<()> {
 
 /// Every set of names that differ only in case, and every project whose path is a group's, as
 /// sentences: `users "Alice" and "alice" differ only in case`.
-fn name_conflicts(conn: &Connection) -> Result<Vec<String>> {
+fn name_conflicts(db: &Db) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for (what, table, column) in [
         ("users", "users", "username"),
         ("groups", "groups", "full_path"),
         ("projects", "projects", "path_with_namespace"),
     ] {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT lower({column}), {column} FROM {table}
-             WHERE lower({column}) IN (SELECT lower({column}) FROM {table} GROUP BY 1 HAVING count(*) > 1)
-             ORDER BY 1, 2"
-        ))?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = db.query(
+            &format!(
+                "SELECT lower({column}), {column} FROM {table}
+                 WHERE lower({column}) IN (SELECT lower({column}) FROM {table} GROUP BY 1 HAVING count(*) > 1)
+                 ORDER BY 1, 2"
+            ),
+            params![],
+        )?;
         let mut sets: Vec<(String, Vec<String>)> = Vec::new();
         for row in rows {
-            let (folded, name) = row?;
+            let (folded, name) = (row.get::<String>(0)?, row.get::<String>(1)?);
             match sets.last_mut() {
                 Some((last, names)) if *last == folded => names.push(format!("{name:?}")),
                 _ => sets.push((folded, vec![format!("{name:?}")])),
@@ -110,13 +114,13 @@ fn name_conflicts(conn: &Connection) -> Result<Vec<String>> {
         problems
             .extend(sets.into_iter().map(|(_, names)| format!("{what} {} differ only in case", names.join(" and "))));
     }
-    let mut stmt = conn.prepare(
+    let rows = db.query(
         "SELECT p.path_with_namespace, g.full_path FROM projects p
          JOIN groups g ON lower(g.full_path) = lower(p.path_with_namespace) ORDER BY 1, 2",
+        params![],
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     for row in rows {
-        let (project, group) = row?;
+        let (project, group) = (row.get::<String>(0)?, row.get::<String>(1)?);
         problems.push(format!("project {project:?} has the path of group {group:?}"));
     }
     Ok(problems)

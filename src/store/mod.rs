@@ -1,10 +1,12 @@
 //! All SQL lives here: the connection pool, pragmas, migrations, and one module per aggregate.
 //!
-//! Functions take a `&Connection` (or `&Transaction`) and return typed rows; the HTTP layer runs
-//! them on the blocking pool through [`Store::run`], the only async boundary.
+//! Functions take a backend-neutral [`Db`] handle (see [`db`] for the SQL rules that keep one
+//! text valid on every backend) and return typed rows; callers reach them through
+//! [`Store::read`] (inline reads) and [`Store::run`] (the blocking pool), the async boundaries.
 
 pub mod allowlist;
 pub mod clients;
+pub mod db;
 pub mod jobs;
 pub mod keys;
 mod migrate;
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use db::{atomic, Db, Dialect, Row, Value};
 pub use migrate::{migrate, MIGRATIONS};
 pub use tokens::TokenWriter;
 
@@ -32,10 +35,19 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A UNIQUE or PRIMARY KEY violation; store functions map the ones a client can cause to
+    /// `Conflict`.
+    #[error("unique constraint violated: {0}")]
+    Unique(String),
+    /// A trigger refused the change (the name rules of `0005_unique_names.sql`).
+    #[error("refused by the database: {0}")]
+    Refused(String),
+    /// Any other database failure; logged, never shown to clients.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("connection pool: {0}")]
-    Pool(#[from] r2d2::Error),
+    Database(String),
+    /// The database cannot be reached (no connection in time, cannot open).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("migration {name}: {reason}")]
     Migration { name: String, reason: String },
     #[error("the database writer has stopped")]
@@ -129,8 +141,18 @@ impl Store {
     /// indexed point reads of a few microseconds each; in WAL mode readers never wait for
     /// writers, so handing them to the blocking pool would cost more (two thread switches and
     /// a pool lock) than the queries. Anything that writes goes through [`Store::run`].
-    /// `f` must not call `read` again.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// `f` is `'static` and `Send` because a networked backend will run it on the blocking pool;
+    /// on SQLite it runs inline, without a thread hop. `f` must not call `read` again.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.read_sync(f)
+    }
+
+    /// [`Store::read`] for code off the async runtime (CLI commands, start-up, key loading).
+    pub fn read_sync<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         READERS.with(|cell| {
             let mut readers = cell.borrow_mut();
             if let Some(conn) = readers.get(self.path.as_path()) {
@@ -146,24 +168,24 @@ impl Store {
     /// Runs `f` with a pooled connection on actix's blocking thread pool.
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let pool = self.pool.clone();
         actix_web::web::block(move || {
-            let mut conn = pool.get()?;
+            let conn = pool.get()?;
             reset(&conn)?;
-            f(&mut conn)
+            f(&Db::sqlite(&conn))
         })
         .await
         .map_err(|_| StoreError::Blocking)?
     }
 
     /// Runs `f` synchronously (CLI commands and start-up).
-    pub fn run_sync<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self.pool.get()?;
+    pub fn run_sync<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        let conn = self.pool.get()?;
         reset(&conn)?;
-        f(&mut conn)
+        f(&Db::sqlite(&conn))
     }
 
     pub fn tokens(&self) -> &TokenWriter {
@@ -172,10 +194,10 @@ impl Store {
 }
 
 /// One read transaction: one snapshot and one lock round for all of `f`'s statements.
-fn in_read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+fn in_read_transaction<T>(conn: &Connection, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
     reset(conn)?;
     conn.prepare_cached("BEGIN")?.execute([])?;
-    let result = f(conn);
+    let result = f(&Db::sqlite(conn));
     conn.prepare_cached("COMMIT")?.execute([])?;
     result
 }
@@ -188,27 +210,6 @@ fn reset(conn: &Connection) -> Result<()> {
         conn.execute_batch("ROLLBACK")?;
     }
     Ok(())
-}
-
-/// Runs `f` atomically: in a new `BEGIN IMMEDIATE` transaction (taking the write lock up front,
-/// so a read-then-write never fails on a stale snapshot), or in a savepoint when the caller
-/// already holds a transaction. On error everything `f` wrote is rolled back.
-pub fn atomic<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    let outer = conn.is_autocommit();
-    conn.execute_batch(if outer { "BEGIN IMMEDIATE" } else { "SAVEPOINT atomic" })?;
-    match f(conn) {
-        Ok(value) => {
-            conn.execute_batch(if outer { "COMMIT" } else { "RELEASE atomic" })?;
-            Ok(value)
-        }
-        Err(e) => {
-            let undo = if outer { "ROLLBACK" } else { "ROLLBACK TO atomic; RELEASE atomic" };
-            if let Err(rollback) = conn.execute_batch(undo) {
-                log::error!("rollback failed: {rollback}");
-            }
-            Err(e)
-        }
-    }
 }
 
 /// Copies the WAL back into the database every second without blocking readers or writers
@@ -230,24 +231,10 @@ pub(crate) trait OptionalExt<T> {
     fn or_not_found(self, what: impl FnOnce() -> String) -> Result<T>;
 }
 
-impl<T> OptionalExt<T> for rusqlite::Result<T> {
+impl<T> OptionalExt<T> for Result<Option<T>> {
     fn or_not_found(self, what: impl FnOnce() -> String) -> Result<T> {
-        match self {
-            Ok(v) => Ok(v),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Err(StoreError::NotFound(what())),
-            Err(e) => Err(e.into()),
-        }
+        self?.ok_or_else(|| StoreError::NotFound(what()))
     }
-}
-
-/// True when `err` is a UNIQUE or PRIMARY KEY violation.
-pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
-    matches!(
-        err,
-        rusqlite::Error::SqliteFailure(e, _)
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-    )
 }
 
 #[cfg(test)]
@@ -268,7 +255,7 @@ mod tests {
         let (store, dir) = temp_store();
         let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.run_sync(|c| -> Result<()> {
-                c.execute_batch("BEGIN IMMEDIATE")?;
+                c.batch("BEGIN IMMEDIATE")?;
                 users::insert(c, "half-done", 1)?;
                 panic!("midway");
             })
@@ -277,7 +264,7 @@ mod tests {
         // The next user of any pooled connection must not see or commit the half-done write.
         for _ in 0..8 {
             let found = store.run_sync(|c| {
-                Ok(c.query_row("SELECT count(*) FROM users WHERE username = 'half-done'", [], |r| r.get::<_, i64>(0))?)
+                c.query_one("SELECT count(*) FROM users WHERE username = 'half-done'", db::params![])?.get::<i64>(0)
             });
             assert_eq!(found.unwrap(), 0);
             store
@@ -293,10 +280,10 @@ mod tests {
     fn inline_reads_survive_a_panic_inside_the_read() {
         let (store, dir) = temp_store();
         let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            store.read(|_| -> Result<()> { panic!("midway") })
+            store.read_sync(|_| -> Result<()> { panic!("midway") })
         }));
         assert!(crashed.is_err());
-        assert!(store.read(settings::get).unwrap().job_token_elevation_allowed);
+        assert!(store.read_sync(settings::get).unwrap().job_token_elevation_allowed);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,10 +1,9 @@
 //! Personal access tokens: a user's credential for the job token scope API. Tokens arrive here
 //! already hashed; only their SHA-256 is stored.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::users::parse_col;
+use super::db::{params, Db, Row};
 use super::{OptionalExt, Result, StoreError};
 use crate::domain::{UserId, UserState};
 
@@ -29,7 +28,7 @@ pub struct Pat {
 
 const COLUMNS: &str = "id, user_id, name, created_at, expires_at, last_used_at, revoked_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<Pat> {
+fn from_row(r: &Row) -> Result<Pat> {
     Ok(Pat {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -41,36 +40,41 @@ fn from_row(r: &Row) -> rusqlite::Result<Pat> {
     })
 }
 
-pub fn insert(conn: &Connection, user: UserId, name: &str, hash: &[u8], expires_at: i64, now: i64) -> Result<Pat> {
-    super::users::get(conn, user)?;
-    conn.execute(
-        "INSERT INTO personal_access_tokens (user_id, name, token_hash, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![user, name, hash, now, expires_at],
-    )?;
-    get(conn, user, conn.last_insert_rowid())
+pub fn insert(db: &Db, user: UserId, name: &str, hash: &[u8], expires_at: i64, now: i64) -> Result<Pat> {
+    super::users::get(db, user)?;
+    let id = db
+        .query_one(
+            "INSERT INTO personal_access_tokens (user_id, name, token_hash, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            params![user, name, hash, now, expires_at],
+        )?
+        .get(0)?;
+    get(db, user, id)
 }
 
 /// The token `id` of `user`; another user's token is not found.
-pub fn get(conn: &Connection, user: UserId, id: i64) -> Result<Pat> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM personal_access_tokens WHERE id = ?1 AND user_id = ?2"))?
-        .query_row(params![id, user], from_row)
-        .or_not_found(|| format!("personal access token {id} of user {user} not found"))
+pub fn get(db: &Db, user: UserId, id: i64) -> Result<Pat> {
+    db.query_opt(
+        &format!("SELECT {COLUMNS} FROM personal_access_tokens WHERE id = ?1 AND user_id = ?2"),
+        params![id, user],
+    )
+    .or_not_found(|| format!("personal access token {id} of user {user} not found"))
+    .and_then(|r| from_row(&r))
 }
 
 /// Every token of `user` (revoked and expired ones included), ordered by id.
-pub fn list(conn: &Connection, user: UserId) -> Result<Vec<Pat>> {
-    super::users::get(conn, user)?;
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM personal_access_tokens WHERE user_id = ?1 ORDER BY id"))?;
-    let rows = stmt.query_map([user], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn list(db: &Db, user: UserId) -> Result<Vec<Pat>> {
+    super::users::get(db, user)?;
+    db.query(&format!("SELECT {COLUMNS} FROM personal_access_tokens WHERE user_id = ?1 ORDER BY id"), params![user])?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// Revokes token `id` of `user` from `now` on. Revoking a revoked token keeps its first
 /// `revoked_at`.
-pub fn revoke(conn: &Connection, user: UserId, id: i64, now: i64) -> Result<()> {
-    let n = conn.execute(
+pub fn revoke(db: &Db, user: UserId, id: i64, now: i64) -> Result<()> {
+    let n = db.execute(
         "UPDATE personal_access_tokens SET revoked_at = coalesce(revoked_at, ?3) WHERE id = ?1 AND user_id = ?2",
         params![id, user, now],
     )?;
@@ -98,26 +102,24 @@ impl PatAuth {
 
 /// The live token with this hash and its user's state, in one point lookup. A revoked token, an
 /// expired one (`expires_at <= now`) and one without an expiry are `None`.
-pub fn find_live(conn: &Connection, hash: &[u8], now: i64) -> Result<Option<PatAuth>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT p.id, p.user_id, u.state, p.last_used_at
-             FROM personal_access_tokens p JOIN users u ON u.id = p.user_id
-             WHERE p.token_hash = ?1 AND p.revoked_at IS NULL AND p.expires_at > ?2",
-        )?
-        .query_row(params![hash, now], |r| {
-            Ok(PatAuth { id: r.get(0)?, user_id: r.get(1)?, user_state: parse_col(r, 2)?, last_used_at: r.get(3)? })
-        })
-        .optional()?)
+pub fn find_live(db: &Db, hash: &[u8], now: i64) -> Result<Option<PatAuth>> {
+    db.query_opt(
+        "SELECT p.id, p.user_id, u.state, p.last_used_at
+         FROM personal_access_tokens p JOIN users u ON u.id = p.user_id
+         WHERE p.token_hash = ?1 AND p.revoked_at IS NULL AND p.expires_at > ?2",
+        params![hash, now],
+    )?
+    .map(|r| Ok(PatAuth { id: r.get(0)?, user_id: r.get(1)?, user_state: r.parse(2)?, last_used_at: r.get(3)? }))
+    .transpose()
 }
 
 /// Records a use of token `id` at `now`, unless one was recorded less than
 /// [`LAST_USED_GRANULARITY`] seconds earlier (so concurrent requests write once).
-pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<()> {
-    conn.prepare_cached(
+pub fn touch(db: &Db, id: i64, now: i64) -> Result<()> {
+    db.execute(
         "UPDATE personal_access_tokens SET last_used_at = ?2
          WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
-    )?
-    .execute(params![id, now, LAST_USED_GRANULARITY])?;
+        params![id, now, LAST_USED_GRANULARITY],
+    )?;
     Ok(())
 }

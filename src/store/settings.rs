@@ -1,6 +1,6 @@
 //! Instance settings and the generated admin credential.
 
-use rusqlite::{params, Connection};
+use super::db::{params, Db};
 use serde::Serialize;
 
 use super::Result;
@@ -11,32 +11,30 @@ pub struct InstanceSettings {
     pub job_token_elevation_allowed: bool,
 }
 
-pub fn get(conn: &Connection) -> Result<InstanceSettings> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT enforce_job_token_allowlist, job_token_elevation_allowed FROM instance_settings WHERE id = 1",
-        )?
-        .query_row([], |r| {
-            Ok(InstanceSettings { enforce_job_token_allowlist: r.get(0)?, job_token_elevation_allowed: r.get(1)? })
-        })?)
+pub fn get(db: &Db) -> Result<InstanceSettings> {
+    let r = db.query_one(
+        "SELECT enforce_job_token_allowlist, job_token_elevation_allowed FROM instance_settings WHERE id = 1",
+        params![],
+    )?;
+    Ok(InstanceSettings { enforce_job_token_allowlist: r.get(0)?, job_token_elevation_allowed: r.get(1)? })
 }
 
-pub fn update(conn: &Connection, enforce: Option<bool>, elevation: Option<bool>) -> Result<InstanceSettings> {
-    conn.execute(
+pub fn update(db: &Db, enforce: Option<bool>, elevation: Option<bool>) -> Result<InstanceSettings> {
+    db.execute(
         "UPDATE instance_settings SET
              enforce_job_token_allowlist = coalesce(?1, enforce_job_token_allowlist),
              job_token_elevation_allowed = coalesce(?2, job_token_elevation_allowed)
          WHERE id = 1",
         params![enforce, elevation],
     )?;
-    get(conn)
+    get(db)
 }
 
-pub fn admin_token_hash(conn: &Connection) -> Result<Option<Vec<u8>>> {
-    Ok(conn.query_row("SELECT admin_token_hash FROM instance_settings WHERE id = 1", [], |r| r.get(0))?)
+pub fn admin_token_hash(db: &Db) -> Result<Option<Vec<u8>>> {
+    db.query_one("SELECT admin_token_hash FROM instance_settings WHERE id = 1", params![])?.get(0)
 }
 
-pub fn set_admin_token_hash(conn: &Connection, hash: &[u8]) -> Result<()> {
-    conn.execute("UPDATE instance_settings SET admin_token_hash = ?1 WHERE id = 1", [hash])?;
+pub fn set_admin_token_hash(db: &Db, hash: &[u8]) -> Result<()> {
+    db.execute("UPDATE instance_settings SET admin_token_hash = ?1 WHERE id = 1", params![hash])?;
     Ok(())
 }

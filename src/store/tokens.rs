@@ -4,10 +4,10 @@
 use std::sync::mpsc;
 use std::thread;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::users::parse_col;
+use super::db::{atomic, params, Db};
 use super::{Result, StoreError};
 use crate::domain::{JobId, JobStatus, UserState};
 
@@ -64,7 +64,7 @@ impl TokenWriter {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -74,7 +74,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
                 Err(_) => break,
             }
         }
-        let results = insert_batch(&mut conn, &batch);
+        let results = insert_batch(&Db::sqlite(&conn), &batch);
         for ((_, reply), result) in batch.drain(..).zip(results) {
             let _ = reply.send(result);
         }
@@ -83,42 +83,33 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
 
 /// Inserts each row, then commits once. A row that fails alone (say its job vanished) fails only
 /// its own request; a failed commit fails them all.
-fn insert_batch(conn: &mut Connection, batch: &[(IssuedToken, Reply)]) -> Vec<Result<(), String>> {
-    let mut attempt = || -> rusqlite::Result<Vec<Result<(), String>>> {
-        let tx = conn.transaction()?;
-        let mut results = Vec::with_capacity(batch.len());
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO issued_tokens (jti, job_id, kid, client_id, token_hash, issued_at, expires_at, parent_jti)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for (t, _) in batch {
-                let row = stmt.execute(params![
-                    &t.jti[..],
-                    t.job_id,
-                    t.kid,
-                    t.client_id,
-                    &t.token_hash[..],
-                    t.issued_at,
-                    t.expires_at,
-                    t.parent_jti.as_ref().map(|p| &p[..])
-                ]);
-                results.push(row.map(drop).map_err(|e| {
-                    log::error!("recording issued token failed: {e}");
-                    "the token could not be recorded".to_owned()
-                }));
-            }
-        }
-        tx.commit()?;
-        Ok(results)
-    };
-    match attempt() {
+fn insert_batch(db: &Db, batch: &[(IssuedToken, Reply)]) -> Vec<Result<(), String>> {
+    let attempt = atomic(db, |tx| {
+        let results = batch.iter().map(|(t, _)| {
+            insert(tx, t).map_err(|e| {
+                log::error!("recording issued token failed: {e}");
+                "the token could not be recorded".to_owned()
+            })
+        });
+        Ok(results.collect::<Vec<_>>())
+    });
+    match attempt {
         Ok(results) => results,
         Err(e) => {
             log::error!("committing issued tokens failed: {e}");
             batch.iter().map(|_| Err("the token could not be recorded".to_owned())).collect()
         }
     }
+}
+
+/// Inserts one issued token's row.
+pub fn insert(db: &Db, t: &IssuedToken) -> Result<()> {
+    db.execute(
+        "INSERT INTO issued_tokens (jti, job_id, kid, client_id, token_hash, issued_at, expires_at, parent_jti)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![t.jti, t.job_id, t.kid, t.client_id, t.token_hash, t.issued_at, t.expires_at, t.parent_jti],
+    )?;
+    Ok(())
 }
 
 /// What the server knows about a token it issued.
@@ -141,70 +132,65 @@ pub struct TokenRecord {
 /// The token's record, with its job's status and its user's state. A token exchanged from
 /// another one also reads its ancestors, so that revoking any of them revokes it too, even when
 /// it was recorded after the revocation reached its ancestors' descendants.
-pub fn find(conn: &Connection, jti: &[u8; 16]) -> Result<Option<TokenRecord>> {
-    let record = conn
-        .prepare_cached(
-            "SELECT t.job_id, t.kid, t.client_id, t.token_hash, t.expires_at, t.revoked_at,
-                    (SELECT status FROM jobs WHERE id = t.job_id),
-                    (SELECT state FROM users WHERE id =
-                        (SELECT user_id FROM pipelines WHERE id = (SELECT pipeline_id FROM jobs WHERE id = t.job_id))),
-                    t.parent_jti
-             FROM issued_tokens t WHERE t.jti = ?1",
-        )?
-        .query_row([&jti[..]], |r| {
-            Ok(TokenRecord {
-                job_id: r.get(0)?,
-                kid: r.get(1)?,
-                client_id: r.get(2)?,
-                token_hash: r.get(3)?,
-                expires_at: r.get(4)?,
-                revoked_at: r.get(5)?,
-                job_status: parse_col(r, 6)?,
-                user_state: parse_col(r, 7)?,
-                parent_jti: r.get(8)?,
-            })
-        })
-        .optional()?;
-    let Some(mut record) = record else { return Ok(None) };
+pub fn find(db: &Db, jti: &[u8; 16]) -> Result<Option<TokenRecord>> {
+    let row = db.query_opt(
+        "SELECT t.job_id, t.kid, t.client_id, t.token_hash, t.expires_at, t.revoked_at,
+                (SELECT status FROM jobs WHERE id = t.job_id),
+                (SELECT state FROM users WHERE id =
+                    (SELECT user_id FROM pipelines WHERE id = (SELECT pipeline_id FROM jobs WHERE id = t.job_id))),
+                t.parent_jti
+         FROM issued_tokens t WHERE t.jti = ?1",
+        params![jti],
+    )?;
+    let Some(r) = row else { return Ok(None) };
+    let mut record = TokenRecord {
+        job_id: r.get(0)?,
+        kid: r.get(1)?,
+        client_id: r.get(2)?,
+        token_hash: r.get(3)?,
+        expires_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+        job_status: r.parse(6)?,
+        user_state: r.parse(7)?,
+        parent_jti: r.get(8)?,
+    };
     if record.revoked_at.is_none() {
         if let Some(parent) = &record.parent_jti {
-            record.revoked_at = ancestor_revoked_at(conn, parent)?;
+            record.revoked_at = ancestor_revoked_at(db, parent)?;
         }
     }
     Ok(Some(record))
 }
 
 /// The earliest revocation among `jti` and the tokens it was exchanged from.
-fn ancestor_revoked_at(conn: &Connection, jti: &[u8]) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached(
-            "WITH RECURSIVE chain (jti, parent_jti, revoked_at) AS (
+fn ancestor_revoked_at(db: &Db, jti: &[u8]) -> Result<Option<i64>> {
+    db.query_one(
+        "WITH RECURSIVE chain (jti, parent_jti, revoked_at) AS (
                  SELECT jti, parent_jti, revoked_at FROM issued_tokens WHERE jti = ?1
                  UNION ALL
                  SELECT t.jti, t.parent_jti, t.revoked_at FROM issued_tokens t, chain c WHERE t.jti = c.parent_jti
              )
              SELECT min(revoked_at) FROM chain",
-        )?
-        .query_row([jti], |r| r.get(0))?)
+        params![jti],
+    )?
+    .get(0)
 }
 
 /// Marks a token and every token exchanged from it, at any depth, revoked (idempotent).
-pub fn revoke(conn: &Connection, jti: &[u8; 16], now: i64) -> Result<()> {
-    conn.prepare_cached(
+pub fn revoke(db: &Db, jti: &[u8; 16], now: i64) -> Result<()> {
+    db.execute(
         "WITH RECURSIVE tree (jti) AS (
              SELECT ?1
              UNION
              SELECT t.jti FROM issued_tokens t, tree WHERE t.parent_jti = tree.jti
          )
          UPDATE issued_tokens SET revoked_at = ?2 WHERE jti IN tree AND revoked_at IS NULL",
-    )?
-    .execute(params![&jti[..], now])?;
+        params![jti, now],
+    )?;
     Ok(())
 }
 
 /// The latest expiry of any token `kid` signed, if it signed any.
-pub fn last_expiry(conn: &Connection, kid: &str) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT max(expires_at) FROM issued_tokens WHERE kid = ?1")?
-        .query_row([kid], |r| r.get(0))?)
+pub fn last_expiry(db: &Db, kid: &str) -> Result<Option<i64>> {
+    db.query_one("SELECT max(expires_at) FROM issued_tokens WHERE kid = ?1", params![kid])?.get(0)
 }

@@ -1,9 +1,9 @@
 //! Users.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{params, Db, Row};
 use serde::Serialize;
 
-use super::{atomic, is_unique_violation, OptionalExt, Result, StoreError};
+use super::{atomic, OptionalExt, Result, StoreError};
 use crate::domain::{UserId, UserState};
 
 #[derive(Debug, Clone, Serialize)]
@@ -17,52 +17,43 @@ pub struct User {
 
 const COLUMNS: &str = "id, username, state, created_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<User> {
-    Ok(User { id: r.get(0)?, username: r.get(1)?, state: parse_col(r, 2)?, created_at: r.get(3)? })
-}
-
-/// Reads a text column into a `FromStr` domain value.
-pub(crate) fn parse_col<T: std::str::FromStr>(r: &Row, idx: usize) -> rusqlite::Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    let text: String = r.get(idx)?;
-    text.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+fn from_row(r: &Row) -> Result<User> {
+    Ok(User { id: r.get(0)?, username: r.get(1)?, state: r.parse(2)?, created_at: r.get(3)? })
 }
 
 /// Creates an active user. Usernames are unique regardless of case (issue 7 point 9), so `sub`
 /// and `user_login` name one person; the index of `0005_unique_names.sql` holds the same rule.
-pub fn insert(conn: &Connection, username: &str, now: i64) -> Result<User> {
-    let id = atomic(conn, |tx| {
-        let taken: Option<String> = tx
-            .prepare_cached("SELECT username FROM users WHERE lower(username) = lower(?1)")?
-            .query_row([username], |r| r.get(0))
-            .optional()?;
-        if let Some(taken) = taken {
+pub fn insert(db: &Db, username: &str, now: i64) -> Result<User> {
+    let id = atomic(db, |tx| {
+        let taken = tx.query_opt("SELECT username FROM users WHERE lower(username) = lower(?1)", params![username])?;
+        if let Some(taken) = taken.map(|r| r.get::<String>(0)).transpose()? {
             return Err(StoreError::Conflict(format!(
                 "username {username} is taken: user {taken} already exists (usernames are unique regardless of case)"
             )));
         }
-        tx.execute("INSERT INTO users (username, state, created_at) VALUES (?1, 'active', ?2)", params![username, now])
-            .map_err(|e| match is_unique_violation(&e) {
-                true => StoreError::Conflict(format!("username {username} is already taken")),
-                false => e.into(),
-            })?;
-        Ok(tx.last_insert_rowid())
+        tx.query_one(
+            "INSERT INTO users (username, state, created_at) VALUES (?1, 'active', ?2) RETURNING id",
+            params![username, now],
+        )
+        .map_err(|e| match e {
+            StoreError::Unique(_) => StoreError::Conflict(format!("username {username} is already taken")),
+            other => other,
+        })?
+        .get(0)
     })?;
-    get(conn, id)
+    get(db, id)
 }
 
-pub fn get(conn: &Connection, id: UserId) -> Result<User> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?
-        .query_row([id], from_row)
+pub fn get(db: &Db, id: UserId) -> Result<User> {
+    db.query_opt(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), params![id])
         .or_not_found(|| format!("user {id} not found"))
+        .and_then(|r| from_row(&r))
 }
 
-pub fn set_state(conn: &Connection, id: UserId, state: UserState) -> Result<User> {
-    let n = conn.execute("UPDATE users SET state = ?2 WHERE id = ?1", params![id, state.as_str()])?;
+pub fn set_state(db: &Db, id: UserId, state: UserState) -> Result<User> {
+    let n = db.execute("UPDATE users SET state = ?2 WHERE id = ?1", params![id, state.as_str()])?;
     if n == 0 {
         return Err(StoreError::NotFound(format!("user {id} not found")));
     }
-    get(conn, id)
+    get(db, id)
 }

@@ -1,0 +1,516 @@
+//! The backend-neutral database handle every store function speaks to.
+//!
+//! A [`Db`] is one connection of some backend (only SQLite for now); store functions run SQL
+//! through it with parameters as `&[&dyn ToValue]` (see [`params!`](crate::db_params)) and read
+//! [`Row`]s of owned [`Value`]s. Nothing outside `src/store/` sees a backend type.
+//!
+//! # SQL that runs on every backend
+//!
+//! The same SQL text is meant to run on SQLite and on PostgreSQL, so it keeps to these rules:
+//!
+//! - Placeholders are only `?1 … ?N` (PostgreSQL translates them to `$1 … $N`).
+//! - No `INSERT OR IGNORE`: use `INSERT … ON CONFLICT DO NOTHING`.
+//! - No `last_insert_rowid()`: use `INSERT … RETURNING id` through [`Db::query_one`].
+//! - No scalar two-argument `max(a, b)` / `min(a, b)`: use `CASE WHEN`.
+//! - Booleans are bound and read as integers 0/1; times are `i64` unix seconds.
+//! - Where a statement truly must differ, the store function branches on [`Db::dialect`].
+//!
+//! Errors come back as backend-neutral [`StoreError`]s: a unique or primary-key violation is
+//! [`StoreError::Unique`], a trigger's refusal [`StoreError::Refused`], anything else
+//! [`StoreError::Database`] (logged, never shown to clients).
+
+use std::str::FromStr;
+
+use rusqlite::types::ToSqlOutput;
+
+use super::{Result, StoreError};
+
+/// One SQL value, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "NULL",
+            Value::Int(_) => "an integer",
+            Value::Text(_) => "text",
+            Value::Blob(_) => "a blob",
+        }
+    }
+}
+
+/// A SQL value borrowed from a parameter: binding copies nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRef<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl ValueRef<'_> {
+    pub fn to_owned(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Text(t) => Value::Text(t.to_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+}
+
+/// A Rust value that binds as a SQL parameter.
+pub trait ToValue {
+    fn value_ref(&self) -> ValueRef<'_>;
+
+    fn to_value(&self) -> Value {
+        self.value_ref().to_owned()
+    }
+}
+
+impl ToValue for Value {
+    fn value_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Text(t) => ValueRef::Text(t),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
+impl ToValue for i64 {
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Int(*self)
+    }
+}
+
+impl ToValue for i32 {
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Int(i64::from(*self))
+    }
+}
+
+impl ToValue for bool {
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Int(i64::from(*self))
+    }
+}
+
+impl ToValue for str {
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
+    }
+}
+
+impl ToValue for String {
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
+    }
+}
+
+impl ToValue for [u8] {
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
+    }
+}
+
+impl ToValue for Vec<u8> {
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
+    }
+}
+
+impl<const N: usize> ToValue for [u8; N] {
+    fn value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
+    }
+}
+
+impl<T: ToValue> ToValue for Option<T> {
+    fn value_ref(&self) -> ValueRef<'_> {
+        self.as_ref().map_or(ValueRef::Null, ToValue::value_ref)
+    }
+}
+
+impl<T: ToValue + ?Sized> ToValue for &T {
+    fn value_ref(&self) -> ValueRef<'_> {
+        (**self).value_ref()
+    }
+}
+
+/// Builds a parameter list, `&[&dyn ToValue]`, from expressions: `params![id, name]`.
+#[macro_export]
+macro_rules! db_params {
+    () => { &[] as &[&dyn $crate::store::db::ToValue] };
+    ($($p:expr),+ $(,)?) => { &[$(&$p as &dyn $crate::store::db::ToValue),+] as &[&dyn $crate::store::db::ToValue] };
+}
+pub use crate::db_params as params;
+
+/// A Rust value a column reads into.
+pub trait FromValue: Sized {
+    fn from_value(value: &Value) -> Option<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+/// Any non-zero integer is true, as SQLite reads it.
+impl FromValue for bool {
+    fn from_value(value: &Value) -> Option<Self> {
+        i64::from_value(value).map(|i| i != 0)
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Blob(b) => Some(b.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Null => Some(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// One result row: its values in column order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    values: Vec<Value>,
+}
+
+impl Row {
+    /// The raw value of column `idx`.
+    pub fn value(&self, idx: usize) -> Result<&Value> {
+        self.values.get(idx).ok_or_else(|| StoreError::Database(format!("column {idx} does not exist")))
+    }
+
+    /// Column `idx` as a `T`; a value of another type is a `Database` error.
+    pub fn get<T: FromValue>(&self, idx: usize) -> Result<T> {
+        let value = self.value(idx)?;
+        T::from_value(value).ok_or_else(|| {
+            StoreError::Database(format!(
+                "column {idx}: cannot read {} as {}",
+                value.kind(),
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    /// A text column parsed into a `FromStr` domain value (enum-like columns).
+    pub fn parse<T: FromStr>(&self, idx: usize) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let text: String = self.get(idx)?;
+        text.parse().map_err(|e| StoreError::Database(format!("column {idx}: {e}")))
+    }
+
+    /// A nullable text column parsed with `parse`; NULL is `None`.
+    pub fn parse_opt_with<T, E: std::fmt::Display>(
+        &self,
+        idx: usize,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>> {
+        match self.value(idx)? {
+            Value::Null => Ok(None),
+            Value::Text(text) => parse(text).map(Some).map_err(|e| StoreError::Database(format!("column {idx}: {e}"))),
+            other => Err(StoreError::Database(format!("column {idx}: cannot read {} as text", other.kind()))),
+        }
+    }
+}
+
+/// The SQL dialect of a [`Db`], for the rare statement that must differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on one database connection.
+pub struct Db<'a> {
+    conn: Conn<'a>,
+}
+
+enum Conn<'a> {
+    Sqlite(&'a rusqlite::Connection),
+}
+
+impl<'a> Db<'a> {
+    /// A handle on a SQLite connection.
+    pub(crate) fn sqlite(conn: &'a rusqlite::Connection) -> Db<'a> {
+        Db { conn: Conn::Sqlite(conn) }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.conn {
+            Conn::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Runs one statement; returns how many rows it changed.
+    pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
+        match self.conn {
+            Conn::Sqlite(c) => {
+                let n = c.prepare_cached(sql)?.execute(rusqlite::params_from_iter(bind(params)))?;
+                Ok(n as u64)
+            }
+        }
+    }
+
+    /// Runs one query; returns every row.
+    pub fn query(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<Row>> {
+        self.rows(sql, params, usize::MAX)
+    }
+
+    /// Runs one query; returns its first row, if any (stepping no further).
+    pub fn query_opt(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Option<Row>> {
+        Ok(self.rows(sql, params, 1)?.pop())
+    }
+
+    /// At most `max` rows of one query.
+    fn rows(&self, sql: &str, params: &[&dyn ToValue], max: usize) -> Result<Vec<Row>> {
+        match self.conn {
+            Conn::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let width = stmt.column_count();
+                let mut rows = stmt.query(rusqlite::params_from_iter(bind(params)))?;
+                let mut out = Vec::new();
+                while out.len() < max {
+                    match rows.next()? {
+                        Some(row) => out.push(sqlite_row(row, width)?),
+                        None => break,
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Runs one query that yields at least one row; returns the first. No row is a `Database`
+    /// error (use [`Db::query_opt`] where a missing row is an answer).
+    pub fn query_one(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Row> {
+        self.query_opt(sql, params)?.ok_or_else(|| StoreError::Database("the query returned no row".into()))
+    }
+
+    /// Runs several statements without parameters (schema changes, pragmas).
+    pub fn batch(&self, sql: &str) -> Result<()> {
+        match self.conn {
+            Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
+        }
+    }
+
+    /// True while a transaction is open on this connection.
+    pub(crate) fn in_transaction(&self) -> bool {
+        match self.conn {
+            Conn::Sqlite(c) => !c.is_autocommit(),
+        }
+    }
+}
+
+/// Runs `f` atomically: in a new transaction that takes the write lock up front (SQLite:
+/// `BEGIN IMMEDIATE`, so a read-then-write never fails on a stale snapshot), or in a savepoint
+/// when the caller already holds a transaction. On error everything `f` wrote is rolled back.
+pub fn atomic<T>(db: &Db, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+    let outer = !db.in_transaction();
+    db.batch(if outer { "BEGIN IMMEDIATE" } else { "SAVEPOINT atomic" })?;
+    match f(db) {
+        Ok(value) => match db.batch(if outer { "COMMIT" } else { "RELEASE atomic" }) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                // A failed COMMIT (say, SQLITE_BUSY) can leave the transaction open; never hand
+                // the connection on inside it.
+                if outer && db.in_transaction() {
+                    if let Err(rollback) = db.batch("ROLLBACK") {
+                        log::error!("rollback after a failed commit failed: {rollback}");
+                    }
+                }
+                Err(e)
+            }
+        },
+        Err(e) => {
+            let undo = if outer { "ROLLBACK" } else { "ROLLBACK TO atomic; RELEASE atomic" };
+            if let Err(rollback) = db.batch(undo) {
+                log::error!("rollback failed: {rollback}");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn bind<'p>(params: &'p [&'p dyn ToValue]) -> impl Iterator<Item = Bind<'p>> + 'p {
+    params.iter().map(|p| Bind(*p))
+}
+
+/// A parameter as SQLite binds it, borrowed.
+struct Bind<'p>(&'p dyn ToValue);
+
+impl rusqlite::ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0.value_ref() {
+            ValueRef::Null => ToSqlOutput::Owned(rusqlite::types::Value::Null),
+            ValueRef::Int(i) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(i)),
+            ValueRef::Text(t) => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(t.as_bytes())),
+            ValueRef::Blob(b) => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Blob(b)),
+        })
+    }
+}
+
+fn sqlite_row(row: &rusqlite::Row, width: usize) -> Result<Row> {
+    use rusqlite::types::ValueRef as SqliteRef;
+    let mut values = Vec::with_capacity(width);
+    for idx in 0..width {
+        values.push(match row.get_ref(idx)? {
+            SqliteRef::Null => Value::Null,
+            SqliteRef::Integer(i) => Value::Int(i),
+            SqliteRef::Text(t) => Value::Text(
+                std::str::from_utf8(t).map_err(|e| StoreError::Database(format!("column {idx}: {e}")))?.to_owned(),
+            ),
+            SqliteRef::Blob(b) => Value::Blob(b.to_vec()),
+            SqliteRef::Real(_) => return Err(StoreError::Database(format!("column {idx}: REAL is not supported"))),
+        });
+    }
+    Ok(Row { values })
+}
+
+/// SQLite errors in backend-neutral terms.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi;
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                StoreError::Unique(e.to_string())
+            }
+            rusqlite::Error::SqliteFailure(f, _) if f.extended_code == ffi::SQLITE_CONSTRAINT_TRIGGER => {
+                StoreError::Refused(e.to_string())
+            }
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(f.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::NotADatabase) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, flag INTEGER, data BLOB)")
+            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn values_round_trip_through_parameters_and_rows() {
+        let conn = memory();
+        let db = Db::sqlite(&conn);
+        let row = db
+            .query_one(
+                "INSERT INTO t (name, flag, data) VALUES (?1, ?2, ?3) RETURNING id, name, flag, data",
+                params!["a", true, [1u8, 2, 3]],
+            )
+            .unwrap();
+        assert_eq!(row.get::<i64>(0).unwrap(), 1);
+        assert_eq!(row.get::<String>(1).unwrap(), "a");
+        assert!(row.get::<bool>(2).unwrap());
+        assert_eq!(row.get::<Vec<u8>>(3).unwrap(), [1, 2, 3]);
+        assert_eq!(row.get::<Option<i64>>(1).unwrap_err().to_string(), {
+            "database error: column 1: cannot read text as core::option::Option<i64>"
+        });
+        let none: Option<&str> = None;
+        assert_eq!(db.execute("UPDATE t SET name = ?1 WHERE id = ?2", params![none, 1i64]).unwrap(), 1);
+        assert_eq!(db.query_one("SELECT name FROM t", params![]).unwrap().get::<Option<String>>(0).unwrap(), None);
+    }
+
+    #[test]
+    fn a_unique_violation_is_told_apart_from_other_failures() {
+        let conn = memory();
+        let db = Db::sqlite(&conn);
+        db.execute("INSERT INTO t (name) VALUES (?1)", params!["a"]).unwrap();
+        let dup = db.execute("INSERT INTO t (name) VALUES (?1)", params!["a"]).unwrap_err();
+        assert!(matches!(dup, StoreError::Unique(_)), "{dup:?}");
+        let bad = db.execute("INSERT INTO nowhere (name) VALUES (?1)", params!["a"]).unwrap_err();
+        assert!(matches!(bad, StoreError::Database(_)), "{bad:?}");
+        assert!(db.query_opt("SELECT id FROM t WHERE name = ?1", params!["b"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_transaction_whose_commit_fails_is_rolled_back_not_left_open() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        let db = Db::sqlite(&conn);
+        // The deferred foreign key is checked at COMMIT, which therefore fails.
+        let failed = atomic(&db, |tx| tx.execute("INSERT INTO child (parent_id) VALUES (7)", params![]));
+        assert!(matches!(failed, Err(StoreError::Database(_))), "{failed:?}");
+        assert!(!db.in_transaction(), "the failed transaction must not stay open for the next user");
+        atomic(&db, |tx| tx.execute("INSERT INTO parent (id) VALUES (1)", params![])).unwrap();
+        assert_eq!(db.query_one("SELECT count(*) FROM child", params![]).unwrap().get::<i64>(0).unwrap(), 0);
+        assert_eq!(db.query_one("SELECT count(*) FROM parent", params![]).unwrap().get::<i64>(0).unwrap(), 1);
+    }
+
+    #[test]
+    fn atomic_rolls_back_everything_on_error_and_nests_as_a_savepoint() {
+        let conn = memory();
+        let db = Db::sqlite(&conn);
+        let failed: Result<()> = atomic(&db, |tx| {
+            tx.execute("INSERT INTO t (name) VALUES ('x')", params![])?;
+            let inner: Result<()> = atomic(tx, |tx| {
+                tx.execute("INSERT INTO t (name) VALUES ('y')", params![])?;
+                Err(StoreError::Conflict("inner".into()))
+            });
+            assert!(inner.is_err());
+            assert_eq!(tx.query_one("SELECT count(*) FROM t", params![])?.get::<i64>(0)?, 1);
+            Err(StoreError::Conflict("outer".into()))
+        });
+        assert!(failed.is_err());
+        assert!(!db.in_transaction());
+        assert_eq!(db.query_one("SELECT count(*) FROM t", params![]).unwrap().get::<i64>(0).unwrap(), 0);
+    }
+}
