@@ -236,3 +236,55 @@ fn a_resource_server_with_an_audience_introspects_only_tokens_for_it_or_the_defa
     assert_eq!(d["allowed"], json!(false), "{d}");
     assert!(d["reason"].as_str().unwrap().contains("https://pkg.example"), "{d}");
 }
+
+// ---- 1. … and what is still true on the token's own project ----
+
+#[test]
+fn a_right_lost_after_mint_is_lost_online_on_the_tokens_own_project_and_in_exchanges() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let token = f.mint(&s, &[]);
+    assert!(f.allowed(&s, &token, f.a, "write_package_registry"));
+
+    let patched = s.json(
+        "PATCH",
+        &format!("/api/v1/projects/{}", f.a),
+        Auth::Admin,
+        json!({"package_registry_access_level": "disabled"}),
+    );
+
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let d = f.decide(&s, &token, f.a, "write_package_registry");
+    assert_eq!(d["allowed"], json!(false), "{d}");
+    assert!(d["reason"].as_str().unwrap().contains("no longer holds write_package_registry"), "{d}");
+    assert!(f.allowed(&s, &token, f.a, "read_repository"), "rights the token still holds stay");
+    let res = s.form("/oauth/introspect", f.registry.auth(), &[("token", token.as_str())]);
+    assert_eq!(res.json["active"], json!(true), "{}", res.text);
+    assert_eq!(res.json["scope"], "read_repository read_registry write_registry", "{}", res.text);
+    let child = exchange(&s, &token, &[]);
+    assert_eq!(child.status, 200, "{}", child.text);
+    assert_eq!(child.json["scope"], "read_repository read_registry write_registry", "{}", child.text);
+
+    let removed = s.json("DELETE", &format!("/api/v1/projects/{}/members/{}", f.a, f.dev), Auth::Admin, Value::Null);
+
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    assert!(!f.allowed(&s, &token, f.a, "read_repository"), "the user no longer reads grp/a");
+}
+
+#[test]
+fn a_token_exchange_presenting_wrong_client_credentials_is_invalid_client() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let token = f.mint(&s, &[]);
+    let fields = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+        ("subject_token", token.as_str()),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+    ];
+
+    let wrong = s.form("/oauth/token", Auth::Basic("rs_nope", "bad"), &fields);
+    let right = s.form("/oauth/token", f.runner.auth(), &fields);
+
+    assert_oauth_error(&wrong, 401, "invalid_client");
+    assert_eq!(right.status, 200, "valid credentials are accepted, though not needed: {}", right.text);
+}

@@ -44,6 +44,11 @@ pub async fn token(
             Ok(no_store(&token_response(&minted, None)))
         }
         TOKEN_EXCHANGE => {
+            // The subject token is the credential; client credentials are optional, but ones
+            // that are presented must be valid (RFC 6749 §2.3).
+            if let Some(creds) = client_credentials(&req, &form)? {
+                authenticate_client(&state, creds).await?.ok_or_else(OAuthError::invalid_client)?;
+            }
             let request = parse_exchange_request(&form)?;
             let exchanged = exchange::exchange(&state, request, now()).await?;
             Ok(no_store(&token_response(&exchanged, Some(exchange::ACCESS_TOKEN_TYPE))))
@@ -180,20 +185,15 @@ pub async fn introspect(
         }
     };
     let token = form.required("token")?;
-    let found = match live::live_for(&state, token, &audience, now()).await? {
-        Ok(found) => found,
+    let claims = match live::introspect(&state, token, &audience, now()).await? {
+        Ok(claims) => claims,
         Err(inactive) => {
             state.metrics.deny(inactive.reason());
             log::debug!("introspection: inactive token ({inactive})");
             return Ok(no_store(&json!({ "active": false })));
         }
     };
-    Ok(no_store(&Introspection {
-        active: true,
-        token_type: "Bearer",
-        username: &found.claims.user_login,
-        claims: &found.claims,
-    }))
+    Ok(no_store(&Introspection { active: true, token_type: "Bearer", username: &claims.user_login, claims: &claims }))
 }
 
 pub async fn revoke(

@@ -118,18 +118,31 @@ pub async fn authorize(
     Ok(answer)
 }
 
+/// What the live cross-project decision grants the job of `claims` on project `target`
+/// (nothing when the project is gone).
+pub fn live_cross_grant(conn: &Db, claims: &crate::token::Claims, target: ProjectId) -> Result<ScopeSet> {
+    let Some(project) = find_project(conn, &TargetRef::Id(target))? else { return Ok(ScopeSet::EMPTY) };
+    let job = JobSide { source: claims.project_id, user_id: claims.user_id, ref_protected: claims.ref_protected };
+    Ok(policy::decide(&load_input(conn, &job, &project)?).allowed)
+}
+
 /// The answer for a live token on `target`, and the scopes of it only `target`'s allowlist grants.
 fn decide_for_token(conn: &Db, token: &Authentic, target: &Project, scope: Scope) -> Result<(Answer, ScopeSet)> {
     let claims = &token.claims;
     let carried = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     let (source, target_path) = (&claims.project_path, &target.path_with_namespace);
-    // S = T: the token's own grant decides (SPEC §4.3 step 6).
+    // S = T: the token's own grant decides (SPEC §4.3 step 6), within what is still true.
     let (granted, reason, floor) = if target.id == claims.project_id {
-        let reason = match carried.contains(scope) {
-            true => format!("allowed: the job token of {source} carries {scope} on its own project"),
-            false => format!("job token from {source} does not carry {scope} on its own project"),
+        let still = carried.intersect(super::mint::own_grant_now(conn, claims.job_id)?);
+        let reason = match (carried.contains(scope), still.contains(scope)) {
+            (true, true) => format!("allowed: the job token of {source} carries {scope} on its own project"),
+            (true, false) => format!(
+                "job token from {source} no longer holds {scope} on its own project: the user's rights or the \
+                 project's job token settings changed since it was minted"
+            ),
+            (false, _) => format!("job token from {source} does not carry {scope} on its own project"),
         };
-        (carried, reason, carried)
+        (still, reason, still)
     } else {
         let job = JobSide { source: claims.project_id, user_id: claims.user_id, ref_protected: claims.ref_protected };
         let decision = policy::decide_for(&load_input(conn, &job, target)?, scope);

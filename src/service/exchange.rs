@@ -5,7 +5,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{live, mint};
+use super::{decision, live, mint};
 use crate::app::AppState;
 use crate::domain::ScopeSet;
 use crate::error::{OAuthCode, OAuthError};
@@ -83,6 +83,20 @@ fn actor(parent: &Claims) -> serde_json::Value {
     act
 }
 
+/// Caps a narrowed token at what its parent's grants are still worth: its scope at `own`, each
+/// `authorization_details` entry at the live decision on its target (`cross`); entries left
+/// empty are dropped. Pure.
+pub fn cap(claims: &mut Claims, details: &mut Vec<details::Granted>, own: ScopeSet, cross: &[(i64, ScopeSet)]) {
+    let scope = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default().intersect(own);
+    claims.scope = scope.to_space_separated();
+    details.retain_mut(|d| {
+        let live = cross.iter().find(|(t, _)| *t == d.project_id).map_or(ScopeSet::EMPTY, |(_, s)| *s);
+        d.actions = d.actions.intersect(live);
+        !d.actions.is_empty()
+    });
+    claims.authorization_details = details.iter().filter_map(|d| serde_json::to_value(d).ok()).collect();
+}
+
 pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Result<mint::Minted, OAuthError> {
     let parent = match live::live(state, &req.subject_token, now).await? {
         Ok(found) => found,
@@ -92,7 +106,21 @@ pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Resul
         }
     };
     let jti = Uuid::now_v7();
-    let (claims, details) = narrow(&parent.claims, &req, &jti.to_string(), now)?;
+    let (mut claims, mut details) = narrow(&parent.claims, &req, &jti.to_string(), now)?;
+    // Never more than is still true: the parent's grants as they stand today.
+    let (parent_claims, targets) = (parent.claims.clone(), details.iter().map(|d| d.project_id).collect::<Vec<_>>());
+    let (own, cross) = state
+        .store
+        .read(move |db| {
+            let own = mint::own_grant_now(db, parent_claims.job_id)?;
+            let cross = targets
+                .into_iter()
+                .map(|t| Ok((t, decision::live_cross_grant(db, &parent_claims, t)?)))
+                .collect::<crate::store::Result<Vec<_>>>()?;
+            Ok((own, cross))
+        })
+        .await?;
+    cap(&mut claims, &mut details, own, &cross);
     let access_token = mint::issue(state, &claims, jti, Some(parent.jti)).await?;
     let scope = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     Ok(mint::Minted { access_token, expires_in: claims.exp - now, scope, details })

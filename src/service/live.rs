@@ -127,6 +127,27 @@ pub async fn live_for(
     }))
 }
 
+/// Introspection (RFC 7662): the live token's claims as they are still true — its `scope`
+/// capped at what the job's own-project grant is worth today, so a right lost after mint is not
+/// reported as held.
+pub async fn introspect(
+    state: &AppState,
+    token: &str,
+    audience: &[String],
+    now: i64,
+) -> Result<Result<Claims, Inactive>, StoreError> {
+    let found = match live_for(state, token, audience, now).await? {
+        Ok(found) => found,
+        Err(inactive) => return Ok(Err(inactive)),
+    };
+    let mut claims = found.claims;
+    let job = claims.job_id;
+    let own = state.store.read(move |db| super::mint::own_grant_now(db, job)).await?;
+    let carried = crate::domain::ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
+    claims.scope = carried.intersect(own).to_space_separated();
+    Ok(Ok(claims))
+}
+
 /// The liveness rules, pure.
 pub fn judge(found: &Authentic, now: i64) -> Result<(), Inactive> {
     if found.record.expires_at <= now {

@@ -81,20 +81,7 @@ pub async fn mint(
     }
     .map_err(|refusal| refuse(state, refusal, job_id))?;
     let Loaded { ctx, access, settings, details, logged } = loaded;
-
-    let elevation = policy::elevation_allowed(
-        settings.job_token_elevation_allowed,
-        ctx.ancestors.iter().map(|g| (g.id, g.job_token_elevation_allowed)),
-    )
-    .is_ok();
-    let principal = Principal { active: true, access };
-    let scope = policy::own_project_grant(&OwnGrant {
-        configured: ctx.project.job_token_scopes,
-        elevation_allowed: elevation,
-        rights: policy::rights(&principal, &ctx.project.facts()),
-        ref_protected: ctx.pipeline.ref_protected,
-        requested: req.requested,
-    });
+    let scope = own_grant(&ctx, access, &settings, req.requested);
     let started_at = ctx.job.started_at.unwrap_or(now);
     let exp = policy::token_expiry(started_at, runner.maximum_timeout, ctx.job.timeout, ctx.project.build_timeout);
     if exp <= now {
@@ -139,6 +126,37 @@ pub async fn mint(
         state.authlog.record(target, ctx.project.id, needed_entry, now);
     }
     Ok(Minted { access_token, expires_in: exp - now, scope, details })
+}
+
+/// SPEC §4.2 for the job in `ctx`: configured ∩ the user's rights ∩ the protected filter ∩ requested.
+fn own_grant(
+    ctx: &JobContext,
+    access: Option<crate::domain::AccessLevel>,
+    settings: &InstanceSettings,
+    requested: Option<ScopeSet>,
+) -> ScopeSet {
+    let elevation = policy::elevation_allowed(
+        settings.job_token_elevation_allowed,
+        ctx.ancestors.iter().map(|g| (g.id, g.job_token_elevation_allowed)),
+    )
+    .is_ok();
+    let principal = Principal { active: ctx.user.state == crate::domain::UserState::Active, access };
+    policy::own_project_grant(&OwnGrant {
+        configured: ctx.project.job_token_scopes,
+        elevation_allowed: elevation,
+        rights: policy::rights(&principal, &ctx.project.facts()),
+        ref_protected: ctx.pipeline.ref_protected,
+        requested,
+    })
+}
+
+/// What a token of job `job_id` may still use on its own project: the own-project grant
+/// recomputed from today's rights, features, configured scopes and elevation settings. An online
+/// answer gives a token at most its `scope` ∩ this, so a right lost after mint is lost at once.
+pub fn own_grant_now(db: &Db, job_id: JobId) -> StoreResult<ScopeSet> {
+    let Some(ctx) = jobs::job_context(db, job_id)? else { return Ok(ScopeSet::EMPTY) };
+    let access = namespaces::effective_access(db, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
+    Ok(own_grant(&ctx, access, &settings::get(db)?, None))
 }
 
 /// Signs `claims` with the active key and records the token durably before returning it.
