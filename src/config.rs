@@ -36,7 +36,7 @@ pub struct ConfigArgs {
     pub key_rotation_days: u32,
     /// Seconds between key maintenance ticks (scheduled rotation, drops, picking up other
     /// processes' key changes). For tests; at most 60, so a retired key's grace outlasts it.
-    #[arg(long, env = "JOBTOKEN_KEY_TICK_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=60), global = true, hide = true)]
+    #[arg(long, env = "JOBTOKEN_KEY_TICK_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=crate::keys::jwks::MAX_KEY_TICK_SECS as u64), global = true, hide = true)]
     pub key_tick_seconds: u64,
     /// HTTP worker threads. Default: one per core.
     #[arg(long, env = "JOBTOKEN_WORKERS", global = true)]

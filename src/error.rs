@@ -14,7 +14,7 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("a valid admin token or personal access token is required")]
+    #[error("valid credentials for this route are required: the admin token, a personal access token, or a client's HTTP Basic credentials where the route accepts clients")]
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
@@ -91,6 +91,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::NotFound(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(m) => ApiError::Unprocessable(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -265,7 +265,7 @@ impl Maintainer {
             alg,
             rotate_every_secs: Some(self.rotate_every_secs),
             force,
-            min_published_secs: crate::keys::jwks::MAX_AGE_SECS,
+            min_published_secs: crate::keys::jwks::MIN_PUBLISHED_SECS,
         }
     }
 
@@ -316,7 +316,7 @@ impl Maintainer {
         let keys = store::keys::list(tx)?;
         let force = match request {
             KeyRequest::Rotate { force: false } => {
-                let max_age = crate::keys::jwks::MAX_AGE_SECS;
+                let max_age = crate::keys::jwks::MIN_PUBLISHED_SECS;
                 let wait = rotation::promotion_wait(&keys, now, max_age);
                 if wait > 0 {
                     return Ok(Pass::TooSoon(KeyRingError::TooSoon { published: max_age - wait, max_age, wait }));

@@ -274,8 +274,15 @@ fn a_new_signing_algorithm_is_published_as_the_next_key_first_and_signs_only_aft
     assert_eq!(kid_in(&keys(&s), "active"), es256_kid, "several key ticks later it still does not sign");
     assert_eq!(decode(&w.mint_ok(&s, job, &[])).0["alg"], "ES256");
 
-    // Once the next key has been published for the JWKS cache lifetime, the tick promotes it.
-    sql(&s.dir, &format!("UPDATE signing_keys SET created_at = created_at - 300 WHERE kid = '{next}'"));
+    // The JWKS cache lifetime (300 s) counts from when the server published it, up to one key tick
+    // (60 s) after another process created it: at 330 s it still does not sign.
+    sql(&s.dir, &format!("UPDATE signing_keys SET created_at = created_at - 330 WHERE kid = '{next}'"));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(kid_in(&keys(&s), "active"), es256_kid, "300 s after creation is too early: {:?}", keys(&s));
+    let early = s.json("POST", "/api/v1/keys/rotate", Auth::Admin, Value::Null);
+    assert_eq!(early.status, 409, "{}", early.text);
+    // Once it has been published for the cache lifetime after the last possible tick, the tick promotes it.
+    sql(&s.dir, &format!("UPDATE signing_keys SET created_at = created_at - 30 WHERE kid = '{next}'"));
     assert!(eventually(Duration::from_secs(10), || kid_in(&keys(&s), "active") == next), "{:?}", keys(&s));
     let eddsa_token = w.mint_ok(&s, job, &[]);
     assert_eq!(decode(&eddsa_token).0["alg"], "EdDSA");
@@ -357,7 +364,7 @@ fn concurrent_unforced_rotations_from_the_api_and_the_cli_give_exactly_one_succe
     let old_next = kid_in(&keys(&s), "next");
     // The next key has been published for the JWKS cache lifetime: one rotation may promote it,
     // and the next key that rotation creates is too young for any other.
-    sql(&s.dir, "UPDATE signing_keys SET created_at = created_at - 300 WHERE state = 'next'");
+    sql(&s.dir, "UPDATE signing_keys SET created_at = created_at - 360 WHERE state = 'next'");
     let barrier = std::sync::Barrier::new(8);
 
     let (api, cli): (Vec<u16>, Vec<Option<i32>>) = std::thread::scope(|scope| {

@@ -200,7 +200,11 @@ fn a_token_that_would_not_fit_an_http_header_is_an_invalid_request_naming_the_li
     let res = mint_as(&s, &f.runner, f.job, &extra);
 
     assert_oauth_error(&res, 400, "invalid_request");
-    assert!(res.json["error_description"].as_str().unwrap().contains("5120 bytes"), "{}", res.text);
+    let description = res.json["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("5120 bytes") && description.contains("aud "),
+        "names the limit and the cause: {description}"
+    );
     extra.truncate(4);
     let fits = mint_as(&s, &f.runner, f.job, &extra);
     assert_eq!(fits.status, 200, "four such audiences fit: {}", fits.text);
@@ -287,4 +291,21 @@ fn a_token_exchange_presenting_wrong_client_credentials_is_invalid_client() {
 
     assert_oauth_error(&wrong, 401, "invalid_client");
     assert_eq!(right.status, 200, "valid credentials are accepted, though not needed: {}", right.text);
+}
+
+#[test]
+fn a_group_or_project_whose_full_path_would_exceed_255_characters_is_refused() {
+    let s = Server::start();
+    let segment = "g".repeat(200);
+    let top = group(&s, &segment, None);
+
+    let deep = s.json("POST", "/api/v1/groups", Auth::Admin, json!({"path": "x".repeat(60), "parent_id": top}));
+    let project = s.json("POST", "/api/v1/projects", Auth::Admin, json!({"path": "p".repeat(60), "namespace_id": top}));
+
+    for res in [&deep, &project] {
+        assert_eq!(res.status, 422, "{}", res.text);
+        assert!(res.json["message"].as_str().unwrap().contains("limited to 255"), "{}", res.text);
+    }
+    let fits = s.json("POST", "/api/v1/projects", Auth::Admin, json!({"path": "p".repeat(54), "namespace_id": top}));
+    assert_eq!(fits.status, 201, "exactly 255 characters fit: {}", fits.text);
 }

@@ -12,6 +12,14 @@ use super::material::PublicKey;
 /// younger `next` key is refused with 409 unless forced.
 pub const MAX_AGE_SECS: i64 = 300;
 
+/// Longest key tick a server runs with (`JOBTOKEN_KEY_TICK_SECONDS` is at most this): a key
+/// another process created is in every serving process's JWKS within it.
+pub const MAX_KEY_TICK_SECS: i64 = 60;
+
+/// How long a `next` key must exist before it may sign: until every serving process has
+/// published it (one key tick) and every verifier's cached JWKS has expired since (the max-age).
+pub const MIN_PUBLISHED_SECS: i64 = MAX_AGE_SECS + MAX_KEY_TICK_SECS;
+
 /// A serialized JWK Set and its strong ETag.
 ///
 /// Security invariant: built only from [`PublicKey`]s, whose JWKs carry public members only.

@@ -35,6 +35,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Input the store refuses on its own terms (a safe, client-facing sentence): a 422.
+    #[error("{0}")]
+    Invalid(String),
     /// A UNIQUE or PRIMARY KEY violation; store functions map the ones a client can cause to
     /// `Conflict`.
     #[error("unique constraint violated: {0}")]

@@ -44,6 +44,7 @@ pub fn insert_group(db: &Db, path: &str, parent_id: Option<GroupId>, now: i64) -
         Some(p) => format!("{}/{path}", p.full_path),
         None => path.to_owned(),
     };
+    check_full_path(&full_path)?;
     let id = atomic(db, |tx| {
         refuse_taken_path(tx, &full_path)?;
         let id: GroupId = tx
@@ -140,6 +141,7 @@ pub struct ProjectFields {
 pub fn insert_project(db: &Db, path: &str, namespace_id: GroupId, f: &ProjectFields, now: i64) -> Result<Project> {
     let namespace = get_group(db, namespace_id)?;
     let full_path = format!("{}/{path}", namespace.full_path);
+    check_full_path(&full_path)?;
     let id = atomic(db, |tx| {
         refuse_taken_path(tx, &full_path)?;
         tx.query_one(
@@ -162,6 +164,20 @@ pub fn insert_project(db: &Db, path: &str, namespace_id: GroupId, f: &ProjectFie
         .get(0)
     })?;
     get_project(db, id)
+}
+
+/// Longest full path of a group or project. A job token names its project's path three times
+/// (`sub`, `project_path`, `namespace_path`), so unbounded paths would make every token of a
+/// project too large to issue; 255 keeps a token with all its claims well within its size limit.
+pub const MAX_FULL_PATH_LEN: usize = 255;
+
+fn check_full_path(full_path: &str) -> Result<()> {
+    match full_path.len() {
+        len if len > MAX_FULL_PATH_LEN => Err(StoreError::Invalid(format!(
+            "the full path would be {len} characters; full paths are limited to {MAX_FULL_PATH_LEN}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses a new group or project at `full_path` when a group or a project already has that path

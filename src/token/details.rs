@@ -53,6 +53,8 @@ pub fn parse(json: &str) -> Result<Vec<Requested>, String> {
             let project = match (e.project_id, e.project_path) {
                 (Some(id), None) if id > 0 => ProjectRef::Id(id),
                 (None, Some(path)) if !path.is_empty() && path.len() <= 1024 => ProjectRef::Path(path),
+                (Some(_), None) => return Err("authorization_details project_id must be a positive integer".into()),
+                (None, Some(_)) => return Err("authorization_details project_path must be 1 to 1024 characters".into()),
                 _ => return Err("each authorization_details entry names project_id or project_path, not both".into()),
             };
             let actions: ScopeSet = e

@@ -24,9 +24,9 @@ pub enum EncodeError {
     /// The request asked for more than fits: the caller's fault, a 400.
     #[error(
         "the token would be {len} bytes, over the limit of {MAX_ISSUED_TOKEN_LEN} bytes that keeps it within an \
-         8 KB HTTP header; ask for fewer authorization_details entries or audiences"
+         8 KB HTTP header; its largest variable claims: {parts}"
     )]
-    TooLarge { len: usize },
+    TooLarge { len: usize, parts: String },
     #[error(transparent)]
     Key(#[from] KeyError),
 }
@@ -37,7 +37,20 @@ pub fn encode(claims: &Claims, key: &KeyPair) -> Result<String, EncodeError> {
     let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
     let token = jws::sign_compact(&header, &payload, key)?;
     match token.len() {
-        len if len > MAX_ISSUED_TOKEN_LEN => Err(EncodeError::TooLarge { len }),
+        len if len > MAX_ISSUED_TOKEN_LEN => Err(EncodeError::TooLarge { len, parts: largest_parts(claims) }),
         _ => Ok(token),
     }
+}
+
+/// The claims a request can make large, biggest first, with their JSON sizes: what to ask less of.
+fn largest_parts(claims: &Claims) -> String {
+    let size = |v: serde_json::Result<Vec<u8>>| v.map_or(0, |bytes| bytes.len());
+    let mut parts = [
+        ("authorization_details", size(serde_json::to_vec(&claims.authorization_details))),
+        ("aud", size(serde_json::to_vec(&claims.aud))),
+        ("act (the exchange chain)", claims.act.as_ref().map_or(0, |act| size(serde_json::to_vec(act)))),
+        ("sub", claims.sub.len()),
+    ];
+    parts.sort_by(|a, b| b.1.cmp(&a.1));
+    parts.iter().filter(|(_, n)| *n > 0).map(|(name, n)| format!("{name} {n} bytes")).collect::<Vec<_>>().join(", ")
 }
