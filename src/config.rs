@@ -144,7 +144,7 @@ impl Config {
     /// key is refused, naming the setting.
     pub fn key_storage(&self) -> Result<KeyStorage, String> {
         match &self.key_encryption_key {
-            Some(kek) => Ok(KeyStorage::Database(kek.clone())),
+            Some(kek) => Ok(KeyStorage::Database(Box::new(kek.clone()))),
             None if self.database_is_postgres() => Err(format!(
                 "{KEY_ENCRYPTION_KEY_ENV} is required with a PostgreSQL database: every replica keeps the signing keys \
                  in the database, sealed under that key-encryption key. Generate one with `openssl rand -base64 32`, \

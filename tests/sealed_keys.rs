@@ -46,9 +46,13 @@ fn assert_sealed_in_the_database(dir: &std::path::Path) -> Vec<String> {
 
 /// Runs `jobtoken keys rewrap` on `dir`'s database with the keys in the environment.
 fn rewrap(dir: &std::path::Path, old: &str, new: &str) -> std::process::Output {
-    cli_in(dir, &["keys", "rewrap"], &[("JOBTOKEN_KEY_ENCRYPTION_KEY_OLD", old), ("JOBTOKEN_KEY_ENCRYPTION_KEY_NEW", new)])
-        .output()
-        .unwrap()
+    cli_in(
+        dir,
+        &["keys", "rewrap"],
+        &[("JOBTOKEN_KEY_ENCRYPTION_KEY_OLD", old), ("JOBTOKEN_KEY_ENCRYPTION_KEY_NEW", new)],
+    )
+    .output()
+    .unwrap()
 }
 
 #[test]
@@ -114,7 +118,13 @@ fn keys_rewrap_reseals_every_key_so_the_new_key_starts_and_the_old_is_refused() 
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     assert!(out.contains(&format!("rewrapped {count} signing key(s)")) && out.contains("0 already were"), "{out}");
     let again = String::from_utf8_lossy(&second.stdout);
-    assert!(second.status.success() && again.contains(&format!("rewrapped 0 signing key(s) under the new key-encryption key; {count} already were")), "{again}");
+    assert!(
+        second.status.success()
+            && again.contains(&format!(
+                "rewrapped 0 signing key(s) under the new key-encryption key; {count} already were"
+            )),
+        "{again}"
+    );
     for output in [&first, &second] {
         let shown = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         assert!(!shown.contains(&old[..16]) && !shown.contains(&new[..16]), "{shown}");
@@ -141,7 +151,10 @@ fn keys_rewrap_refuses_a_key_that_opens_under_neither_and_changes_nothing() {
     // Assert
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("opens under neither --from-key nor --to-key") && stderr.contains("nothing was changed"), "{stderr}");
+    assert!(
+        stderr.contains("opens under neither --from-key nor --to-key") && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
     let stderr = String::from_utf8_lossy(&weak.stderr);
     assert!(!weak.status.success() && stderr.contains("JOBTOKEN_KEY_ENCRYPTION_KEY_OLD (--from-key)"), "{stderr}");
     assert_eq!(sealed_key_rows(&dir), before);
@@ -168,7 +181,11 @@ fn rotation_with_database_storage_seals_new_keys_and_a_dropped_key_leaves_with_i
     assert_eq!(verify_with_jwks(&s, &token)["job_id"], job);
     // Retired keys that signed nothing are dropped once their grace has passed, sealed bytes too.
     sql(&s.dir, "UPDATE signing_keys SET retired_at = retired_at - 300 WHERE state = 'retired'");
-    assert!(eventually(Duration::from_secs(10), || sealed_key_rows(&s.dir).len() == 2), "{:?}", sealed_key_rows(&s.dir));
+    assert!(
+        eventually(Duration::from_secs(10), || sealed_key_rows(&s.dir).len() == 2),
+        "{:?}",
+        sealed_key_rows(&s.dir)
+    );
     assert_eq!(assert_sealed_in_the_database(&s.dir).len(), 2);
     assert_eq!(verify_with_jwks(&s, &w.mint_ok(&s, job, &[]))["job_id"], job);
 }
@@ -185,7 +202,10 @@ fn switching_an_installation_between_key_files_and_the_database_is_refused_namin
     let to_files = Server::start_expecting_failure(sealed.clone());
 
     // Assert
-    assert!(to_database.contains("lives in the keys directory, but JOBTOKEN_KEY_ENCRYPTION_KEY is set"), "{to_database}");
+    assert!(
+        to_database.contains("lives in the keys directory, but JOBTOKEN_KEY_ENCRYPTION_KEY is set"),
+        "{to_database}"
+    );
     assert!(to_files.contains("is sealed in the database, but JOBTOKEN_KEY_ENCRYPTION_KEY is not set"), "{to_files}");
     assert_eq!(sealed_key_rows(&files), files_rows);
     assert_eq!(sealed_key_rows(&sealed), sealed_rows);
@@ -194,7 +214,9 @@ fn switching_an_installation_between_key_files_and_the_database_is_refused_namin
 
 #[test]
 fn a_postgresql_database_without_a_key_encryption_key_is_refused_at_start_up() {
-    for url in ["postgres://jobtoken@127.0.0.1:1/jobtoken", "postgresql://jobtoken@127.0.0.1:1/jobtoken?sslmode=disable"] {
+    for url in
+        ["postgres://jobtoken@127.0.0.1:1/jobtoken", "postgresql://jobtoken@127.0.0.1:1/jobtoken?sslmode=disable"]
+    {
         // Arrange
         let dir = temp_dir();
 

@@ -23,8 +23,8 @@ use crate::config::KEY_ENCRYPTION_KEY_ENV;
 pub enum KeyStorage {
     /// The keys directory.
     Files(PathBuf),
-    /// Sealed in the database under this key-encryption key.
-    Database(KeyEncryptionKey),
+    /// Sealed in the database under this key-encryption key (boxed: an AES key schedule is large).
+    Database(Box<KeyEncryptionKey>),
 }
 
 /// Why a key cannot be stored or read. Never carries key material.
