@@ -6,29 +6,17 @@
 
 mod common;
 
-use std::io::Read;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::{
-    cli_in, eventually, key_files, published_kids, sealed_key_rows, sql, temp_dir, verify_with_jwks, Server, World,
+    cli_in, eventually, key_files, published_kids, random_key_encryption_key as random_key, sealed_key_rows, sql,
+    temp_dir, verify_with_jwks, Server, World,
 };
 use serde_json::Value;
 
 const KEK: &str = "JOBTOKEN_KEY_ENCRYPTION_KEY";
-
-/// `openssl rand -base64 32`, retried in the ~10⁻⁹ case the weak-key rule refuses random bytes.
-fn random_key() -> String {
-    loop {
-        let mut bytes = [0u8; 32];
-        std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut bytes).unwrap();
-        let text = STANDARD.encode(bytes);
-        if jobtoken::keys::KeyEncryptionKey::from_base64(&text).is_ok() {
-            return text;
-        }
-    }
-}
 
 /// Asserts every key row holds a sealed key (jtk1 format, no PEM text) and no key file exists.
 fn assert_sealed_in_the_database(dir: &std::path::Path) -> Vec<String> {

@@ -692,3 +692,17 @@ pub fn sealed_key_rows(dir: &std::path::Path) -> Vec<(String, Option<Vec<u8>>)> 
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     rows.map(Result::unwrap).collect()
 }
+
+/// A key-encryption key as `openssl rand -base64 32` makes one, retried in the ~10⁻⁹ case the
+/// weak-key rule refuses random bytes.
+pub fn random_key_encryption_key() -> String {
+    use std::io::Read;
+    loop {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut bytes).unwrap();
+        let text = STANDARD.encode(bytes);
+        if jobtoken::keys::KeyEncryptionKey::from_base64(&text).is_ok() {
+            return text;
+        }
+    }
+}
