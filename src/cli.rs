@@ -6,9 +6,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, AppState};
-use crate::config::{Config, ConfigArgs};
+use crate::config::{secret_arg, Config, ConfigArgs, KEY_ENCRYPTION_KEY_ENV};
 use crate::demo;
-use crate::keys::Alg;
+use crate::keys::{Alg, KeyEncryptionKey};
 use crate::secret::Secret;
 use crate::service::now;
 use crate::signing::{self, KeyRequest, KeyRing};
@@ -64,6 +64,18 @@ pub enum KeysCommand {
     SetAlgorithm {
         /// ES256, RS256 or EdDSA.
         alg: Alg,
+    },
+    /// Re-seal every private key stored in the database from one key-encryption key to another,
+    /// in one transaction. Keys already sealed under the new key are left alone, so running it
+    /// twice is harmless; a key that opens under neither stops it with nothing changed. Prefer
+    /// the environment variables: flags are visible in `ps`.
+    Rewrap {
+        /// The key-encryption key the keys are sealed under now.
+        #[arg(long = "from-key", env = "JOBTOKEN_KEY_ENCRYPTION_KEY_OLD", hide_env_values = true, value_parser = secret_arg)]
+        from_key: Secret,
+        /// The key-encryption key to seal them under (`openssl rand -base64 32`).
+        #[arg(long = "to-key", env = "JOBTOKEN_KEY_ENCRYPTION_KEY_NEW", hide_env_values = true, value_parser = secret_arg)]
+        to_key: Secret,
     },
 }
 
@@ -134,6 +146,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn open(config: &Config) -> Result<(Store, Arc<KeyRing>), String> {
+    // Refused before the database is touched: PostgreSQL without a key-encryption key.
+    config.key_storage()?;
     let store = Store::open(&config.database).map_err(|e| format!("opening {}: {e}", config.database.display()))?;
     let keys = KeyRing::open(&store, config, now()).map_err(|e| format!("loading signing keys: {e}"))?;
     Ok((store, Arc::new(keys)))
@@ -184,8 +198,12 @@ fn admin_hash(store: &Store, config: &Config) -> Result<[u8; 32], String> {
 }
 
 fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
+    if !matches!(command, KeysCommand::List | KeysCommand::Rewrap { .. }) {
+        config.key_storage()?;
+    }
     let store = Store::open(&config.database).map_err(|e| format!("opening {}: {e}", config.database.display()))?;
     let request = match command {
+        KeysCommand::Rewrap { from_key, to_key } => return rewrap(&store, &from_key, &to_key),
         KeysCommand::List => None,
         KeysCommand::Rotate { force } => Some(KeyRequest::Rotate { force }),
         KeysCommand::SetAlgorithm { alg } => Some(KeyRequest::SetAlgorithm(alg)),
@@ -208,6 +226,22 @@ fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
     for k in listed {
         println!("{}", serde_json::to_string(&k).map_err(|e| e.to_string())?);
     }
+    Ok(())
+}
+
+/// `jobtoken keys rewrap`: prints what it did, never a key.
+fn rewrap(store: &Store, from_key: &Secret, to_key: &Secret) -> Result<(), String> {
+    let parse = |setting: &str, text: &Secret| {
+        KeyEncryptionKey::from_base64(text.expose()).map_err(|e| format!("{setting} {e}"))
+    };
+    let old = parse("JOBTOKEN_KEY_ENCRYPTION_KEY_OLD (--from-key)", from_key)?;
+    let new = parse("JOBTOKEN_KEY_ENCRYPTION_KEY_NEW (--to-key)", to_key)?;
+    let done = signing::rewrap(store, &old, &new).map_err(|e| e.to_string())?;
+    println!(
+        "rewrapped {} signing key(s) under the new key-encryption key; {} already were; now restart every replica \
+         with {KEY_ENCRYPTION_KEY_ENV} set to the new key",
+        done.resealed, done.unchanged
+    );
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::keys::{Alg, KeyEncryptionKey};
+use crate::keys::{Alg, KeyEncryptionKey, KeyStorage};
 use crate::secret::Secret;
 
 /// Flags shared by every subcommand; each falls back to its environment variable.
@@ -50,8 +50,15 @@ pub struct ConfigArgs {
 /// The environment variable of the key-encryption key.
 pub const KEY_ENCRYPTION_KEY_ENV: &str = "JOBTOKEN_KEY_ENCRYPTION_KEY";
 
+/// Whether `JOBTOKEN_DATABASE` names a PostgreSQL database: a `postgres://` or `postgresql://`
+/// URL (scheme case-insensitive); anything else is a SQLite path.
+pub fn is_postgres_url(database: &str) -> bool {
+    let lower = database.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
 /// Takes a secret flag or variable as it is; `Secret` keeps it out of `Debug`.
-fn secret_arg(value: &str) -> Result<Secret, std::convert::Infallible> {
+pub(crate) fn secret_arg(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.to_owned()))
 }
 
@@ -126,6 +133,27 @@ impl Config {
         self
     }
 
+    /// Whether the database is PostgreSQL (see [`is_postgres_url`]).
+    pub fn database_is_postgres(&self) -> bool {
+        self.database.to_str().is_some_and(is_postgres_url)
+    }
+
+    /// Where private signing keys live, the one place this is decided: sealed in the database
+    /// under the key-encryption key when one is set (always on PostgreSQL, where every replica
+    /// must read the same keys), else the keys directory. PostgreSQL without a key-encryption
+    /// key is refused, naming the setting.
+    pub fn key_storage(&self) -> Result<KeyStorage, String> {
+        match &self.key_encryption_key {
+            Some(kek) => Ok(KeyStorage::Database(Box::new(kek.clone()))),
+            None if self.database_is_postgres() => Err(format!(
+                "{KEY_ENCRYPTION_KEY_ENV} is required with a PostgreSQL database: every replica keeps the signing keys \
+                 in the database, sealed under that key-encryption key. Generate one with `openssl rand -base64 32`, \
+                 keep it in your secret store, and give every replica the same value"
+            )),
+            None => Ok(KeyStorage::Files(self.keys_dir.clone())),
+        }
+    }
+
     pub fn rotation_period_secs(&self) -> i64 {
         i64::from(self.key_rotation_days) * 86_400
     }
@@ -193,6 +221,24 @@ mod tests {
             assert!(message.starts_with("JOBTOKEN_KEY_ENCRYPTION_KEY (--key-encryption-key) "), "{message}");
             assert!(message.contains(reason), "{message} should say {reason:?}");
             assert!(text.len() < 8 || !message.contains(text.trim_end_matches('=')), "{message} repeats the value");
+        }
+    }
+
+    #[test]
+    fn key_storage_is_the_database_with_a_key_encryption_key_and_files_without_except_on_postgres() {
+        let text = STANDARD.encode(random_kek_bytes());
+
+        let sqlite = parse(&["--keys-dir", "k"]).1.unwrap().key_storage().unwrap();
+        let sealed = parse(&["--key-encryption-key", &text]).1.unwrap().key_storage().unwrap();
+        let postgres = parse(&["--database", "postgres://u@h/db", "--key-encryption-key", &text]).1.unwrap();
+        let refused = parse(&["--database", "PostgreSQL://u@h/db"]).1.unwrap().key_storage().unwrap_err();
+
+        assert!(matches!(sqlite, KeyStorage::Files(dir) if dir == std::path::Path::new("k")));
+        assert!(matches!(sealed, KeyStorage::Database(_)));
+        assert!(matches!(postgres.key_storage().unwrap(), KeyStorage::Database(_)));
+        assert!(refused.contains("JOBTOKEN_KEY_ENCRYPTION_KEY is required") && refused.contains("openssl rand"));
+        for sqlite in ["data/jobtoken.db", "sqlite:x.db", "/var/postgres/x.db", "postgres.db"] {
+            assert!(!is_postgres_url(sqlite), "{sqlite}");
         }
     }
 

@@ -1,13 +1,13 @@
 //! The key ring: the active signing key in memory, the published public keys and their JWKS,
-//! and applying rotation plans (keys::rotation) to the database and the keys directory.
+//! and applying rotation plans (keys::rotation) to the database and the key storage
+//! ([`KeyStorage`]: the keys directory, or sealed in the database).
 //!
 //! Every key change, in any process on the database, is one [`KeyRequest`] run as one
 //! `BEGIN IMMEDIATE` transaction that reads the key metadata and the algorithm in force, checks
-//! the guard, plans and writes; key files are written before it and removed after it. Listing
-//! keys ([`stored_keys`], [`KeyRing::list`]) only reads.
+//! the guard, plans and writes; key files are written before it and removed after it, sealed keys
+//! are inserted with their metadata. Listing keys ([`stored_keys`], [`KeyRing::list`]) only reads.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
@@ -16,8 +16,10 @@ use crate::config::Config;
 use crate::store::Db;
 
 use crate::keys::rotation::AlgInForce;
+use crate::keys::sealed::{self, Rewrapped};
 use crate::keys::{
-    files, rotation, Alg, JwksDocument, KeyAction, KeyMeta, KeyPair, KeyState, PublicKey, RotationPolicy,
+    rotation, Alg, JwksDocument, KeyAction, KeyEncryptionKey, KeyMeta, KeyPair, KeyState, KeyStorage, PublicKey,
+    RotationPolicy, SealError, StorageError,
 };
 use crate::store::{self, Store, StoreError};
 
@@ -25,6 +27,11 @@ use crate::store::{self, Store, StoreError};
 pub enum KeyRingError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The configuration names no usable key storage (PostgreSQL without a key-encryption key).
+    #[error("{0}")]
+    Config(String),
     #[error("key {kid}: {reason}")]
     Key { kid: String, reason: String },
     #[error("no active signing key after applying the rotation plan")]
@@ -73,7 +80,7 @@ pub struct KeyRing {
 
 /// Plans and applies key changes.
 struct Maintainer {
-    dir: PathBuf,
+    storage: KeyStorage,
     /// This process's `JOBTOKEN_SIGNING_ALG`: recorded by the first start, otherwise only
     /// compared with the algorithm in force.
     configured_alg: Alg,
@@ -91,10 +98,18 @@ enum Pass {
     /// The plan creates keys of these algorithms that have not been generated yet: generate
     /// them outside the transaction (key files before metadata) and run the pass again.
     NeedKeys(Vec<Alg>),
-    /// An unforced rotation asked for too early; nothing was written.
-    TooSoon(KeyRingError),
+    /// An unforced rotation asked for too early, or a stored key this process cannot use;
+    /// nothing was written.
+    Refused(KeyRingError),
     /// The plan was applied; `used` are the kids of generated keys it inserted.
     Applied { keys: Vec<KeyMeta>, alg: AlgInForce, dropped: Vec<String>, used: Vec<String> },
+}
+
+/// A generated key not yet committed, with what its row stores (sealed bytes, or `None` when its
+/// file is written).
+struct Fresh {
+    pair: KeyPair,
+    sealed: Option<Vec<u8>>,
 }
 
 /// A maintenance pass that finds the plan changed since the keys were generated runs again;
@@ -152,7 +167,7 @@ pub fn stored_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, StoreError> 
 /// Runs one maintenance request against the database and the keys directory without loading the
 /// keys (the CLI's `keys rotate` and `keys set-algorithm`).
 pub fn maintain(store: &Store, config: &Config, request: KeyRequest, now: i64) -> Result<Maintained, KeyRingError> {
-    let maintained = Maintainer::new(config).maintain(store, request, now)?;
+    let maintained = Maintainer::new(config)?.maintain(store, request, now)?;
     warn_if_ignored(&maintained.alg);
     Ok(maintained)
 }
@@ -169,11 +184,67 @@ fn warn_if_ignored(alg: &AlgInForce) {
     }
 }
 
+/// What `jobtoken keys rewrap` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewrapCount {
+    /// Keys opened under the old key-encryption key and sealed under the new one.
+    pub resealed: usize,
+    /// Keys already sealed under the new key, left alone.
+    pub unchanged: usize,
+}
+
+/// Why `jobtoken keys rewrap` changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RewrapError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "signing key {kid} lives in the keys directory, not sealed in the database: there is nothing to rewrap; \
+         nothing was changed"
+    )]
+    NotSealed { kid: String },
+    #[error("signing key {kid} opens under neither --from-key nor --to-key ({reason}); nothing was changed")]
+    OpensUnderNeither { kid: String, reason: SealError },
+}
+
+/// Re-seals every stored private key from `old` to `new` in one transaction (see
+/// [`crate::keys::sealed`] for the procedure). Keys already under `new` are left alone; any key
+/// that is not sealed, or opens under neither, refuses the whole run before anything is written.
+pub fn rewrap(store: &Store, old: &KeyEncryptionKey, new: &KeyEncryptionKey) -> Result<RewrapCount, RewrapError> {
+    let outcome = store.run_sync(|conn| {
+        store::atomic(conn, |tx| {
+            let mut resealed = Vec::new();
+            let mut unchanged = 0;
+            for (kid, stored) in store::keys::sealed_private_keys(tx)? {
+                let Some(stored) = stored else { return Ok(Err(RewrapError::NotSealed { kid })) };
+                match sealed::rewrap(old, new, &kid, &stored) {
+                    Ok(Rewrapped::Resealed(bytes)) => resealed.push((kid, bytes)),
+                    Ok(Rewrapped::AlreadyUnderNewKey) => unchanged += 1,
+                    Err(reason) => return Ok(Err(RewrapError::OpensUnderNeither { kid, reason })),
+                }
+            }
+            for (kid, bytes) in &resealed {
+                store::keys::set_sealed_private_key(tx, kid, bytes)?;
+            }
+            Ok(Ok(RewrapCount { resealed: resealed.len(), unchanged }))
+        })
+    })?;
+    match &outcome {
+        Ok(count) => log::info!(
+            "keys rewrap: {} signing key(s) resealed under the new key-encryption key, {} already were",
+            count.resealed,
+            count.unchanged
+        ),
+        Err(refused) => log::warn!("keys rewrap refused: {refused}"),
+    }
+    outcome
+}
+
 impl KeyRing {
     /// Records the algorithm in force on a new database, creates the first keys if there are
     /// none, applies any due rotation, and loads the keys.
     pub fn open(store: &Store, config: &Config, now: i64) -> Result<KeyRing, KeyRingError> {
-        let maintainer = Maintainer::new(config);
+        let maintainer = Maintainer::new(config)?;
         let maintained = maintainer.maintain(store, KeyRequest::Scheduled, now)?;
         warn_if_ignored(&maintained.alg);
         let loaded = maintainer.load_retrying(store, &maintained.keys, maintained.alg.alg, now)?;
@@ -252,12 +323,12 @@ impl KeyRing {
 }
 
 impl Maintainer {
-    fn new(config: &Config) -> Maintainer {
-        Maintainer {
-            dir: config.keys_dir.clone(),
+    fn new(config: &Config) -> Result<Maintainer, KeyRingError> {
+        Ok(Maintainer {
+            storage: config.key_storage().map_err(KeyRingError::Config)?,
             configured_alg: config.signing_alg,
             rotate_every_secs: config.rotation_period_secs(),
-        }
+        })
     }
 
     fn policy(&self, alg: Alg, force: bool) -> RotationPolicy {
@@ -269,30 +340,28 @@ impl Maintainer {
         }
     }
 
-    /// Runs `request`: generates the key files the plan needs first (durably, outside any
-    /// transaction), then in one `BEGIN IMMEDIATE` transaction re-reads the key metadata and the
+    /// Runs `request`: generates the keys the plan needs first (key files written durably, or
+    /// keys sealed, outside any transaction), then in one `BEGIN IMMEDIATE` transaction re-reads the key metadata and the
     /// algorithm in force, checks the rotation guard, re-plans and writes every metadata change.
     /// A concurrent change between the two is caught by the re-read: the pass runs again with
     /// what it found. Key files of dropped keys are removed after the commit; generated keys the
     /// final plan did not use are orphans nobody references, and are removed as well.
     fn maintain(&self, store: &Store, request: KeyRequest, now: i64) -> Result<Maintained, KeyRingError> {
-        let mut fresh: Vec<KeyPair> = Vec::new();
+        let mut fresh: Vec<Fresh> = Vec::new();
         for _ in 0..MAX_PASSES {
             // On a failed transaction the generated key files stay: whether a failed COMMIT
             // committed is not worth betting a key on, and an orphan key file is harmless.
             let pass = store.run_sync(|conn| store::atomic(conn, |tx| self.pass(tx, request, &fresh, now)))?;
             match pass {
                 Pass::NeedKeys(algs) => self.generate(&mut fresh, &algs)?,
-                Pass::TooSoon(refusal) => {
+                Pass::Refused(refusal) => {
                     self.discard(&fresh, &[]);
                     return Err(refusal);
                 }
                 Pass::Applied { keys, alg, dropped, used } => {
                     self.discard(&fresh, &used);
                     for kid in dropped {
-                        if let Err(e) = files::remove_private_key(&self.dir, &kid) {
-                            log::warn!("removing key file {kid}: {e}");
-                        }
+                        self.storage.forget(&kid);
                     }
                     return Ok(Maintained { keys, alg });
                 }
@@ -303,7 +372,12 @@ impl Maintainer {
     }
 
     /// One maintenance transaction (see [`Maintainer::maintain`]).
-    fn pass(&self, tx: &Db, request: KeyRequest, fresh: &[KeyPair], now: i64) -> Result<Pass, StoreError> {
+    fn pass(&self, tx: &Db, request: KeyRequest, fresh: &[Fresh], now: i64) -> Result<Pass, StoreError> {
+        for (kid, sealed) in store::keys::sealed_private_keys(tx)? {
+            if let Err(refused) = self.storage.check(&kid, sealed.as_deref()) {
+                return Ok(Pass::Refused(refused.into()));
+            }
+        }
         let mut alg = rotation::algorithm_in_force(store::keys::algorithm(tx)?, self.configured_alg);
         let changed_from = match request {
             KeyRequest::SetAlgorithm(wanted) if alg.record || wanted != alg.alg => {
@@ -319,7 +393,7 @@ impl Maintainer {
                 let max_age = crate::keys::jwks::MIN_PUBLISHED_SECS;
                 let wait = rotation::promotion_wait(&keys, now, max_age);
                 if wait > 0 {
-                    return Ok(Pass::TooSoon(KeyRingError::TooSoon { published: max_age - wait, max_age, wait }));
+                    return Ok(Pass::Refused(KeyRingError::TooSoon { published: max_age - wait, max_age, wait }));
                 }
                 true
             }
@@ -352,9 +426,10 @@ impl Maintainer {
             match action {
                 KeyAction::Create { state, alg } => {
                     if let Some(key) = new_keys.next() {
-                        store::keys::insert(tx, key.kid(), *alg, *state, now)?;
-                        used.push(key.kid().to_owned());
-                        log::info!("created {state} signing key {} ({alg})", key.kid());
+                        let kid = key.pair.kid();
+                        store::keys::insert(tx, kid, *alg, *state, now, key.sealed.as_deref())?;
+                        used.push(kid.to_owned());
+                        log::info!("created {state} signing key {kid} ({alg})");
                     }
                 }
                 KeyAction::Promote { kid } => {
@@ -376,57 +451,68 @@ impl Maintainer {
         Ok(Pass::Applied { keys, alg, dropped, used })
     }
 
-    /// Generates keys until `fresh` holds one per entry of `algs`, each written to its file.
-    fn generate(&self, fresh: &mut Vec<KeyPair>, algs: &[Alg]) -> Result<(), KeyRingError> {
+    /// Generates keys until `fresh` holds one per entry of `algs`, each kept by the storage
+    /// (written to its file, or sealed).
+    fn generate(&self, fresh: &mut Vec<Fresh>, algs: &[Alg]) -> Result<(), KeyRingError> {
         for alg in algs {
-            let have = fresh.iter().filter(|k| k.alg() == *alg).count();
+            let have = fresh.iter().filter(|k| k.pair.alg() == *alg).count();
             let want = algs.iter().filter(|a| *a == alg).count();
             if have >= want {
                 continue;
             }
             let key =
                 KeyPair::generate(*alg).map_err(|e| KeyRingError::Key { kid: "-".into(), reason: e.to_string() })?;
-            files::write_private_key(&self.dir, key.kid(), &key.to_pkcs8_pem())
-                .map_err(|e| KeyRingError::Key { kid: key.kid().to_owned(), reason: e.to_string() })?;
-            fresh.push(key);
+            let sealed = self.storage.keep(&key)?;
+            fresh.push(Fresh { pair: key, sealed });
         }
         Ok(())
     }
 
     /// Removes the files of generated keys that no committed metadata names.
-    fn discard(&self, fresh: &[KeyPair], used: &[String]) {
-        for key in fresh.iter().filter(|k| !used.iter().any(|u| u == k.kid())) {
-            if let Err(e) = files::remove_private_key(&self.dir, key.kid()) {
-                log::warn!("removing unused key file {}: {e}", key.kid());
-            }
+    fn discard(&self, fresh: &[Fresh], used: &[String]) {
+        for key in fresh.iter().filter(|k| !used.iter().any(|u| u == k.pair.kid())) {
+            self.storage.forget(key.pair.kid());
         }
     }
 
-    /// Loads what `metas` publishes at `now`. A key file can vanish between reading the metadata
-    /// and reading the file only when another process dropped that key meanwhile; the metadata
-    /// is then read again, once.
+    /// Loads what `metas` publishes at `now`. A key file (or row) can vanish between reading the
+    /// metadata and reading the key only when another process dropped that key meanwhile; the
+    /// metadata is then read again, once.
     fn load_retrying(&self, store: &Store, metas: &[KeyMeta], alg: Alg, now: i64) -> Result<Loaded, KeyRingError> {
-        match self.load(metas, alg, now) {
-            Err(KeyRingError::Key { kid, reason }) => {
+        match self.load(store, metas, alg, now) {
+            Err(KeyRingError::Key { kid, reason } | KeyRingError::Storage(StorageError::Key { kid, reason })) => {
                 log::warn!("key {kid}: {reason}; reading the key metadata again");
                 let metas = store.read_sync(store::keys::list)?;
-                self.load(&metas, alg, now)
+                self.load(store, &metas, alg, now)
             }
             other => other,
         }
     }
 
-    fn load(&self, metas: &[KeyMeta], alg: Alg, now: i64) -> Result<Loaded, KeyRingError> {
+    fn load(&self, store: &Store, metas: &[KeyMeta], alg: Alg, now: i64) -> Result<Loaded, KeyRingError> {
+        let sealed: HashMap<String, Option<Vec<u8>>> = match self.storage {
+            KeyStorage::Files(_) => HashMap::new(),
+            KeyStorage::Database(_) => store.read_sync(store::keys::sealed_private_keys)?.into_iter().collect(),
+        };
         let mut active = None;
         let mut public: Vec<PublicKey> = Vec::new();
         let mut algs = HashMap::new();
         for meta in rotation::published(metas, now) {
-            let pem = files::read_private_key(&self.dir, &meta.kid)
-                .map_err(|e| KeyRingError::Key { kid: meta.kid.clone(), reason: e.to_string() })?;
+            let row = match (&self.storage, sealed.get(&meta.kid)) {
+                (KeyStorage::Files(_), _) => None,
+                (KeyStorage::Database(_), Some(row)) => row.as_deref(),
+                (KeyStorage::Database(_), None) => {
+                    return Err(KeyRingError::Key { kid: meta.kid.clone(), reason: "its row is gone".into() })
+                }
+            };
+            let pem = self.storage.private_key(&meta.kid, row)?;
             let pair = KeyPair::from_pkcs8_pem(meta.alg, &pem)
                 .map_err(|e| KeyRingError::Key { kid: meta.kid.clone(), reason: e.to_string() })?;
             if pair.kid() != meta.kid {
-                return Err(KeyRingError::Key { kid: meta.kid.clone(), reason: "file holds a different key".into() });
+                return Err(KeyRingError::Key {
+                    kid: meta.kid.clone(),
+                    reason: "stored key is a different key".into(),
+                });
             }
             public.push(pair.public_key());
             algs.insert(meta.kid.clone(), meta.alg);
@@ -445,10 +531,10 @@ impl Maintainer {
 
 /// Indexes into `fresh`, one distinct key per entry of `needed` with its algorithm, or `None`
 /// when `fresh` lacks some.
-fn pick(fresh: &[KeyPair], needed: &[Alg]) -> Option<Vec<usize>> {
+fn pick(fresh: &[Fresh], needed: &[Alg]) -> Option<Vec<usize>> {
     let mut picked: Vec<usize> = Vec::with_capacity(needed.len());
     for alg in needed {
-        let i = (0..fresh.len()).find(|i| !picked.contains(i) && fresh[*i].alg() == *alg)?;
+        let i = (0..fresh.len()).find(|i| !picked.contains(i) && fresh[*i].pair.alg() == *alg)?;
         picked.push(i);
     }
     Some(picked)

@@ -5,25 +5,11 @@
 
 mod common;
 
-use std::io::Read;
-
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::{cli_in, temp_dir, Server, World};
+use common::{cli_in, random_key_encryption_key as random_key, temp_dir, Server, World};
 
 const SETTING: &str = "JOBTOKEN_KEY_ENCRYPTION_KEY (--key-encryption-key)";
-
-/// `openssl rand -base64 32`, retried in the ~10⁻⁹ case the weak-key rule refuses random bytes.
-fn random_key() -> String {
-    loop {
-        let mut bytes = [0u8; 32];
-        std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut bytes).unwrap();
-        let text = STANDARD.encode(bytes);
-        if jobtoken::keys::KeyEncryptionKey::from_base64(&text).is_ok() {
-            return text;
-        }
-    }
-}
 
 /// Malformed and weak keys, each with the reason the refusal must give.
 fn refused_keys() -> Vec<(String, &'static str)> {

@@ -6,8 +6,10 @@ pub mod jwks;
 pub mod material;
 pub mod rotation;
 pub mod sealed;
+pub mod storage;
 
 pub use jwks::JwksDocument;
 pub use material::{jwk_thumbprint, Alg, KeyError, KeyPair, PublicKey, UnknownAlg};
 pub use rotation::{KeyAction, KeyMeta, KeyState, RotationPolicy};
 pub use sealed::{KekError, KeyEncryptionKey, SealError};
+pub use storage::{KeyStorage, StorageError};

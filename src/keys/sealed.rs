@@ -50,14 +50,15 @@
 //!
 //! `jobtoken keys rewrap --from-key OLD --to-key NEW` opens every stored private key under OLD and
 //! seals it under NEW in one transaction ([`rewrap`]); a key already sealed under NEW is left as
-//! it is, so running it twice is harmless. (The command and the database storage it works on
-//! arrive with PostgreSQL key storage, the next step of issue 8.) The procedure:
+//! it is, so running it twice is harmless; a key that opens under neither stops it with nothing
+//! changed (see [`crate::keys::storage`] for where keys are stored). The procedure:
 //!
 //! 1. generate NEW (`openssl rand -base64 32`) and put it in your secret store next to OLD;
 //! 2. run `jobtoken keys rewrap --from-key OLD --to-key NEW` once, against the shared database;
 //! 3. restart every replica with `JOBTOKEN_KEY_ENCRYPTION_KEY=NEW` (a rolling restart is fine:
-//!    running replicas keep the keys they have loaded); do not rotate signing keys until the last
-//!    replica runs with NEW;
+//!    running replicas keep the keys they have loaded and keep signing; a replica still on OLD
+//!    refuses to change keys, since they no longer open under its KEK); do not rotate signing keys
+//!    until the last replica runs with NEW;
 //! 4. run the same `rewrap` again, which reseals any key a replica still on OLD created
 //!    meanwhile and otherwise changes nothing; then destroy OLD.
 

@@ -1,4 +1,5 @@
-//! Signing key metadata. The private keys themselves live in the keys directory.
+//! Signing key metadata, and the private keys sealed under the key-encryption key when keys are
+//! stored in the database (`sealed_private_key`; NULL for a key kept in the keys directory).
 
 use super::db::{params, Db};
 use super::{tokens, Result};
@@ -26,12 +27,27 @@ pub fn list(db: &Db) -> Result<Vec<KeyMeta>> {
         .collect()
 }
 
-pub fn insert(db: &Db, kid: &str, alg: Alg, state: KeyState, now: i64) -> Result<()> {
+/// Inserts a key's metadata and, for database key storage, its sealed private key: one row, so
+/// there is never metadata without its key.
+pub fn insert(db: &Db, kid: &str, alg: Alg, state: KeyState, now: i64, sealed: Option<&[u8]>) -> Result<()> {
     let activated = (state == KeyState::Active).then_some(now);
     db.execute(
-        "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![kid, alg.as_str(), state.as_str(), now, activated],
+        "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, sealed_private_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![kid, alg.as_str(), state.as_str(), now, activated, sealed],
     )?;
+    Ok(())
+}
+
+/// Every key's kid with its sealed private key (`None`: the key lives in the keys directory).
+pub fn sealed_private_keys(db: &Db) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    let rows = db.query("SELECT kid, sealed_private_key FROM signing_keys ORDER BY created_at, kid", params![])?;
+    rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
+}
+
+/// Replaces the sealed private key of `kid` (`jobtoken keys rewrap`).
+pub fn set_sealed_private_key(db: &Db, kid: &str, sealed: &[u8]) -> Result<()> {
+    db.execute("UPDATE signing_keys SET sealed_private_key = ?2 WHERE kid = ?1", params![kid, sealed])?;
     Ok(())
 }
 
@@ -90,10 +106,11 @@ mod tests {
         super::super::migrate(&mut conn).unwrap();
         conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
         let conn = Db::sqlite(&conn);
-        insert(&conn, "kept", Alg::ES256, KeyState::Active, 1).unwrap();
-        insert(&conn, "dropped", Alg::ES256, KeyState::Next, 1).unwrap();
+        insert(&conn, "kept", Alg::ES256, KeyState::Active, 1, None).unwrap();
+        insert(&conn, "dropped", Alg::ES256, KeyState::Next, 1, Some(b"sealed")).unwrap();
         delete(&conn, "dropped").unwrap();
 
+        assert_eq!(sealed_private_keys(&conn).unwrap(), vec![("kept".to_owned(), None)], "dropped with its row");
         assert_eq!(record(&conn, "kept").unwrap(), 1);
         let refused = record(&conn, "dropped").unwrap_err();
         assert!(refused.to_string().contains("has been dropped"), "{refused}");

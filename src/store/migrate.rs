@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_credentials.sql", include_str!("../../migrations/0004_credentials.sql")),
     ("0005_unique_names.sql", include_str!("../../migrations/0005_unique_names.sql")),
     ("0006_signing_alg.sql", include_str!("../../migrations/0006_signing_alg.sql")),
+    ("0007_sealed_keys.sql", include_str!("../../migrations/0007_sealed_keys.sql")),
 ];
 
 /// Applies pending migrations. A landed migration whose text changed stops start-up: migrations

@@ -683,3 +683,26 @@ pub fn authorize(s: &Server, client: &Client, token: &str, project: Value, scope
     assert_eq!(res.status, 200, "{}", res.text);
     res.json
 }
+
+/// Every key row's kid and sealed private key (`None` for a key kept in the keys directory).
+pub fn sealed_key_rows(dir: &std::path::Path) -> Vec<(String, Option<Vec<u8>>)> {
+    let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut stmt = conn.prepare("SELECT kid, sealed_private_key FROM signing_keys ORDER BY kid").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// A key-encryption key as `openssl rand -base64 32` makes one, retried in the ~10⁻⁹ case the
+/// weak-key rule refuses random bytes.
+pub fn random_key_encryption_key() -> String {
+    use std::io::Read;
+    loop {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut bytes).unwrap();
+        let text = STANDARD.encode(bytes);
+        if jobtoken::keys::KeyEncryptionKey::from_base64(&text).is_ok() {
+            return text;
+        }
+    }
+}
