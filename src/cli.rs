@@ -96,7 +96,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Serve { demo } => serve(config, demo),
         Command::Migrate => {
             Store::open(&config.database).map_err(|e| e.to_string())?;
-            println!("database {} is up to date", config.database.display());
+            println!("database {} is up to date", crate::store::describe(&config.database));
             Ok(())
         }
         Command::Keys { command } => keys(config, command),
@@ -134,7 +134,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn open(config: &Config) -> Result<(Store, Arc<KeyRing>), String> {
-    let store = Store::open(&config.database).map_err(|e| format!("opening {}: {e}", config.database.display()))?;
+    let store = Store::open(&config.database)
+        .map_err(|e| format!("opening {}: {e}", crate::store::describe(&config.database)))?;
     let keys = KeyRing::open(&store, config, now()).map_err(|e| format!("loading signing keys: {e}"))?;
     Ok((store, Arc::new(keys)))
 }
@@ -184,7 +185,8 @@ fn admin_hash(store: &Store, config: &Config) -> Result<[u8; 32], String> {
 }
 
 fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
-    let store = Store::open(&config.database).map_err(|e| format!("opening {}: {e}", config.database.display()))?;
+    let store = Store::open(&config.database)
+        .map_err(|e| format!("opening {}: {e}", crate::store::describe(&config.database)))?;
     let request = match command {
         KeysCommand::List => None,
         KeysCommand::Rotate { force } => Some(KeyRequest::Rotate { force }),
