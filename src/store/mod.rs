@@ -148,7 +148,7 @@ pub fn describe(setting: &Path) -> String {
 /// A connection a single thread owns (the token writer's).
 pub(crate) enum Owned {
     Sqlite(Connection),
-    Postgres { conn: Option<pg::PgConn>, manager: pg::Manager },
+    Postgres { conn: Option<Box<pg::PgConn>>, manager: Box<pg::Manager> },
 }
 
 impl Owned {
@@ -157,12 +157,12 @@ impl Owned {
         match self {
             Owned::Sqlite(conn) => f(&Db::sqlite(conn)),
             Owned::Postgres { conn, manager } => {
-                if conn.as_ref().is_none_or(pg::PgConn::is_closed) {
-                    *conn = Some(pg::PgConn::connect(&manager.config)?);
+                if conn.as_ref().is_none_or(|c| c.is_closed()) {
+                    *conn = Some(Box::new(pg::PgConn::connect(&manager.config)?));
                 }
                 match conn.as_mut() {
                     Some(c) => {
-                        let db = Db::postgres(c);
+                        let db = Db::postgres(c.as_mut());
                         db.reset()?;
                         f(&db)
                     }
@@ -218,7 +218,7 @@ impl Store {
             .min_idle(Some(0))
             .connection_timeout(pg::CONNECT_TIMEOUT)
             .build_unchecked(manager.clone());
-        let tokens = TokenWriter::start(Owned::Postgres { conn: Some(conn), manager });
+        let tokens = TokenWriter::start(Owned::Postgres { conn: Some(Box::new(conn)), manager: Box::new(manager) });
         Ok(Store { backend: Backend::Postgres { pool }, tokens })
     }
 
