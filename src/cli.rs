@@ -151,18 +151,24 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         println!("{}", demo.instructions(&config.issuer));
     }
     let issuer = config.issuer.clone();
-    actix_web::rt::System::new().block_on(async move {
+    let served = store.clone();
+    let (result, authlog) = actix_web::rt::System::new().block_on(async move {
+        let store = served;
         let state = AppState::new(config, store.clone(), keys, admin_hash);
         let authlog = state.authlog.clone();
         authlog.start(store.clone());
-        let running = app::build(state, listener).map_err(|e| e.to_string())?;
+        let running = match app::build(state, listener) {
+            Ok(running) => running,
+            Err(e) => return (Err(e.to_string()), authlog),
+        };
         println!("jobtoken listening on http://{addr} (issuer {issuer})");
         log::info!("listening on {addr}");
-        let result = running.server.await.map_err(|e| e.to_string());
-        authlog.shutdown(&store, now());
-        log::info!("stopped");
-        result
-    })
+        (running.server.await.map_err(|e| e.to_string()), authlog)
+    });
+    // Off the runtime: the PostgreSQL client must not block inside it.
+    authlog.shutdown(&store, now());
+    log::info!("stopped");
+    result
 }
 
 /// The admin credential's hash: from configuration, else the stored generated one, else a new
