@@ -144,25 +144,24 @@ fn name_conflicts(db: &Db) -> Result<Vec<String>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_file_in_migrations_dir_is_listed_in_order() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    /// The `.sql` files in `dir`, sorted.
+    fn sql_files(dir: &str) -> Vec<String> {
         let mut files: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .filter(|n| n.ends_with(".sql"))
             .collect();
         files.sort();
+        files
+    }
+
+    #[test]
+    fn every_file_in_migrations_dir_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
         let listed: Vec<&str> = MIGRATIONS.iter().map(|(n, _)| *n).collect();
-        assert_eq!(files, listed);
-        let mut files: Vec<String> = std::fs::read_dir(format!("{dir}/postgres"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".sql"))
-            .collect();
-        files.sort();
+        assert_eq!(sql_files(dir), listed);
         let listed: Vec<&str> = MIGRATIONS_POSTGRES.iter().map(|(n, _)| *n).collect();
-        assert_eq!(files, listed);
+        assert_eq!(sql_files(&format!("{dir}/postgres")), listed);
     }
 
     #[test]
