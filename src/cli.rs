@@ -108,7 +108,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Serve { demo } => serve(config, demo),
         Command::Migrate => {
             Store::open(&config.database).map_err(|e| e.to_string())?;
-            println!("database {} is up to date", config.database.display());
+            println!("database {} is up to date", crate::store::describe(&config.database));
             Ok(())
         }
         Command::Keys { command } => keys(config, command),
@@ -148,7 +148,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
 fn open(config: &Config) -> Result<(Store, Arc<KeyRing>), String> {
     // Refused before the database is touched: PostgreSQL without a key-encryption key.
     config.key_storage()?;
-    let store = Store::open(&config.database).map_err(|e| format!("opening {}: {e}", config.database.display()))?;
+    let store = Store::open(&config.database)
+        .map_err(|e| format!("opening {}: {e}", crate::store::describe(&config.database)))?;
     let keys = KeyRing::open(&store, config, now()).map_err(|e| format!("loading signing keys: {e}"))?;
     Ok((store, Arc::new(keys)))
 }
@@ -164,18 +165,24 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         println!("{}", demo.instructions(&config.issuer));
     }
     let issuer = config.issuer.clone();
-    actix_web::rt::System::new().block_on(async move {
+    let served = store.clone();
+    let (result, authlog) = actix_web::rt::System::new().block_on(async move {
+        let store = served;
         let state = AppState::new(config, store.clone(), keys, admin_hash);
         let authlog = state.authlog.clone();
         authlog.start(store.clone());
-        let running = app::build(state, listener).map_err(|e| e.to_string())?;
+        let running = match app::build(state, listener) {
+            Ok(running) => running,
+            Err(e) => return (Err(e.to_string()), authlog),
+        };
         println!("jobtoken listening on http://{addr} (issuer {issuer})");
         log::info!("listening on {addr}");
-        let result = running.server.await.map_err(|e| e.to_string());
-        authlog.shutdown(&store, now());
-        log::info!("stopped");
-        result
-    })
+        (running.server.await.map_err(|e| e.to_string()), authlog)
+    });
+    // Off the runtime: the PostgreSQL client must not block inside it.
+    authlog.shutdown(&store, now());
+    log::info!("stopped");
+    result
 }
 
 /// The admin credential's hash: from configuration, else the stored generated one, else a new
@@ -201,7 +208,8 @@ fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
     if !matches!(command, KeysCommand::List | KeysCommand::Rewrap { .. }) {
         config.key_storage()?;
     }
-    let store = Store::open(&config.database).map_err(|e| format!("opening {}: {e}", config.database.display()))?;
+    let store = Store::open(&config.database)
+        .map_err(|e| format!("opening {}: {e}", crate::store::describe(&config.database)))?;
     let request = match command {
         KeysCommand::Rewrap { from_key, to_key } => return rewrap(&store, &from_key, &to_key),
         KeysCommand::List => None,

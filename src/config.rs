@@ -16,7 +16,8 @@ pub struct ConfigArgs {
     /// Issuer URL put in `iss` and discovery, exactly as given. Default: http://<bind>.
     #[arg(long, env = "JOBTOKEN_ISSUER", global = true)]
     pub issuer: Option<String>,
-    /// SQLite database file.
+    /// The database: a SQLite file (a path, or `sqlite:PATH`) or a PostgreSQL URL
+    /// (`postgres://user:password@host:port/db?sslmode=disable`).
     #[arg(long, env = "JOBTOKEN_DATABASE", default_value = "data/jobtoken.db", global = true)]
     pub database: PathBuf,
     /// Directory of private signing keys (PKCS#8 PEM, mode 0600).

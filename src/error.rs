@@ -29,6 +29,9 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The database cannot be reached right now; the cause is logged, the client may retry.
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -50,6 +53,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -66,6 +70,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,6 +80,10 @@ impl ResponseError for ApiError {
             ApiError::Internal(cause) => {
                 log::error!("internal error: {cause}");
                 "the server could not complete the request".to_owned()
+            }
+            ApiError::Unavailable(cause) => {
+                log::warn!("database unavailable: {cause}");
+                self.to_string()
             }
             other => other.to_string(),
         };
@@ -92,6 +101,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::NotFound(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::Unprocessable(m),
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -108,6 +118,7 @@ pub enum OAuthCode {
     UnsupportedGrantType,
     InvalidTarget,
     ServerError,
+    TemporarilyUnavailable,
 }
 
 impl OAuthCode {
@@ -121,6 +132,7 @@ impl OAuthCode {
             OAuthCode::UnsupportedGrantType => "unsupported_grant_type",
             OAuthCode::InvalidTarget => "invalid_target",
             OAuthCode::ServerError => "server_error",
+            OAuthCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -176,6 +188,7 @@ impl ResponseError for OAuthError {
         self.status.unwrap_or(match self.code {
             OAuthCode::InvalidClient => StatusCode::UNAUTHORIZED,
             OAuthCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         })
     }
@@ -193,6 +206,12 @@ impl ResponseError for OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
-        OAuthError::server_error(e)
+        match e {
+            StoreError::Unavailable(cause) => {
+                log::warn!("database unavailable: {cause}");
+                OAuthError::new(OAuthCode::TemporarilyUnavailable, "the database is unavailable; try again shortly")
+            }
+            other => OAuthError::server_error(other),
+        }
     }
 }

@@ -149,7 +149,7 @@ fn token_decode_prints_header_and_claims_unverified() {
 
 /// `keys list` (or `keys rotate`) on `dir`: the JSON lines it printed, and any other lines.
 fn keys(dir: &Path, command: &[&str]) -> (Vec<Value>, Vec<String>) {
-    let db = dir.join("db/jobtoken.db");
+    let db = std::path::PathBuf::from(common::database_of(dir));
     let keys_dir = dir.join("keys");
     let args: Vec<&str> = ["keys"].into_iter().chain(command.iter().copied()).collect();
     let out = jobtoken(&args, &[("JOBTOKEN_DATABASE", &db), ("JOBTOKEN_KEYS_DIR", &keys_dir)]);
@@ -182,7 +182,10 @@ fn keys_list_and_rotate_work_on_a_stopped_servers_directory() {
     // The next key was created a moment ago: verifiers' cached JWKS may not hold it yet.
     let refused = jobtoken(
         &["keys", "rotate"],
-        &[("JOBTOKEN_DATABASE", &dir.join("db/jobtoken.db")), ("JOBTOKEN_KEYS_DIR", &dir.join("keys"))],
+        &[
+            ("JOBTOKEN_DATABASE", &std::path::PathBuf::from(common::database_of(&dir))),
+            ("JOBTOKEN_KEYS_DIR", &dir.join("keys")),
+        ],
     );
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(&refused).contains("force"), "{}", stderr(&refused));

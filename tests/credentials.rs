@@ -186,7 +186,7 @@ fn last_used_at_records_the_first_use_and_is_rewritten_at_most_once_a_minute() {
     assert_eq!(s.get(&scope, Auth::Bearer(&token)).status, 200);
     let second = s.admin("GET", &pats_path(u), Value::Null)[0]["last_used_at"].clone();
 
-    assert!(first.is_string(), "the use was recorded: {first}");
+    assert!(first.is_string(), "the use was recorded: {first}\n{}", s.log());
     assert!((before..=now()).contains(&timestamp(&first)));
     assert_eq!(second, first, "a second use within a minute writes nothing");
 }

@@ -47,7 +47,9 @@ struct Column {
 /// `schema_migrations` belongs to the migration runner, not to the schema, and is left out.
 fn sqlite_tables() -> BTreeMap<String, Vec<Column>> {
     let dir = common::temp_dir();
-    let out = common::cli_in(&dir, &["migrate"], &[]).output().unwrap();
+    // The SQLite side of the comparison is always SQLite, whatever JOBTOKEN_TEST_BACKEND says.
+    let file = dir.join("db/jobtoken.db");
+    let out = common::cli_in(&dir, &["migrate"], &[("JOBTOKEN_DATABASE", file.to_str().unwrap())]).output().unwrap();
     assert!(out.status.success(), "jobtoken migrate: {}", String::from_utf8_lossy(&out.stderr));
     let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
     let mut stmt = conn
@@ -134,7 +136,9 @@ fn every_sqlite_table_has_the_same_columns_in_postgres_with_compatible_types_nul
 #[test]
 fn every_sqlite_index_exists_in_postgres_on_its_table_with_its_uniqueness_and_condition() {
     let dir = common::temp_dir();
-    assert!(common::cli_in(&dir, &["migrate"], &[]).output().unwrap().status.success());
+    let file = dir.join("db/jobtoken.db");
+    let on_sqlite = [("JOBTOKEN_DATABASE", file.to_str().unwrap())];
+    assert!(common::cli_in(&dir, &["migrate"], &on_sqlite).output().unwrap().status.success());
     let sqlite = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
     let mut stmt = sqlite
         .prepare(

@@ -498,7 +498,9 @@ pub async fn authorizations(actor: Actor, state: web::Data<AppState>, id: web::P
 /// switches the allowlist on. Sources that used only visibility reads get no entry.
 pub async fn autopopulate(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
     let id = id.into_inner();
-    state.authlog.flush_all(&state.store, now());
+    // Off the async worker: the PostgreSQL client must not block on it.
+    let (authlog, store) = (state.authlog.clone(), state.store.clone());
+    web::block(move || authlog.flush_all(&store, now())).await.map_err(|_| crate::store::StoreError::Blocking)?;
     let owner = Node::Project(id);
     let added = edit(&state, actor, owner, move |c| {
         let mut seen = Vec::new();

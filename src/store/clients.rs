@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::db::{params, Db, Row, Value};
+use super::db::{params, Db, Dialect, Row, Value};
 use super::{atomic, namespaces, OptionalExt, Result, StoreError};
 use crate::domain::{GroupId, ProjectId, RunnerId, RunnerType};
 use crate::policy::RunnerScope;
@@ -298,13 +298,27 @@ const CLIENT_AUTH_SQL: &str = "\
         ON s.client_id = k.client_id AND s.disabled = 0
     LEFT JOIN runners AS r INDEXED BY runners_client_auth ON r.client_id = k.client_id";
 
+/// [`CLIENT_AUTH_SQL`] for PostgreSQL: no `INDEXED BY` (its planner picks the indexes) and a
+/// literal zero hash instead of `zeroblob`.
+const CLIENT_AUTH_SQL_POSTGRES: &str = "\
+    SELECT CASE WHEN s.client_id IS NOT NULL THEN 2 WHEN r.client_id IS NOT NULL THEN 1 ELSE 0 END,
+           coalesce(s.secret_hash, r.secret_hash, decode(repeat('00', 32), 'hex')),
+           coalesce(s.id, r.id, 0), r.runner_type, r.group_id, r.maximum_timeout, r.paused, s.audience
+    FROM (SELECT CAST(?1 AS TEXT) AS client_id) AS k
+    LEFT JOIN resource_servers AS s ON s.client_id = k.client_id AND s.disabled = 0
+    LEFT JOIN runners AS r ON r.client_id = k.client_id";
+
 /// Looks `client_id` up among enabled resource servers and runners and lets `verify` judge the
 /// stored secret hash. Every id (a runner's, a resource server's, a disabled or unknown one)
 /// costs the same until `verify` has answered: one statement, one row, the hash read in place,
 /// `verify` called once; only an accepted client's row is decoded further. An unknown id is
 /// never accepted, whatever `verify` says about the dummy hash.
 pub fn find_client_auth(db: &Db, client_id: &str, verify: impl FnOnce(&[u8]) -> bool) -> Result<Option<ClientAuth>> {
-    let row = db.query_one(CLIENT_AUTH_SQL, params![client_id])?;
+    let sql = match db.dialect() {
+        Dialect::Sqlite => CLIENT_AUTH_SQL,
+        Dialect::Postgres => CLIENT_AUTH_SQL_POSTGRES,
+    };
+    let row = db.query_one(sql, params![client_id])?;
     let kind: i64 = row.get(0)?;
     let stored = match row.value(1)? {
         Value::Blob(hash) => hash.as_slice(),

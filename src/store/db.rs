@@ -1,6 +1,6 @@
 //! The backend-neutral database handle every store function speaks to.
 //!
-//! A [`Db`] is one connection of some backend (only SQLite for now); store functions run SQL
+//! A [`Db`] is one connection of some backend (SQLite or PostgreSQL, see [`super::pg`]); store functions run SQL
 //! through it with parameters as `&[&dyn ToValue]` (see [`params!`](crate::db_params)) and read
 //! [`Row`]s of owned [`Value`]s. Nothing outside `src/store/` sees a backend type.
 //!
@@ -19,10 +19,12 @@
 //! [`StoreError::Unique`], a trigger's refusal [`StoreError::Refused`], anything else
 //! [`StoreError::Database`] (logged, never shown to clients).
 
+use std::cell::RefCell;
 use std::str::FromStr;
 
 use rusqlite::types::ToSqlOutput;
 
+use super::pg::{PgConn, WRITER_LOCK};
 use super::{Result, StoreError};
 
 /// One SQL value, owned.
@@ -262,6 +264,7 @@ pub struct Db<'a> {
 
 enum Conn<'a> {
     Sqlite(&'a rusqlite::Connection),
+    Postgres(RefCell<&'a mut PgConn>),
 }
 
 impl<'a> Db<'a> {
@@ -270,19 +273,26 @@ impl<'a> Db<'a> {
         Db { conn: Conn::Sqlite(conn) }
     }
 
+    /// A handle on a PostgreSQL connection (never on an async worker thread).
+    pub(crate) fn postgres(conn: &'a mut PgConn) -> Db<'a> {
+        Db { conn: Conn::Postgres(RefCell::new(conn)) }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self.conn {
             Conn::Sqlite(_) => Dialect::Sqlite,
+            Conn::Postgres(_) => Dialect::Postgres,
         }
     }
 
     /// Runs one statement; returns how many rows it changed.
     pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
-        match self.conn {
+        match &self.conn {
             Conn::Sqlite(c) => {
                 let n = c.prepare_cached(sql)?.execute(rusqlite::params_from_iter(bind(params)))?;
                 Ok(n as u64)
             }
+            Conn::Postgres(c) => c.borrow_mut().execute(sql, params),
         }
     }
 
@@ -298,7 +308,10 @@ impl<'a> Db<'a> {
 
     /// At most `max` rows of one query.
     fn rows(&self, sql: &str, params: &[&dyn ToValue], max: usize) -> Result<Vec<Row>> {
-        match self.conn {
+        match &self.conn {
+            Conn::Postgres(c) => {
+                Ok(c.borrow_mut().rows(sql, params, max)?.into_iter().map(|values| Row { values }).collect())
+            }
             Conn::Sqlite(c) => {
                 let mut stmt = c.prepare_cached(sql)?;
                 let width = stmt.column_count();
@@ -323,15 +336,109 @@ impl<'a> Db<'a> {
 
     /// Runs several statements without parameters (schema changes, pragmas).
     pub fn batch(&self, sql: &str) -> Result<()> {
-        match self.conn {
+        match &self.conn {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Postgres(c) => c.borrow_mut().batch(sql),
         }
     }
 
     /// True while a transaction is open on this connection.
     pub(crate) fn in_transaction(&self) -> bool {
-        match self.conn {
+        match &self.conn {
             Conn::Sqlite(c) => !c.is_autocommit(),
+            Conn::Postgres(c) => c.borrow().depth > 0,
+        }
+    }
+
+    /// Opens a transaction (`outer`) or a savepoint. A PostgreSQL transaction takes the writer
+    /// lock first, so that writers on every replica queue as SQLite's `BEGIN IMMEDIATE` makes them.
+    fn begin(&self, outer: bool) -> Result<()> {
+        match &self.conn {
+            Conn::Sqlite(_) => self.batch(if outer { "BEGIN IMMEDIATE" } else { "SAVEPOINT atomic" }),
+            Conn::Postgres(c) => {
+                let mut c = c.borrow_mut();
+                if outer {
+                    c.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"))?;
+                    c.depth = 1;
+                    c.failed = false;
+                } else {
+                    c.batch("SAVEPOINT atomic")?;
+                    c.depth += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Commits the transaction or releases the savepoint `begin` opened. A PostgreSQL
+    /// transaction in which a statement failed is rolled back and reported, never committed.
+    fn finish(&self, outer: bool) -> Result<()> {
+        match &self.conn {
+            Conn::Sqlite(_) => self.batch(if outer { "COMMIT" } else { "RELEASE atomic" }),
+            Conn::Postgres(c) => {
+                let mut c = c.borrow_mut();
+                if outer && c.failed {
+                    let rolled_back = c.batch("ROLLBACK");
+                    c.depth = 0;
+                    c.failed = false;
+                    rolled_back?;
+                    return Err(StoreError::Database("a statement failed inside the transaction".into()));
+                }
+                let done = c.batch(if outer { "COMMIT" } else { "RELEASE atomic" });
+                if outer {
+                    // COMMIT ends the transaction whether or not it succeeds.
+                    c.depth = 0;
+                    c.failed = false;
+                } else if done.is_ok() {
+                    c.depth -= 1;
+                }
+                done
+            }
+        }
+    }
+
+    /// Rolls back what `begin` opened.
+    fn undo(&self, outer: bool) -> Result<()> {
+        match &self.conn {
+            Conn::Sqlite(_) => self.batch(if outer { "ROLLBACK" } else { "ROLLBACK TO atomic; RELEASE atomic" }),
+            Conn::Postgres(c) => {
+                let mut c = c.borrow_mut();
+                let undone = c.batch(if outer { "ROLLBACK" } else { "ROLLBACK TO atomic; RELEASE atomic" });
+                if outer {
+                    c.depth = 0;
+                    c.failed = false;
+                } else if undone.is_ok() {
+                    c.depth -= 1;
+                    c.failed = false;
+                }
+                undone
+            }
+        }
+    }
+
+    /// Rolls back whatever transaction is open (a previous user panicked midway).
+    pub(crate) fn reset(&self) -> Result<()> {
+        if self.in_transaction() {
+            log::error!("a connection came back inside a transaction; rolling it back");
+            match &self.conn {
+                Conn::Sqlite(_) => self.batch("ROLLBACK")?,
+                Conn::Postgres(c) => {
+                    let mut c = c.borrow_mut();
+                    c.depth = 0;
+                    c.failed = false;
+                    c.batch("ROLLBACK")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks a read transaction opened outside `atomic` (PostgreSQL bookkeeping).
+    pub(crate) fn entered(&self, open: bool) {
+        if let Conn::Postgres(c) = &self.conn {
+            let mut c = c.borrow_mut();
+            c.depth = u32::from(open);
+            c.failed = false;
         }
     }
 }
@@ -341,9 +448,9 @@ impl<'a> Db<'a> {
 /// when the caller already holds a transaction. On error everything `f` wrote is rolled back.
 pub fn atomic<T>(db: &Db, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
     let outer = !db.in_transaction();
-    db.batch(if outer { "BEGIN IMMEDIATE" } else { "SAVEPOINT atomic" })?;
+    db.begin(outer)?;
     match f(db) {
-        Ok(value) => match db.batch(if outer { "COMMIT" } else { "RELEASE atomic" }) {
+        Ok(value) => match db.finish(outer) {
             Ok(()) => Ok(value),
             Err(e) => {
                 // A failed COMMIT (say, SQLITE_BUSY) can leave the transaction open; never hand
@@ -357,8 +464,7 @@ pub fn atomic<T>(db: &Db, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
             }
         },
         Err(e) => {
-            let undo = if outer { "ROLLBACK" } else { "ROLLBACK TO atomic; RELEASE atomic" };
-            if let Err(rollback) = db.batch(undo) {
+            if let Err(rollback) = db.undo(outer) {
                 log::error!("rollback failed: {rollback}");
             }
             Err(e)

@@ -1,9 +1,10 @@
-//! Numbered SQL migrations from `migrations/`, applied in order, each in its own transaction.
+//! Numbered SQL migrations, applied in order, each in its own transaction: `migrations/` on
+//! SQLite, `migrations/postgres/` on PostgreSQL (each backend has its own list, both append-only).
 
 use ring::digest::{digest, SHA256};
 use rusqlite::Connection;
 
-use super::db::{atomic, params, Db};
+use super::db::{atomic, params, Db, Dialect};
 use super::{Result, StoreError};
 
 /// Every migration, in order. A test checks this list against the `migrations/` directory.
@@ -17,24 +18,36 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_sealed_keys.sql", include_str!("../../migrations/0007_sealed_keys.sql")),
 ];
 
-/// Applies pending migrations. A landed migration whose text changed stops start-up: migrations
-/// are append-only.
+/// Every PostgreSQL migration, in order. A test checks this list against `migrations/postgres/`.
+pub const MIGRATIONS_POSTGRES: &[(&str, &str)] =
+    &[("0001_schema.sql", include_str!("../../migrations/postgres/0001_schema.sql"))];
+
+/// Applies pending migrations to a SQLite connection.
 pub fn migrate(conn: &mut Connection) -> Result<usize> {
-    let db = Db::sqlite(conn);
-    db.batch(
+    migrate_db(&Db::sqlite(conn))
+}
+
+/// Applies pending migrations of `db`'s backend. A landed migration whose text changed stops
+/// start-up: migrations are append-only.
+pub(crate) fn migrate_db(db: &Db) -> Result<usize> {
+    let (migrations, blob) = match db.dialect() {
+        Dialect::Sqlite => (MIGRATIONS, "BLOB"),
+        Dialect::Postgres => (MIGRATIONS_POSTGRES, "BYTEA"),
+    };
+    db.batch(&format!(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    INTEGER PRIMARY KEY,
              name       TEXT NOT NULL,
-             checksum   BLOB NOT NULL,
-             applied_at INTEGER NOT NULL
-         )",
-    )?;
+             checksum   {blob} NOT NULL,
+             applied_at BIGINT NOT NULL
+         )"
+    ))?;
     let mut applied = 0;
-    for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
+    for (index, (name, sql)) in migrations.iter().enumerate() {
         let version = index as i64 + 1;
         let checksum = digest(&SHA256, sql.as_bytes()).as_ref().to_vec();
         // One transaction per migration: its check, its SQL and its record commit together.
-        let ran = atomic(&db, |tx| {
+        let ran = atomic(db, |tx| {
             let landed = tx.query_opt("SELECT checksum FROM schema_migrations WHERE version = ?1", params![version])?;
             match landed.map(|r| r.get::<Vec<u8>>(0)).transpose()? {
                 Some(existing) if existing == checksum => Ok(false),
@@ -43,13 +56,14 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
                     reason: "was edited after it was applied; migrations are append-only".into(),
                 }),
                 None => {
-                    precheck(name, tx)?;
+                    if tx.dialect() == Dialect::Sqlite {
+                        precheck(name, tx)?;
+                    }
                     tx.batch(sql).map_err(|e| StoreError::Migration { name: (*name).into(), reason: e.to_string() })?;
-                    // The runner is SQLite's own for now, hence SQLite's clock function.
                     tx.execute(
                         "INSERT INTO schema_migrations (version, name, checksum, applied_at)
-                         VALUES (?1, ?2, ?3, strftime('%s', 'now'))",
-                        params![version, name, checksum],
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![version, name, checksum, crate::service::now()],
                     )?;
                     Ok(true)
                 }
@@ -131,17 +145,24 @@ fn name_conflicts(db: &Db) -> Result<Vec<String>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_file_in_migrations_dir_is_listed_in_order() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    /// The `.sql` files in `dir`, sorted.
+    fn sql_files(dir: &str) -> Vec<String> {
         let mut files: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .filter(|n| n.ends_with(".sql"))
             .collect();
         files.sort();
+        files
+    }
+
+    #[test]
+    fn every_file_in_migrations_dir_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
         let listed: Vec<&str> = MIGRATIONS.iter().map(|(n, _)| *n).collect();
-        assert_eq!(files, listed);
+        assert_eq!(sql_files(dir), listed);
+        let listed: Vec<&str> = MIGRATIONS_POSTGRES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(sql_files(&format!("{dir}/postgres")), listed);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod keys;
 mod migrate;
 pub mod namespaces;
 pub mod pats;
+pub mod pg;
 pub mod settings;
 pub mod tokens;
 pub mod users;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use db::{atomic, Db, Dialect, Row, Value};
-pub use migrate::{migrate, MIGRATIONS};
+pub use migrate::{migrate, MIGRATIONS, MIGRATIONS_POSTGRES};
 pub use tokens::TokenWriter;
 
 /// A storage failure. `NotFound` and `Conflict` carry a safe, client-facing sentence.
@@ -108,9 +109,71 @@ impl r2d2::ManageConnection for Manager {
 /// The database: a pool of connections plus the group-commit writer for issued tokens.
 #[derive(Clone)]
 pub struct Store {
-    pool: r2d2::Pool<Manager>,
+    backend: Backend,
     tokens: TokenWriter,
-    path: Arc<PathBuf>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite { pool: r2d2::Pool<Manager>, path: Arc<PathBuf> },
+    Postgres { pool: r2d2::Pool<pg::Manager> },
+}
+
+/// Where `JOBTOKEN_DATABASE` points: a `postgres://` / `postgresql://` URL, or a SQLite file
+/// (a path, optionally prefixed `sqlite:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    pub fn parse(setting: &Path) -> Location {
+        let text = setting.to_string_lossy();
+        if pg::is_url(&text) {
+            return Location::Postgres(text.into_owned());
+        }
+        match text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
+            Some(path) => Location::Sqlite(PathBuf::from(path)),
+            None => Location::Sqlite(setting.to_owned()),
+        }
+    }
+}
+
+/// The database setting as it may be shown: a PostgreSQL URL's password is redacted.
+pub fn describe(setting: &Path) -> String {
+    match Location::parse(setting) {
+        Location::Sqlite(path) => path.display().to_string(),
+        Location::Postgres(url) => pg::redact(&url),
+    }
+}
+
+/// A connection a single thread owns (the token writer's).
+pub(crate) enum Owned {
+    Sqlite(Connection),
+    Postgres { conn: Option<Box<pg::PgConn>>, manager: Box<pg::Manager> },
+}
+
+impl Owned {
+    /// Runs `f` on this connection; a lost PostgreSQL connection is reopened first.
+    pub(crate) fn with<T>(&mut self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        match self {
+            Owned::Sqlite(conn) => f(&Db::sqlite(conn)),
+            Owned::Postgres { conn, manager } => {
+                if conn.as_ref().is_none_or(|c| c.is_closed()) {
+                    *conn = Some(Box::new(pg::PgConn::connect(&manager.config)?));
+                }
+                match conn.as_mut() {
+                    Some(c) => {
+                        let db = Db::postgres(c.as_mut());
+                        db.reset()?;
+                        f(&db)
+                    }
+                    None => Err(StoreError::Unavailable("no connection".into())),
+                }
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -119,53 +182,103 @@ thread_local! {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
-    pub fn open(path: &Path) -> Result<Store> {
+    /// Opens the database `JOBTOKEN_DATABASE` names (see [`Location`]), creating a SQLite file
+    /// if needed, and applies pending migrations.
+    pub fn open(setting: &Path) -> Result<Store> {
+        match Location::parse(setting) {
+            Location::Sqlite(path) => Store::open_sqlite(&path),
+            Location::Postgres(url) => Store::open_postgres(&url),
+        }
+    }
+
+    fn open_sqlite(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Migration { name: "create data directory".into(), reason: e.to_string() })?;
         }
-        let mut conn = open_connection(path)?;
-        migrate(&mut conn)?;
+        let conn = open_connection(path)?;
+        migrate::migrate_db(&Db::sqlite(&conn))?;
         drop(conn);
         let pool = r2d2::Pool::builder()
             .test_on_check_out(false)
             .max_size(8)
             .connection_timeout(Duration::from_secs(10))
             .build(Manager { path: path.to_owned() })?;
-        let tokens = TokenWriter::start(open_connection(path)?);
+        let tokens = TokenWriter::start(Owned::Sqlite(open_connection(path)?));
         start_checkpointer(open_connection(path)?);
-        Ok(Store { pool, tokens, path: Arc::new(path.to_owned()) })
+        Ok(Store { backend: Backend::Sqlite { pool, path: Arc::new(path.to_owned()) }, tokens })
     }
 
-    /// Runs a read-only `f` right here, on this thread's own read-only connection.
+    /// PostgreSQL: a pool whose checkouts give up after [`pg::CONNECT_TIMEOUT`] (the request
+    /// then answers 503), and the token writer on its own connection.
+    fn open_postgres(url: &str) -> Result<Store> {
+        let manager = pg::Manager::new(url)?;
+        let mut conn = pg::PgConn::connect(&manager.config)?;
+        migrate::migrate_db(&Db::postgres(&mut conn))?;
+        let pool = r2d2::Pool::builder()
+            .test_on_check_out(false)
+            .max_size(8)
+            .min_idle(Some(0))
+            .connection_timeout(pg::CONNECT_TIMEOUT)
+            .build_unchecked(manager.clone());
+        let tokens = TokenWriter::start(Owned::Postgres { conn: Some(Box::new(conn)), manager: Box::new(manager) });
+        Ok(Store { backend: Backend::Postgres { pool }, tokens })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite { .. } => Dialect::Sqlite,
+            Backend::Postgres { .. } => Dialect::Postgres,
+        }
+    }
+
+    /// Runs a read-only `f`: on SQLite right here, on this thread's own read-only connection; on
+    /// PostgreSQL on the blocking pool (the client must not run on an async worker thread).
     ///
     /// The hot paths (client authentication, token lookups, decisions) are a handful of
     /// indexed point reads of a few microseconds each; in WAL mode readers never wait for
     /// writers, so handing them to the blocking pool would cost more (two thread switches and
     /// a pool lock) than the queries. Anything that writes goes through [`Store::run`].
-    /// `f` is `'static` and `Send` because a networked backend will run it on the blocking pool;
-    /// on SQLite it runs inline, without a thread hop. `f` must not call `read` again.
+    /// `f` must not call `read` again.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&Db) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.read_sync(f)
+        match &self.backend {
+            Backend::Sqlite { .. } => self.read_sync(f),
+            Backend::Postgres { .. } => {
+                let store = self.clone();
+                actix_web::web::block(move || store.read_sync(f)).await.map_err(|_| StoreError::Blocking)?
+            }
+        }
     }
 
     /// [`Store::read`] for code off the async runtime (CLI commands, start-up, key loading).
     pub fn read_sync<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
-        READERS.with(|cell| {
-            let mut readers = cell.borrow_mut();
-            if let Some(conn) = readers.get(self.path.as_path()) {
-                return in_read_transaction(conn, f);
+        match &self.backend {
+            Backend::Sqlite { path, .. } => READERS.with(|cell| {
+                let mut readers = cell.borrow_mut();
+                if let Some(conn) = readers.get(path.as_path()) {
+                    return in_read_transaction(conn, f);
+                }
+                let conn = open_connection(path)?;
+                conn.execute_batch("PRAGMA query_only = ON")?;
+                let conn = readers.entry(path.as_ref().clone()).or_insert(conn);
+                in_read_transaction(conn, f)
+            }),
+            Backend::Postgres { pool } => {
+                let mut conn = pool.get()?;
+                let db = Db::postgres(&mut conn);
+                db.reset()?;
+                db.batch("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+                db.entered(true);
+                let result = f(&db);
+                db.entered(false);
+                db.batch("COMMIT")?;
+                result
             }
-            let conn = open_connection(&self.path)?;
-            conn.execute_batch("PRAGMA query_only = ON")?;
-            let conn = readers.entry(self.path.as_ref().clone()).or_insert(conn);
-            in_read_transaction(conn, f)
-        })
+        }
     }
 
     /// Runs `f` with a pooled connection on actix's blocking thread pool.
@@ -174,21 +287,25 @@ impl Store {
         F: FnOnce(&Db) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let conn = pool.get()?;
-            reset(&conn)?;
-            f(&Db::sqlite(&conn))
-        })
-        .await
-        .map_err(|_| StoreError::Blocking)?
+        let store = self.clone();
+        actix_web::web::block(move || store.run_sync(f)).await.map_err(|_| StoreError::Blocking)?
     }
 
     /// Runs `f` synchronously (CLI commands and start-up).
     pub fn run_sync<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
-        let conn = self.pool.get()?;
-        reset(&conn)?;
-        f(&Db::sqlite(&conn))
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => {
+                let conn = pool.get()?;
+                reset(&conn)?;
+                f(&Db::sqlite(&conn))
+            }
+            Backend::Postgres { pool } => {
+                let mut conn = pool.get()?;
+                let db = Db::postgres(&mut conn);
+                db.reset()?;
+                f(&db)
+            }
+        }
     }
 
     pub fn tokens(&self) -> &TokenWriter {

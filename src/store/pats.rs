@@ -118,8 +118,9 @@ pub fn find_live(db: &Db, hash: &[u8], now: i64) -> Result<Option<PatAuth>> {
 pub fn touch(db: &Db, id: i64, now: i64) -> Result<()> {
     db.execute(
         "UPDATE personal_access_tokens SET last_used_at = ?2
-         WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
-        params![id, now, LAST_USED_GRANULARITY],
+         WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
+        // The bound is computed here: PostgreSQL cannot type `?2 - ?3` of two parameters.
+        params![id, now, now - LAST_USED_GRANULARITY],
     )?;
     Ok(())
 }

@@ -4,11 +4,10 @@
 use std::sync::mpsc;
 use std::thread;
 
-use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::db::{atomic, params, Db};
-use super::{Result, StoreError};
+use super::{Dialect, Owned, Result, StoreError};
 use crate::domain::{JobId, JobStatus, UserState};
 
 /// One issued token's record.
@@ -43,7 +42,7 @@ const MAX_BATCH: usize = 512;
 impl TokenWriter {
     /// Starts the writer thread. It stops after the last `TokenWriter` clone is dropped and every
     /// queued record is committed, so a clean shutdown loses nothing.
-    pub fn start(conn: Connection) -> TokenWriter {
+    pub(crate) fn start(conn: Owned) -> TokenWriter {
         let (tx, rx) = mpsc::channel::<(IssuedToken, Reply)>();
         thread::Builder::new()
             .name("token-writer".into())
@@ -64,7 +63,7 @@ impl TokenWriter {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
+fn writer_loop(mut conn: Owned, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -74,7 +73,13 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
                 Err(_) => break,
             }
         }
-        let results = insert_batch(&Db::sqlite(&conn), &batch);
+        let results = match conn.with(|db| Ok(insert_batch(db, &batch))) {
+            Ok(results) => results,
+            Err(e) => {
+                log::error!("the token writer has no database connection: {e}");
+                batch.iter().map(|_| Err("the token could not be recorded".to_owned())).collect()
+            }
+        };
         for ((_, reply), result) in batch.drain(..).zip(results) {
             let _ = reply.send(result);
         }
@@ -85,8 +90,12 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
 /// its own request; a failed commit fails them all.
 fn insert_batch(db: &Db, batch: &[(IssuedToken, Reply)]) -> Vec<Result<(), String>> {
     let attempt = atomic(db, |tx| {
+        // On PostgreSQL a failed statement aborts the whole transaction; a savepoint per row
+        // keeps a row's failure its own.
+        let postgres = tx.dialect() == Dialect::Postgres;
         let results = batch.iter().map(|(t, _)| {
-            insert(tx, t).map_err(|e| {
+            let inserted = if postgres { atomic(tx, |tx| insert(tx, t)) } else { insert(tx, t) };
+            inserted.map_err(|e| {
                 log::error!("recording issued token failed: {e}");
                 "the token could not be recorded".to_owned()
             })
@@ -178,15 +187,27 @@ fn ancestor_revoked_at(db: &Db, jti: &[u8]) -> Result<Option<i64>> {
 
 /// Marks a token and every token exchanged from it, at any depth, revoked (idempotent).
 pub fn revoke(db: &Db, jti: &[u8; 16], now: i64) -> Result<()> {
-    db.execute(
-        "WITH RECURSIVE tree (jti) AS (
-             SELECT ?1
-             UNION
-             SELECT t.jti FROM issued_tokens t, tree WHERE t.parent_jti = tree.jti
-         )
-         UPDATE issued_tokens SET revoked_at = ?2 WHERE jti IN tree AND revoked_at IS NULL",
-        params![jti, now],
-    )?;
+    let sql = match db.dialect() {
+        Dialect::Sqlite => {
+            "WITH RECURSIVE tree (jti) AS (
+                 SELECT ?1
+                 UNION
+                 SELECT t.jti FROM issued_tokens t, tree WHERE t.parent_jti = tree.jti
+             )
+             UPDATE issued_tokens SET revoked_at = ?2 WHERE jti IN tree AND revoked_at IS NULL"
+        }
+        // PostgreSQL has no `IN table`, and needs the seed's type spelled out.
+        Dialect::Postgres => {
+            "WITH RECURSIVE tree (jti) AS (
+                 SELECT CAST(?1 AS BYTEA)
+                 UNION
+                 SELECT t.jti FROM issued_tokens t, tree WHERE t.parent_jti = tree.jti
+             )
+             UPDATE issued_tokens SET revoked_at = ?2
+             WHERE jti IN (SELECT jti FROM tree) AND revoked_at IS NULL"
+        }
+    };
+    db.execute(sql, params![jti, now])?;
     Ok(())
 }
 

@@ -16,6 +16,52 @@ pub mod pg;
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
+/// True when the suite runs on PostgreSQL (`JOBTOKEN_TEST_BACKEND=postgres`): every server
+/// directory then gets its own fresh database on this binary's throwaway cluster.
+pub fn on_postgres() -> bool {
+    std::env::var("JOBTOKEN_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The `JOBTOKEN_DATABASE` of a server directory: its SQLite file, or on PostgreSQL the URL of
+/// the database made for it on first use (kept in `DIR/database_url`, so that a restart on the
+/// same directory finds the same data).
+pub fn database_of(dir: &std::path::Path) -> String {
+    let file = dir.join("database_url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url;
+    }
+    if !on_postgres() {
+        return dir.join("db/jobtoken.db").display().to_string();
+    }
+    let url = pg::database();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&file, &url).unwrap();
+    url
+}
+
+/// The key-encryption key of a server directory (PostgreSQL keeps its private keys sealed in the
+/// database under it), made on first use and kept in `DIR/kek` so that a restart opens them.
+pub fn kek_of(dir: &std::path::Path) -> String {
+    let file = dir.join("kek");
+    if let Ok(kek) = std::fs::read_to_string(&file) {
+        return kek;
+    }
+    let kek = random_key_encryption_key();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&file, &kek).unwrap();
+    kek
+}
+
+/// Says (on stderr, so `cargo test -- --nocapture` and CI logs show it) that part of a test
+/// reads the SQLite file directly and did not run on PostgreSQL; true when it must be skipped.
+pub fn sqlite_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("NOT RUN on PostgreSQL (reads the SQLite file directly): {what}");
+        return true;
+    }
+    false
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
@@ -113,7 +159,7 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("JOBTOKEN_BIND", "127.0.0.1:0")
-            .env("JOBTOKEN_DATABASE", dir.join("db/jobtoken.db"))
+            .env("JOBTOKEN_DATABASE", database_of(dir))
             .env("JOBTOKEN_KEYS_DIR", dir.join("keys"))
             .env("JOBTOKEN_WORKERS", "2")
             .env("RUST_LOG", "info")
@@ -123,6 +169,9 @@ impl Server {
             ));
         if let Some(admin) = admin {
             cmd.env("JOBTOKEN_ADMIN_TOKEN", admin);
+        }
+        if on_postgres() && !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
+            cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
         }
         for (k, v) in env {
             cmd.env(k, v);
@@ -593,8 +642,11 @@ pub fn cli_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Com
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
-        .env("JOBTOKEN_DATABASE", dir.join("db/jobtoken.db"))
+        .env("JOBTOKEN_DATABASE", database_of(dir))
         .env("JOBTOKEN_KEYS_DIR", dir.join("keys"));
+    if on_postgres() && !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
+        cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -604,6 +656,11 @@ pub fn cli_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Com
 /// Runs SQL on a server directory's database, as an operator with `sqlite3` would (to age keys
 /// instead of waiting for the clock).
 pub fn sql(dir: &std::path::Path, statements: &str) {
+    let url = database_of(dir);
+    if url.starts_with("postgres") {
+        pg::connect(&url).batch_execute(statements).unwrap();
+        return;
+    }
     let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     conn.execute_batch(statements).unwrap();
@@ -612,6 +669,26 @@ pub fn sql(dir: &std::path::Path, statements: &str) {
 /// Every stored key's metadata, one line per key (`kid alg state created activated retired`),
 /// in kid order.
 pub fn key_rows(dir: &std::path::Path) -> Vec<String> {
+    let url = database_of(dir);
+    if url.starts_with("postgres") {
+        let rows = pg::connect(&url)
+            .query("SELECT kid, alg, state, created_at, activated_at, retired_at FROM signing_keys ORDER BY kid", &[])
+            .unwrap();
+        return rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {} {:?} {:?}",
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, i64>(3),
+                    r.get::<_, Option<i64>>(4),
+                    r.get::<_, Option<i64>>(5)
+                )
+            })
+            .collect();
+    }
     let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     let mut stmt = conn
