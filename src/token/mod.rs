@@ -51,6 +51,6 @@ fn largest_parts(claims: &Claims) -> String {
         ("act (the exchange chain)", claims.act.as_ref().map_or(0, |act| size(serde_json::to_vec(act)))),
         ("sub", claims.sub.len()),
     ];
-    parts.sort_by(|a, b| b.1.cmp(&a.1));
+    parts.sort_by_key(|part| std::cmp::Reverse(part.1));
     parts.iter().filter(|(_, n)| *n > 0).map(|(name, n)| format!("{name} {n} bytes")).collect::<Vec<_>>().join(", ")
 }
