@@ -216,8 +216,8 @@ fn switching_from_es256_to_eddsa_keeps_es256_tokens_valid_and_verifiable() {
     let dir = s.stop();
     let set = common::cli_in(&dir, &["keys", "set-algorithm", "EdDSA"], &[]).output().unwrap();
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
-    // The cache lifetime passes (instead of waiting 300 s, the next key is made that old).
-    common::sql(&dir, "UPDATE signing_keys SET created_at = created_at - 300 WHERE state = 'next'");
+    // The publication time passes (instead of waiting 360 s, the next key is made that old).
+    common::sql(&dir, "UPDATE signing_keys SET created_at = created_at - 360 WHERE state = 'next'");
 
     let s = Server::start_in(dir, &[("JOBTOKEN_SIGNING_ALG", "EdDSA"), ("JOBTOKEN_ISSUER", ISSUER)]);
     let b = w.mint_ok(&s, job, &[("audience", AUD)]);
