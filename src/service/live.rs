@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::domain::{JobStatus, UserState};
 use crate::policy;
 use crate::store::tokens::{self, TokenRecord};
-use crate::store::StoreError;
+use crate::store::{Db, StoreError};
 use crate::token::jws;
 use crate::token::Claims;
 
@@ -74,6 +74,16 @@ pub struct Authentic {
 
 /// Finds the record of a token this server issued, without judging whether it is still live.
 pub async fn authentic(state: &AppState, token: &str) -> Result<Result<Authentic, Inactive>, StoreError> {
+    Ok(authentic_with(state, token, |_, _| Ok(())).await?.map(|(found, ())| found))
+}
+
+/// [`authentic`], also running `then` on the record in the same read transaction (only for a
+/// token this server issued), so a caller that needs more of the store pays for one read.
+async fn authentic_with<T: Send + 'static>(
+    state: &AppState,
+    token: &str,
+    then: impl FnOnce(&Db, &TokenRecord) -> crate::store::Result<T> + Send + 'static,
+) -> Result<Result<(Authentic, T), Inactive>, StoreError> {
     let Ok((header, claims)) = jws::decode_unverified_as::<Claims>(token) else {
         return Ok(Err(Inactive::Malformed));
     };
@@ -92,14 +102,19 @@ pub async fn authentic(state: &AppState, token: &str) -> Result<Result<Authentic
     }
     let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Ok(Err(Inactive::Malformed)) };
     let jti = *jti.as_bytes();
-    let Some(record) = state.store.read(move |db| tokens::find(db, &jti)).await? else {
-        return Ok(Err(Inactive::NotIssued));
-    };
     let presented = crate::secret::hash(token.as_bytes());
-    if !bool::from(presented.ct_eq(record.token_hash.as_slice())) {
-        return Ok(Err(Inactive::NotIssued));
-    }
-    Ok(Ok(Authentic { jti, claims, record }))
+    let found = state
+        .store
+        .read(move |db| {
+            let Some(record) = tokens::find(db, &jti)? else { return Ok(None) };
+            if !bool::from(presented.ct_eq(record.token_hash.as_slice())) {
+                return Ok(None);
+            }
+            let extra = then(db, &record)?;
+            Ok(Some((record, extra)))
+        })
+        .await?;
+    Ok(found.map(|(record, extra)| (Authentic { jti, claims, record }, extra)).ok_or(Inactive::NotIssued))
 }
 
 /// An authentic token that is unexpired, unrevoked, and whose job still runs.
@@ -119,30 +134,37 @@ pub async fn live_for(
     audience: &[String],
     now: i64,
 ) -> Result<Result<Authentic, Inactive>, StoreError> {
-    Ok(live(state, token, now).await?.and_then(|found| {
-        match policy::audience_admits(&found.claims.aud.values(), audience, &state.config.default_audience) {
-            true => Ok(found),
-            false => Err(Inactive::OtherAudience),
-        }
-    }))
+    Ok(live(state, token, now).await?.and_then(|found| for_audience(state, found, audience)))
 }
 
-/// Introspection (RFC 7662): the live token's claims as they are still true — its `scope`
-/// capped at what the job's own-project grant is worth today, so a right lost after mint is not
-/// reported as held.
+fn for_audience(state: &AppState, found: Authentic, audience: &[String]) -> Result<Authentic, Inactive> {
+    match policy::audience_admits(&found.claims.aud.values(), audience, &state.config.default_audience) {
+        true => Ok(found),
+        false => Err(Inactive::OtherAudience),
+    }
+}
+
+/// Introspection (RFC 7662): [`live_for`]'s token with its claims as they are still true — its
+/// `scope` capped at what the job's own-project grant is worth today (read in the same
+/// transaction as the record), so a right lost after mint is not reported as held.
 pub async fn introspect(
     state: &AppState,
     token: &str,
     audience: &[String],
     now: i64,
 ) -> Result<Result<Claims, Inactive>, StoreError> {
-    let found = match live_for(state, token, audience, now).await? {
+    let found = authentic_with(state, token, |db, record| super::mint::own_grant_now(db, record.job_id)).await?;
+    let (found, own) = match found {
         Ok(found) => found,
         Err(inactive) => return Ok(Err(inactive)),
     };
-    let mut claims = found.claims;
-    let job = claims.job_id;
-    let own = state.store.read(move |db| super::mint::own_grant_now(db, job)).await?;
+    if let Err(inactive) = judge(&found, now) {
+        return Ok(Err(inactive));
+    }
+    let mut claims = match for_audience(state, found, audience) {
+        Ok(found) => found.claims,
+        Err(inactive) => return Ok(Err(inactive)),
+    };
     let carried = crate::domain::ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     claims.scope = carried.intersect(own).to_space_separated();
     Ok(Ok(claims))
