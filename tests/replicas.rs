@@ -4,6 +4,8 @@
 //! replica before any signs with the new key; scheduled rotation once; concurrent minting and
 //! background writers with nothing lost; kill -9 of one replica; PostgreSQL stopped under load.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -246,11 +248,7 @@ fn a_rotation_due_on_three_replicas_happens_exactly_once() {
     pg::connect(&url)
         .execute("UPDATE signing_keys SET activated_at = activated_at - 31 * 86400 WHERE state = 'active'", &[])
         .unwrap();
-    assert!(
-        eventually(Duration::from_secs(15), || key_count(&url) > 2),
-        "no replica rotated:\n{}",
-        rs[0].log()
-    );
+    assert!(eventually(Duration::from_secs(15), || key_count(&url) > 2), "no replica rotated:\n{}", rs[0].log());
     // Let every replica tick a few more times over the same due rotation.
     let ticks = Instant::now();
     assert!(eventually(Duration::from_secs(15), || rs.iter().all(|s| published_kids(s) == published_kids(&rs[0]))
@@ -374,7 +372,11 @@ fn killing_one_replica_loses_no_token_it_answered_and_the_other_keeps_serving() 
                 }
             });
         }
-        let load = |n: usize| eventually(Duration::from_secs(30), || answered.lock().unwrap().values().all(|v| v.len() >= n) && answered.lock().unwrap().len() == 2);
+        let load = |n: usize| {
+            eventually(Duration::from_secs(30), || {
+                answered.lock().unwrap().values().all(|v| v.len() >= n) && answered.lock().unwrap().len() == 2
+            })
+        };
         assert!(load(20), "no load on both replicas");
         rs[0].kill9();
         killed.store(true, Ordering::SeqCst);
@@ -426,7 +428,9 @@ fn postgresql_stopped_and_started_under_load_gives_200_or_503_never_a_500_and_se
                     let begun = Instant::now();
                     let (path, res) = match t / 2 {
                         0 => ("/oauth/token", w.mint(s, job, &[])),
-                        1 => ("/oauth/introspect", s.form("/oauth/introspect", w.registry.auth(), &[("token", sample)])),
+                        1 => {
+                            ("/oauth/introspect", s.form("/oauth/introspect", w.registry.auth(), &[("token", sample)]))
+                        }
                         _ => ("/api/v1/jobs/{id}", s.get(&format!("/api/v1/jobs/{job}"), Auth::Admin)),
                     };
                     let took = begun.elapsed();
@@ -439,7 +443,9 @@ fn postgresql_stopped_and_started_under_load_gives_200_or_503_never_a_500_and_se
         }
         let served = |n: usize| {
             let before = answers.lock().unwrap().iter().filter(|a| a.1 == 200).count();
-            eventually(Duration::from_secs(30), || answers.lock().unwrap().iter().filter(|a| a.1 == 200).count() >= before + n)
+            eventually(Duration::from_secs(30), || {
+                answers.lock().unwrap().iter().filter(|a| a.1 == 200).count() >= before + n
+            })
         };
         assert!(served(30), "no load");
 
@@ -451,7 +457,11 @@ fn postgresql_stopped_and_started_under_load_gives_200_or_503_never_a_500_and_se
         }
         let outage = answers.lock().unwrap().len();
         assert!(
-            eventually(Duration::from_secs(30), || answers.lock().unwrap()[outage..].iter().filter(|a| a.1 == 503).count() >= 12),
+            eventually(Duration::from_secs(30), || answers.lock().unwrap()[outage..]
+                .iter()
+                .filter(|a| a.1 == 503)
+                .count()
+                >= 12),
             "no 503s during the outage"
         );
         cluster.start_again();
@@ -464,7 +474,15 @@ fn postgresql_stopped_and_started_under_load_gives_200_or_503_never_a_500_and_se
                 s.log()
             );
         }
-        assert!(served(30), "service did not resume:\n{}", rs[0].log());
+        for s in &rs {
+            assert!(
+                eventually(Duration::from_secs(30), || w.mint(s, job, &[]).status == 200),
+                "replica {} does not mint again without a restart:\n{}",
+                s.base,
+                s.log()
+            );
+        }
+        assert!(served(30), "service did not resume under load:\n{}", rs[0].log());
         done.store(true, Ordering::Relaxed);
     });
 
