@@ -420,7 +420,7 @@ fn postgresql_stopped_and_started_under_load_gives_200_or_503_never_a_500_and_se
     let minted: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
     std::thread::scope(|scope| {
-        for t in 0..6 {
+        for t in 0..12 {
             let (rs, w, done, answers, minted, sample) = (&rs, &w, &done, &answers, &minted, &sample);
             scope.spawn(move || {
                 let s = &rs[t % 2];
@@ -431,10 +431,19 @@ fn postgresql_stopped_and_started_under_load_gives_200_or_503_never_a_500_and_se
                         1 => {
                             ("/oauth/introspect", s.form("/oauth/introspect", w.registry.auth(), &[("token", sample)]))
                         }
-                        _ => ("/api/v1/jobs/{id}", s.get(&format!("/api/v1/jobs/{job}"), Auth::Admin)),
+                        2 => ("/api/v1/jobs/{id}", s.get(&format!("/api/v1/jobs/{job}"), Auth::Admin)),
+                        3 => {
+                            let body = json!({"token": sample, "project": w.project, "scope": "read_repository"});
+                            (
+                                "/api/v1/job_token/authorize",
+                                s.json("POST", "/api/v1/job_token/authorize", w.registry.auth(), body),
+                            )
+                        }
+                        4 => ("/oauth/token (exchange)", exchange(s, sample, &[])),
+                        _ => ("/.well-known/jwks.json", s.get("/.well-known/jwks.json", Auth::None)),
                     };
                     let took = begun.elapsed();
-                    if path == "/oauth/token" && res.status == 200 {
+                    if path.starts_with("/oauth/token") && res.status == 200 {
                         minted.lock().unwrap().push(res.json["access_token"].as_str().unwrap().to_owned());
                     }
                     answers.lock().unwrap().push((path, res.status, res.json, took));
@@ -496,7 +505,9 @@ fn postgresql_stopped_and_started_under_load_gives_200_or_503_never_a_500_and_se
             other => panic!("{path} answered {other} during the outage: {body}"),
         }
     }
-    assert!(answers.iter().any(|a| a.1 == 503), "the outage was never seen");
+    for path in ["/oauth/token", "/oauth/introspect", "/api/v1/jobs/{id}"] {
+        assert!(answers.iter().any(|a| a.0 == path && a.1 == 503), "{path} never saw the outage");
+    }
     let recorded = recorded_jtis(&url);
     for token in minted.into_inner().unwrap() {
         assert!(recorded.contains(&jti_hex(&token)), "a token answered 200 around the outage is not recorded");
