@@ -146,6 +146,51 @@ fn every_replica_serves_the_same_jwks_and_discovery_and_sees_every_revocation_at
     assert_oauth_error(&exchange(b, &child, &[]), 400, "invalid_grant");
 }
 
+#[test]
+fn replicas_migrating_a_new_database_at_once_all_succeed() {
+    for _ in 0..3 {
+        let url = pg::database();
+        let migrating: Vec<_> = (0..6)
+            .map(|_| {
+                cli_in(&temp_dir(), &["migrate"], &[("JOBTOKEN_DATABASE", url.as_str())])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in migrating {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "a concurrent migrate failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+#[test]
+fn three_replicas_started_at_once_on_an_empty_database_all_serve_one_issuer() {
+    let url = pg::database();
+    let env = [
+        ("JOBTOKEN_DATABASE", url.as_str()),
+        ("JOBTOKEN_KEY_ENCRYPTION_KEY", shared_kek()),
+        ("JOBTOKEN_ISSUER", ISSUER),
+        ("JOBTOKEN_KEY_TICK_SECONDS", "1"),
+    ];
+    // Migrations, the algorithm in force and the first keys are all decided by whichever
+    // replica comes first; the others must wait for it, not fail or make keys of their own.
+    let rs: Vec<Server> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..3).map(|_| scope.spawn(|| Server::start_with(&env))).collect();
+        starting.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    assert_eq!(key_count(&url), 2, "one active and one next key, not one pair per replica");
+    let first = jwks(&rs[0]);
+    for s in &rs[1..] {
+        assert_eq!(jwks(s), first);
+    }
+    let w = World::new(&rs[2]);
+    let token = w.mint_ok(&rs[1], w.job(&rs[0], false), &[]);
+    assert_eq!(w.introspect(&rs[0], &token)["active"], true);
+}
+
 // ---- 2. rotation: published everywhere before it signs anywhere ----
 
 #[test]
