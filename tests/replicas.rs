@@ -191,6 +191,29 @@ fn three_replicas_started_at_once_on_an_empty_database_all_serve_one_issuer() {
     assert_eq!(w.introspect(&rs[0], &token)["active"], true);
 }
 
+#[test]
+fn replicas_started_at_once_without_an_admin_token_all_accept_the_one_they_printed() {
+    let url = pg::database();
+    let env = [("JOBTOKEN_DATABASE", url.as_str()), ("JOBTOKEN_KEY_ENCRYPTION_KEY", shared_kek())];
+    let started: Vec<(Server, Vec<String>)> = std::thread::scope(|scope| {
+        let starting: Vec<_> =
+            (0..4).map(|_| scope.spawn(|| Server::start_without_admin_token_with(temp_dir(), &env))).collect();
+        starting.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let printed: BTreeSet<String> = started
+        .iter()
+        .flat_map(|(_, lines)| {
+            lines.iter().filter_map(|l| l.trim().strip_prefix("jtadm_").map(|t| format!("jtadm_{t}")))
+        })
+        .collect();
+    assert_eq!(printed.len(), 1, "one admin token is generated and shown, not one per replica: {printed:?}");
+    let token = printed.first().unwrap();
+    for (s, _) in &started {
+        let res = s.get("/api/v1/settings", Auth::Bearer(token));
+        assert_eq!(res.status, 200, "replica {} refuses the admin token shown: {}", s.base, res.text);
+    }
+}
+
 // ---- 2. rotation: published everywhere before it signs anywhere ----
 
 #[test]
