@@ -469,6 +469,57 @@ fn killing_one_replica_loses_no_token_it_answered_and_the_other_keeps_serving() 
     }
 }
 
+/// A replica that freezes (SIGSTOP: a paused VM, a partitioned host) in the middle of a write
+/// keeps its transaction, and the writer lock, open: the database must end that session so
+/// that the others go on minting within the bound.
+#[test]
+fn a_frozen_replica_does_not_hold_up_the_others_past_the_bound() {
+    let url = pg::database();
+    let rs = replicas(&url, 2, &[]);
+    let w = World::new(&rs[0]);
+    let job = w.job(&rs[0], false);
+    let done = AtomicBool::new(false);
+    let frozen = AtomicBool::new(false);
+    let b_answers: Mutex<Vec<(u16, Duration, bool)>> = Mutex::new(Vec::new());
+
+    std::thread::scope(|scope| {
+        for t in 0..6 {
+            let (rs, w, done, frozen, b_answers) = (&rs, &w, &done, &frozen, &b_answers);
+            scope.spawn(move || {
+                let x = t % 2;
+                let id = job.to_string();
+                let fields = [("grant_type", "client_credentials"), ("job_id", id.as_str())];
+                while !done.load(Ordering::Relaxed) {
+                    if x == 0 && frozen.load(Ordering::SeqCst) {
+                        return; // its requests would hang until the process goes on
+                    }
+                    let after = frozen.load(Ordering::SeqCst);
+                    let begun = Instant::now();
+                    let res = rs[x].try_form("/oauth/token", w.runner.auth(), &fields);
+                    if x == 1 {
+                        let status = res.map_or(0, |r| r.status);
+                        b_answers.lock().unwrap().push((status, begun.elapsed(), after));
+                    }
+                }
+            });
+        }
+        let b_ok_after = || b_answers.lock().unwrap().iter().filter(|a| a.0 == 200 && a.2).count();
+        assert!(eventually(Duration::from_secs(30), || b_answers.lock().unwrap().len() >= 20), "no load");
+        // Under load A is almost always inside a write, holding the writer lock, when it freezes.
+        frozen.store(true, Ordering::SeqCst);
+        rs[0].signal("STOP");
+        let b_went_on = eventually(Duration::from_secs(30), || b_ok_after() >= 50);
+        // Thaw A before anything can fail, so that every load thread finishes.
+        done.store(true, Ordering::Relaxed);
+        rs[0].signal("CONT");
+        assert!(b_went_on, "B stopped minting while A is frozen:\n{}", rs[1].log());
+    });
+    for (status, took, _) in b_answers.into_inner().unwrap() {
+        assert!(took < BOUND, "a mint on B took {took:?} while A was frozen");
+        assert!(status == 200 || status == 503, "B answered {status}");
+    }
+}
+
 // ---- 6. PostgreSQL stopped and started under load ----
 
 /// The answer to one request during the outage drill: path, status, body, how long it took.

@@ -305,6 +305,13 @@ impl Server {
         assert!(sent.success(), "kill -KILL {pid} failed");
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`, …) to the server process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("running kill");
+        assert!(sent.success(), "kill -{name} {pid} failed");
+    }
+
     pub fn form(&self, path: &str, auth: Auth, fields: &[(&str, &str)]) -> Res {
         let body = serde_urlencoded::to_string(fields).unwrap();
         self.raw("POST", path, auth, "application/x-www-form-urlencoded", body.into_bytes())
