@@ -44,6 +44,14 @@ fn replicas(url: &str, n: usize, extra: &[(&str, &str)]) -> Vec<Server> {
     (0..n).map(|_| Server::start_with(&env)).collect()
 }
 
+/// Two replicas on `url`, the small world made through the first, and a job of it.
+fn two_replicas_and_a_job(url: &str) -> (Vec<Server>, World, i64) {
+    let rs = replicas(url, 2, &[]);
+    let w = World::new(&rs[0]);
+    let job = w.job(&rs[0], false);
+    (rs, w, job)
+}
+
 /// `jobtoken ARGS` against the replicas' database with their key-encryption key.
 fn cli(url: &str, args: &[&str]) -> std::process::Output {
     let dir = temp_dir();
@@ -89,6 +97,28 @@ fn age_next_key_once_published(url: &str, every: &[&Server]) {
     }
     let mut db = pg::connect(url);
     db.execute("UPDATE signing_keys SET created_at = created_at - 400 WHERE state = 'next'", &[]).unwrap();
+}
+
+/// Waits (up to 10 s) until every replica signs with `kid`.
+fn every_replica_signs_with(rs: &[Server], w: &World, job: i64, kid: &str) {
+    for s in rs {
+        assert!(
+            eventually(Duration::from_secs(10), || decode(&w.mint_ok(s, job, &[])).0["kid"] == kid),
+            "replica {} never signed with the rotated key {kid}:\n{}",
+            s.base,
+            s.log()
+        );
+    }
+}
+
+/// Sets the flag the load threads stop on when dropped, so that a failing assertion of the
+/// driving thread ends the load instead of leaving `thread::scope` waiting for it forever.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn tokens_issued(s: &Server) -> f64 {
@@ -219,13 +249,12 @@ fn replicas_started_at_once_without_an_admin_token_all_accept_the_one_they_print
 #[test]
 fn a_key_rotated_by_the_cli_or_by_one_replica_is_in_every_replicas_jwks_before_any_replica_signs_with_it() {
     let url = pg::database();
-    let rs = replicas(&url, 2, &[]);
-    let w = World::new(&rs[0]);
-    let job = w.job(&rs[0], false);
+    let (rs, w, job) = two_replicas_and_a_job(&url);
     let done = AtomicBool::new(false);
     let kids_signed = Mutex::new(BTreeSet::new());
 
     std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&done);
         // Two minters per replica. Before each mint on X, the JWKS of the other replica Y; the
         // token X answers must verify against it: a verifier that fetched Y's JWKS before the
         // token existed never meets an unknown kid.
@@ -253,14 +282,7 @@ fn a_key_rotated_by_the_cli_or_by_one_replica_is_in_every_replicas_jwks_before_a
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let second = kid_in_state(&url, "active");
         assert_ne!(first, second);
-        for s in &rs {
-            assert!(
-                eventually(Duration::from_secs(10), || decode(&w.mint_ok(s, job, &[])).0["kid"] == second.as_str()),
-                "replica {} never signed with the rotated key:\n{}",
-                s.base,
-                s.log()
-            );
-        }
+        every_replica_signs_with(&rs, &w, job, &second);
 
         // ...then the admin route on replica A.
         age_next_key_once_published(&url, &[&rs[0], &rs[1]]);
@@ -268,14 +290,7 @@ fn a_key_rotated_by_the_cli_or_by_one_replica_is_in_every_replicas_jwks_before_a
         assert_eq!(rotated.status, 200, "{}", rotated.text);
         let third = kid_in_state(&url, "active");
         assert_ne!(second, third);
-        for s in &rs {
-            assert!(
-                eventually(Duration::from_secs(10), || decode(&w.mint_ok(s, job, &[])).0["kid"] == third.as_str()),
-                "replica {} never signed with the key rotated on A:\n{}",
-                s.base,
-                s.log()
-            );
-        }
+        every_replica_signs_with(&rs, &w, job, &third);
         done.store(true, Ordering::Relaxed);
         let signed = kids_signed.lock().unwrap().clone();
         assert!(signed.contains(&first) && signed.contains(&second), "{signed:?}");
@@ -408,15 +423,14 @@ fn the_authorization_log_counts_every_decision_made_on_either_replica() {
 #[test]
 fn killing_one_replica_loses_no_token_it_answered_and_the_other_keeps_serving() {
     let url = pg::database();
-    let rs = replicas(&url, 2, &[]);
-    let w = World::new(&rs[0]);
-    let job = w.job(&rs[0], false);
+    let (rs, w, job) = two_replicas_and_a_job(&url);
     let done = AtomicBool::new(false);
     let answered: Mutex<BTreeMap<usize, Vec<String>>> = Mutex::new(BTreeMap::new());
     let b_after_kill = Mutex::new(0usize);
     let killed = AtomicBool::new(false);
 
     std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&done);
         for t in 0..4 {
             let (rs, w, done, answered, killed, b_after_kill) = (&rs, &w, &done, &answered, &killed, &b_after_kill);
             scope.spawn(move || {
@@ -475,14 +489,13 @@ fn killing_one_replica_loses_no_token_it_answered_and_the_other_keeps_serving() 
 #[test]
 fn a_frozen_replica_does_not_hold_up_the_others_past_the_bound() {
     let url = pg::database();
-    let rs = replicas(&url, 2, &[]);
-    let w = World::new(&rs[0]);
-    let job = w.job(&rs[0], false);
+    let (rs, w, job) = two_replicas_and_a_job(&url);
     let done = AtomicBool::new(false);
     let frozen = AtomicBool::new(false);
     let b_answers: Mutex<Vec<(u16, Duration, bool)>> = Mutex::new(Vec::new());
 
     std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&done);
         for t in 0..6 {
             let (rs, w, done, frozen, b_answers) = (&rs, &w, &done, &frozen, &b_answers);
             scope.spawn(move || {
@@ -530,15 +543,14 @@ fn postgresql_stopped_and_started_under_load_gives_200_or_503_never_a_500_and_se
     // Its own cluster: stopping it must not disturb the other tests of this binary.
     let cluster = pg::private_cluster();
     let url = cluster.new_database("");
-    let rs = replicas(&url, 2, &[]);
-    let w = World::new(&rs[0]);
-    let job = w.job(&rs[0], false);
+    let (rs, w, job) = two_replicas_and_a_job(&url);
     let sample = w.mint_ok(&rs[0], job, &[]);
     let done = AtomicBool::new(false);
     let answers: Mutex<Vec<Answer>> = Mutex::new(Vec::new());
     let minted: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
     std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&done);
         for t in 0..12 {
             let (rs, w, done, answers, minted, sample) = (&rs, &w, &done, &answers, &minted, &sample);
             scope.spawn(move || {
