@@ -124,7 +124,12 @@ impl Server {
     /// reuses (later starts) its own. Returns the server and the stdout lines it printed before
     /// it listened.
     pub fn start_without_admin_token(dir: PathBuf) -> (Server, Vec<String>) {
-        Server::launch(dir, &[], None)
+        Server::start_without_admin_token_with(dir, &[])
+    }
+
+    /// [`Server::start_without_admin_token`] with extra environment variables.
+    pub fn start_without_admin_token_with(dir: PathBuf, env: &[(&str, &str)]) -> (Server, Vec<String>) {
+        Server::launch(dir, env, None)
     }
 
     /// Runs `jobtoken serve` on `dir` expecting it to refuse to start: waits (up to 30 s) for it
@@ -298,6 +303,13 @@ impl Server {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-KILL", &pid]).status().expect("running kill");
         assert!(sent.success(), "kill -KILL {pid} failed");
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, …) to the server process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("running kill");
+        assert!(sent.success(), "kill -{name} {pid} failed");
     }
 
     pub fn form(&self, path: &str, auth: Auth, fields: &[(&str, &str)]) -> Res {

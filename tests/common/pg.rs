@@ -50,13 +50,13 @@ pub fn database() -> String {
 
 /// Like [`database`], with extra `CREATE DATABASE` options (`TEMPLATE template0 LOCALE_PROVIDER icu …`).
 pub fn database_with(options: &str) -> String {
-    let cluster = cluster();
-    let name = format!("jt_{}", cluster.databases.fetch_add(1, Ordering::SeqCst) + 1);
-    let mut admin = cluster.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    admin.batch_execute(&format!("CREATE DATABASE {name} {options}")).unwrap_or_else(|e| {
-        panic!("CREATE DATABASE {name} {options}: {e}");
-    });
-    cluster.url(&name)
+    cluster().new_database(options)
+}
+
+/// A cluster of the caller's own, not shared with the other tests of the binary: one to stop and
+/// start ([`Cluster::stop`], [`Cluster::start_again`]). Its watchdog removes it when dropped.
+pub fn private_cluster() -> Cluster {
+    Cluster::start()
 }
 
 /// A connection to a database URL from [`database`].
@@ -67,6 +67,34 @@ pub fn connect(url: &str) -> postgres::Client {
 impl Cluster {
     pub fn url(&self, database: &str) -> String {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A fresh, empty database on this cluster (see [`database_with`]).
+    pub fn new_database(&self, options: &str) -> String {
+        let name = format!("jt_{}", self.databases.fetch_add(1, Ordering::SeqCst) + 1);
+        let mut admin = self.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        admin.batch_execute(&format!("CREATE DATABASE {name} {options}")).unwrap_or_else(|e| {
+            panic!("CREATE DATABASE {name} {options}: {e}");
+        });
+        self.url(&name)
+    }
+
+    /// Stops the cluster (`pg_ctl stop -m fast`: every session is terminated) and waits for it.
+    pub fn stop(&self) {
+        let mut pg_ctl = command(&self.bindir, self.run_as.as_deref(), "pg_ctl");
+        pg_ctl.arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        run(pg_ctl, "pg_ctl stop");
+    }
+
+    /// Starts the cluster again after [`Cluster::stop`], on the same port, and waits for it.
+    pub fn start_again(&self) {
+        let mut pg_ctl = command(&self.bindir, self.run_as.as_deref(), "pg_ctl");
+        pg_ctl.arg("-D").arg(self.dir.join("data")).arg("-l").arg(self.dir.join("server.log"));
+        pg_ctl.args(["-w", "-t", "60", "start"]);
+        run(pg_ctl, "pg_ctl start");
+        // The admin connection died with the old server.
+        *self.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            connect(&format!("postgres://{SUPERUSER}@127.0.0.1:{}/postgres", self.port));
     }
 
     /// The cluster's log, for failure messages.
