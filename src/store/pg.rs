@@ -65,7 +65,7 @@ impl PgConn {
     /// Opens a connection; any failure to connect (refused, timed out, the database not
     /// accepting connections) means the database is unavailable.
     pub fn connect(target: &Target) -> Result<PgConn> {
-        let client = target.connect().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let client = target.connect().map_err(|e| StoreError::Unavailable(with_causes(&e)))?;
         Ok(PgConn { client, statements: HashMap::new(), depth: 0, failed: false })
     }
 
@@ -118,6 +118,19 @@ impl PgConn {
         }
         map_error(e)
     }
+}
+
+/// `e` with its causes (the client's own text for a refused connection is only "db error" or
+/// "error performing TLS handshake").
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Opens pooled PostgreSQL connections.
