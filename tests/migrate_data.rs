@@ -1,6 +1,8 @@
 //! `jobtoken migrate` on PostgreSQL and `jobtoken migrate-data` from SQLite to PostgreSQL,
 //! through the binary, whatever `JOBTOKEN_TEST_BACKEND` says.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! (both set on every connection, overridable by the URL's `options=`), and 200 once the lock is
 //! released.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -45,8 +47,10 @@ fn a_request_waiting_on_a_lock_answers_503_when_lock_timeout_from_the_url_cuts_i
 
 #[test]
 fn a_request_waiting_on_a_lock_answers_503_when_statement_timeout_from_the_url_cuts_it_and_200_once_released() {
-    let log =
-        blocked_mint_answers_503_then_200("-c%20lock_timeout%3D0%20-c%20statement_timeout%3D1s", Duration::from_secs(4));
+    let log = blocked_mint_answers_503_then_200(
+        "-c%20lock_timeout%3D0%20-c%20statement_timeout%3D1s",
+        Duration::from_secs(4),
+    );
     assert!(log.contains("57014"), "the cause is logged:\n{log}");
 }
 

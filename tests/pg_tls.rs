@@ -1,6 +1,8 @@
 //! TLS to PostgreSQL as libpq's `sslmode` means it, against a cluster that demands TLS (see
 //! tests/common/pg_tls.rs), whatever `JOBTOKEN_TEST_BACKEND` says.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

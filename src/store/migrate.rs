@@ -41,14 +41,17 @@ fn migrations_of(db: &Db) -> &'static [(&'static str, &'static str)] {
 pub(crate) fn pending(db: &Db) -> Result<Vec<&'static str>> {
     let exists = match db.dialect() {
         Dialect::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
-        Dialect::Postgres => "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'",
+        Dialect::Postgres => {
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'"
+        }
     };
     if db.query_one(exists, params![])?.get::<i64>(0)? == 0 {
         return Ok(migrations_of(db).iter().map(|(name, _)| *name).collect());
     }
     let mut pending = Vec::new();
     for (index, (name, sql)) in migrations_of(db).iter().enumerate() {
-        let landed = db.query_opt("SELECT checksum FROM schema_migrations WHERE version = ?1", params![index as i64 + 1])?;
+        let landed =
+            db.query_opt("SELECT checksum FROM schema_migrations WHERE version = ?1", params![index as i64 + 1])?;
         match landed.map(|r| r.get::<Vec<u8>>(0)).transpose()? {
             Some(existing) if existing == digest(&SHA256, sql.as_bytes()).as_ref() => {}
             Some(_) => return Err(edited(name)),

@@ -98,7 +98,8 @@ impl Target {
     /// Parses a libpq-style `postgres://` URL; a refusal names the setting and never shows a
     /// password.
     pub fn parse(url: &str) -> Result<Target> {
-        let invalid = |why: String| StoreError::Unavailable(format!("the database URL {} is invalid: {why}", redact(url)));
+        let invalid =
+            |why: String| StoreError::Unavailable(format!("the database URL {} is invalid: {why}", redact(url)));
         let (rest, tls) = split_tls(url).map_err(invalid)?;
         let mut config: Config = rest.parse().map_err(|e| invalid(format!("{e}")))?;
         let sslmode = tls.sslmode.unwrap_or(SslMode::Prefer);
@@ -245,9 +246,10 @@ fn client_config(verify: Verify, rootcert: Option<PathBuf>) -> std::result::Resu
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
     let config = match verify {
-        Verify::Nothing => {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider))).with_no_client_auth()
-        }
+        Verify::Nothing => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth(),
         Verify::Chain | Verify::ChainAndName => {
             let roots = Arc::new(roots(rootcert)?);
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
@@ -379,10 +381,7 @@ mod tests {
     fn every_connection_gets_the_time_bounds_the_url_does_not_set() {
         let target = Target::parse("postgres://u@h/db").unwrap();
         let options = target.config.get_options().unwrap();
-        assert_eq!(
-            options,
-            "-c statement_timeout=5s -c lock_timeout=5s -c idle_in_transaction_session_timeout=30s"
-        );
+        assert_eq!(options, "-c statement_timeout=5s -c lock_timeout=5s -c idle_in_transaction_session_timeout=30s");
         assert_eq!(target.config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
         assert_eq!(target.config.get_keepalives_idle(), Duration::from_secs(30));
         assert_eq!(target.sslmode, SslMode::Prefer);
@@ -397,14 +396,18 @@ mod tests {
 
     #[test]
     fn sslmode_and_sslrootcert_are_taken_out_of_the_url_and_bad_ones_refused() {
-        let (rest, tls) = split_tls("postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fca%20dir%2Fca.pem&x=1").unwrap();
+        let (rest, tls) =
+            split_tls("postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fca%20dir%2Fca.pem&x=1").unwrap();
         assert_eq!(rest, "postgres://u@h/db?x=1");
         assert_eq!(tls, TlsSettings { sslmode: Some(SslMode::VerifyFull), rootcert: Some("/ca dir/ca.pem".into()) });
         assert_eq!(Target::parse("postgres://u@h/db?sslmode=require").unwrap().sslmode, SslMode::Require);
         assert_eq!(Target::parse("postgres://u@h/db?sslmode=disable").unwrap().sslmode, SslMode::Disable);
         for (url, says) in [
             ("postgres://u:pw@h/db?sslmode=bogus", "sslmode=bogus is not one of"),
-            ("postgres://u:pw@h/db?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem", "/nonexistent/ca.pem cannot be read"),
+            (
+                "postgres://u:pw@h/db?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem",
+                "/nonexistent/ca.pem cannot be read",
+            ),
             ("postgres://u:pw@h/db?sslcert=c.pem", "sslcert is not supported"),
         ] {
             let refused = Target::parse(url).unwrap_err().to_string();

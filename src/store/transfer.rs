@@ -219,13 +219,10 @@ fn seal_keys(source: &Connection, seal: &SealKey) -> std::result::Result<HashMap
 
 /// The base tables of the target's schema.
 fn target_tables(db: &Db) -> Result<Vec<String>> {
-    db.query(
-        "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1",
-        params![],
-    )?
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
+    db.query("SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1", params![])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// The target's tables that hold data (the migrations' record and the seeded tables aside), or
@@ -254,14 +251,18 @@ fn check_columns(db: &Db, tables: &[Table]) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut target: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for row in rows {
-        let (table, column): (String, String) = (row.get(0).map_err(|e| e.to_string())?, row.get(1).map_err(|e| e.to_string())?);
+        let (table, column): (String, String) =
+            (row.get(0).map_err(|e| e.to_string())?, row.get(1).map_err(|e| e.to_string())?);
         target.entry(table).or_default().insert(column);
     }
     let missing: Vec<String> = tables
         .iter()
         .flat_map(|t| {
             let have = target.get(&t.name);
-            t.columns.iter().filter(move |c| have.is_none_or(|h| !h.contains(*c))).map(move |c| format!("{}.{c}", t.name))
+            t.columns
+                .iter()
+                .filter(move |c| have.is_none_or(|h| !h.contains(*c)))
+                .map(move |c| format!("{}.{c}", t.name))
         })
         .collect();
     if missing.is_empty() {
@@ -275,9 +276,18 @@ fn check_columns(db: &Db, tables: &[Table]) -> std::result::Result<(), String> {
 }
 
 /// Copies every row of `table`, in primary-key order (a group after its parent), in batches.
-fn copy_table(source: &Connection, target: &Db, table: &Table, sealed: &HashMap<String, (bool, Vec<u8>)>) -> Result<u64> {
+fn copy_table(
+    source: &Connection,
+    target: &Db,
+    table: &Table,
+    sealed: &HashMap<String, (bool, Vec<u8>)>,
+) -> Result<u64> {
     let columns: Vec<String> = table.columns.iter().map(|c| quote(c)).collect();
-    let order = if table.key.is_empty() { "rowid".to_owned() } else { table.key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ") };
+    let order = if table.key.is_empty() {
+        "rowid".to_owned()
+    } else {
+        table.key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+    };
     let select = format!("SELECT {} FROM {} ORDER BY {order}", columns.join(", "), quote(&table.name));
     // The signing keys' private keys as the target keeps them.
     let keys = (table.name == "signing_keys").then(|| {
@@ -309,9 +319,10 @@ fn copy_table(source: &Connection, target: &Db, table: &Table, sealed: &HashMap<
             let Value::Text(kid) = &batch[start + kid_at] else {
                 return Err(StoreError::Invalid("signing_keys: a key without a kid".into()));
             };
-            let bytes = sealed.get(kid).map(|(_, b)| b.clone()).ok_or_else(|| {
-                StoreError::Invalid(format!("signing key {kid} appeared after the keys were sealed"))
-            })?;
+            let bytes = sealed
+                .get(kid)
+                .map(|(_, b)| b.clone())
+                .ok_or_else(|| StoreError::Invalid(format!("signing key {kid} appeared after the keys were sealed")))?;
             batch[start + sealed_at] = Value::Blob(bytes);
         }
         copied += 1;

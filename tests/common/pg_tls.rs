@@ -46,9 +46,14 @@ fn start() -> TlsCluster {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
     let setup = Setup {
-        hba: Some("local all all trust\nhost postgres all 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 trust\n".into()),
+        hba: Some(
+            "local all all trust\nhost postgres all 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 trust\n".into(),
+        ),
         conf: "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n".into(),
-        files: vec![("server.crt".into(), cert.pem().into_bytes()), ("server.key".into(), key.serialize_pem().into_bytes())],
+        files: vec![
+            ("server.crt".into(), cert.pem().into_bytes()),
+            ("server.key".into(), key.serialize_pem().into_bytes()),
+        ],
     };
     let cluster = Cluster::start_with(&setup);
     let (ca, other_ca) = (cluster.dir.join("ca.pem"), cluster.dir.join("other-ca.pem"));
