@@ -103,6 +103,11 @@ impl Cluster {
     }
 
     fn start() -> Cluster {
+        Cluster::start_with(&Setup::default())
+    }
+
+    /// Starts a cluster with `setup`'s extra files, settings and client authentication.
+    pub fn start_with(setup: &Setup) -> Cluster {
         let begun = Instant::now();
         let bindir = bindir();
         let run_as = running_as_root().then(unprivileged_user);
@@ -120,7 +125,16 @@ impl Cluster {
         initdb.arg("-D").arg(&data).args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"]);
         run(initdb, "initdb");
         // Trust, but only on the socket in our own directory and on 127.0.0.1.
-        std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhost all all 127.0.0.1/32 trust\n").unwrap();
+        let hba = setup.hba.as_deref().unwrap_or("local all all trust\nhost all all 127.0.0.1/32 trust\n");
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        for (name, contents) in &setup.files {
+            let path = data.join(name);
+            std::fs::write(&path, contents).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+            if let Some(user) = &run_as {
+                std::os::unix::fs::chown(&path, Some(id(user, "-u")), Some(id(user, "-g"))).unwrap();
+            }
+        }
 
         let mut attempt = 0;
         let port = loop {
@@ -130,8 +144,9 @@ impl Cluster {
             writeln!(
                 conf,
                 "\n# jobtoken test harness (the last setting wins)\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
-                 unix_socket_directories = '{}'\nfsync = off\nfull_page_writes = off\nmax_connections = 300\n",
-                dir.display()
+                 unix_socket_directories = '{}'\nfsync = off\nfull_page_writes = off\nmax_connections = 300\n{}\n",
+                dir.display(),
+                setup.conf
             )
             .unwrap();
             let mut pg_ctl = command(&bindir, run_as.as_deref(), "pg_ctl");
@@ -158,6 +173,17 @@ impl Cluster {
             _watchdog: Mutex::new(watchdog),
         }
     }
+}
+
+/// What a cluster of [`Cluster::start_with`] has beyond the default one.
+#[derive(Debug, Default)]
+pub struct Setup {
+    /// `pg_hba.conf` (default: trust on the socket and on 127.0.0.1).
+    pub hba: Option<String>,
+    /// Lines appended to `postgresql.conf`.
+    pub conf: String,
+    /// Files written into the data directory (mode 0600, owned by the cluster's user).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// Where the server binaries are: `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`.
