@@ -202,7 +202,7 @@ pg_url() {
     if [[ $PG_HOST == 127.0.0.1 ]]; then
         echo "postgres://jobtoken@127.0.0.1:$PG_PORT/$1"
     else
-        echo "postgres://jobtoken@localhost:$PG_PORT/$1?host=$PG_HOST"
+        echo "postgres://jobtoken@$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$PG_HOST"):$PG_PORT/$1"
     fi
 }
 
