@@ -279,6 +279,30 @@ impl Store {
         }
     }
 
+    /// [`Store::read`] for an `f` that runs exactly one statement (client authentication): on
+    /// PostgreSQL that statement runs on its own, its own snapshot, without the `BEGIN` and
+    /// `COMMIT` round trips of a read transaction; a second statement is refused.
+    pub async fn read_one<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite { .. } => self.read_sync(f),
+            Backend::Postgres { pool } => {
+                let pool = pool.clone();
+                actix_web::web::block(move || {
+                    let mut conn = pool.get()?;
+                    let db = Db::postgres(&mut conn);
+                    db.reset()?;
+                    f(&db.single_statement())
+                })
+                .await
+                .map_err(|_| StoreError::Blocking)?
+            }
+        }
+    }
+
     /// Runs `f` with a pooled connection on actix's blocking thread pool.
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
