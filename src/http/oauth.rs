@@ -40,17 +40,19 @@ pub async fn token(
         CLIENT_CREDENTIALS => {
             let creds = client_credentials(&req, &form)?.ok_or_else(OAuthError::invalid_client)?;
             let request = parse_mint_request(&form)?;
-            let minted = mint::mint(&state, creds, request, now()).await?;
+            let minted = mint::mint(state.deps(), creds, request, now()).await?;
             Ok(no_store(&token_response(&minted, None)))
         }
         TOKEN_EXCHANGE => {
             // The subject token is the credential; client credentials are optional, but ones
             // that are presented must be valid (RFC 6749 §2.3).
             if let Some(creds) = client_credentials(&req, &form)? {
-                authenticate_client(&state, creds).await?.ok_or_else(OAuthError::invalid_client)?;
+                authenticate_client(&state.store, &state.metrics, creds)
+                    .await?
+                    .ok_or_else(OAuthError::invalid_client)?;
             }
             let request = parse_exchange_request(&form)?;
-            let exchanged = exchange::exchange(&state, request, now()).await?;
+            let exchanged = exchange::exchange(state.deps(), request, now()).await?;
             Ok(no_store(&token_response(&exchanged, Some(exchange::ACCESS_TOKEN_TYPE))))
         }
         other => Err(OAuthError::new(
@@ -165,7 +167,10 @@ async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -
         return Ok(Caller::Admin);
     }
     let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
-    authenticate_client(state, creds).await?.map(Caller::Client).ok_or_else(OAuthError::invalid_client)
+    authenticate_client(&state.store, &state.metrics, creds)
+        .await?
+        .map(Caller::Client)
+        .ok_or_else(OAuthError::invalid_client)
 }
 
 pub async fn introspect(
@@ -185,7 +190,7 @@ pub async fn introspect(
         }
     };
     let token = form.required("token")?;
-    let claims = match live::introspect(&state, token, &audience, now()).await? {
+    let claims = match live::introspect(&state.store, &state.keys, token, state.deps().asker(&audience), now()).await? {
         Ok(claims) => claims,
         Err(inactive) => {
             state.metrics.deny(inactive.reason());
@@ -208,7 +213,7 @@ pub async fn revoke(
     }
     let token = form.required("token")?;
     // RFC 7009 §2.2: an invalid or unknown token is answered with 200 all the same.
-    let Ok(found) = live::authentic(&state, token).await? else { return Ok(no_store_empty()) };
+    let Ok(found) = live::authentic(&state.store, &state.keys, token).await? else { return Ok(no_store_empty()) };
     if let Caller::Client(Client::Runner(runner)) = &caller {
         if runner.client_id != found.record.client_id {
             return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "the token was not issued to this client"));

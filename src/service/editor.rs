@@ -2,11 +2,17 @@
 
 use crate::store::Db;
 
-use crate::domain::{AccessLevel, Visibility};
+use crate::domain::{AccessLevel, UserId, Visibility};
 use crate::error::ApiError;
-use crate::http::auth::Actor;
 use crate::store::allowlist::Node;
 use crate::store::{namespaces, Result, StoreError};
+
+/// Who edits job token scope settings: the admin, or a user by personal access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Admin,
+    User(UserId),
+}
 
 /// The owner's full path and its groups (root first, the group itself included for a group).
 fn locate(conn: &Db, node: Node) -> Result<(String, Vec<i64>, Option<Visibility>)> {

@@ -5,8 +5,8 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use super::Deps;
 use super::{decision, live, mint};
-use crate::app::AppState;
 use crate::domain::ScopeSet;
 use crate::error::{OAuthCode, OAuthError};
 use crate::token::{details, Audience, Claims};
@@ -97,11 +97,11 @@ pub fn cap(claims: &mut Claims, details: &mut Vec<details::Granted>, own: ScopeS
     claims.authorization_details = details.iter().filter_map(|d| serde_json::to_value(d).ok()).collect();
 }
 
-pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Result<mint::Minted, OAuthError> {
-    let parent = match live::live(state, &req.subject_token, now).await? {
+pub async fn exchange(deps: Deps<'_>, req: ExchangeRequest, now: i64) -> Result<mint::Minted, OAuthError> {
+    let parent = match live::live(deps.store, deps.keys, &req.subject_token, now).await? {
         Ok(found) => found,
         Err(inactive) => {
-            state.metrics.deny(inactive.reason());
+            deps.metrics.deny(inactive.reason());
             return Err(OAuthError::invalid_grant(format!("the subject_token is not active ({inactive})")));
         }
     };
@@ -109,7 +109,7 @@ pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Resul
     let (mut claims, mut details) = narrow(&parent.claims, &req, &jti.to_string(), now)?;
     // Never more than is still true: the parent's grants as they stand today.
     let (parent_claims, targets) = (parent.claims.clone(), details.iter().map(|d| d.project_id).collect::<Vec<_>>());
-    let (own, cross) = state
+    let (own, cross) = deps
         .store
         .read(move |db| {
             let own = mint::own_grant_now(db, parent_claims.job_id)?;
@@ -121,7 +121,7 @@ pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Resul
         })
         .await?;
     cap(&mut claims, &mut details, own, &cross);
-    let access_token = mint::issue(state, &claims, jti, Some(parent.jti)).await?;
+    let access_token = mint::issue(deps, &claims, jti, Some(parent.jti)).await?;
     let scope = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     Ok(mint::Minted { access_token, expires_in: claims.exp - now, scope, details })
 }

@@ -2,9 +2,10 @@
 
 use uuid::Uuid;
 
-use crate::app::AppState;
+use super::Deps;
 use crate::domain::{JobId, ProjectId, ScopeSet};
 use crate::error::{OAuthCode, OAuthError};
+use crate::metrics::Metrics;
 use crate::policy::Namespace;
 use crate::policy::{self, MintRefusal, MintStep, OwnGrant, Principal};
 use crate::service::clients::{self as client_auth, Client, ClientCredentials};
@@ -49,18 +50,13 @@ struct Loaded {
 }
 
 /// Authenticates the runner and mints a token for `req.job_id`.
-pub async fn mint(
-    state: &AppState,
-    creds: ClientCredentials,
-    req: MintRequest,
-    now: i64,
-) -> Result<Minted, OAuthError> {
+pub async fn mint(deps: Deps<'_>, creds: ClientCredentials, req: MintRequest, now: i64) -> Result<Minted, OAuthError> {
     let job_id = req.job_id;
     // Client authentication and, for a job already running on this runner, everything the
     // grant needs, in one read transaction on this thread. The first token of a job also starts
     // it, which writes.
     let requested = req.details.clone();
-    let first = state
+    let first = deps
         .store
         .read(move |db| match client_auth::check(db, &creds)? {
             Some(Client::Runner(runner)) => Ok(Some((load(db, &runner, job_id, &requested)?, runner))),
@@ -68,32 +64,32 @@ pub async fn mint(
         })
         .await?;
     let Some((first, runner)) = first else {
-        state.metrics.deny("invalid_client");
+        deps.metrics.deny("invalid_client");
         return Err(OAuthError::invalid_client());
     };
     let loaded = match first {
         Ok(Some(loaded)) => Ok(loaded),
         Ok(None) => {
             let (runner, requested_details) = (runner.clone(), req.details);
-            state.store.run(move |conn| load_and_start(conn, &runner, job_id, &requested_details, now)).await?
+            deps.store.run(move |conn| load_and_start(conn, &runner, job_id, &requested_details, now)).await?
         }
         Err(refusal) => Err(refusal),
     }
-    .map_err(|refusal| refuse(state, refusal, job_id))?;
+    .map_err(|refusal| refuse(deps.metrics, refusal, job_id))?;
     let Loaded { ctx, access, settings, details, logged } = loaded;
     let scope = own_grant(&ctx, access, &settings, req.requested);
     let started_at = ctx.job.started_at.unwrap_or(now);
     let exp = policy::token_expiry(started_at, runner.maximum_timeout, ctx.job.timeout, ctx.project.build_timeout);
     if exp <= now {
-        return Err(refuse(state, MintRefusal::Expired, job_id));
+        return Err(refuse(deps.metrics, MintRefusal::Expired, job_id));
     }
     let audience = match req.audience.is_empty() {
-        true => vec![state.config.default_audience.clone()],
+        true => vec![deps.config.default_audience.clone()],
         false => req.audience,
     };
     let jti = Uuid::now_v7();
     let claims = Claims {
-        iss: state.config.issuer.clone(),
+        iss: deps.config.issuer.clone(),
         sub: subject(&ctx.project.path_with_namespace, ctx.pipeline.ref_type, &ctx.pipeline.ref_),
         aud: Audience::from_values(audience),
         exp,
@@ -121,9 +117,9 @@ pub async fn mint(
         authorization_details: details.iter().filter_map(|d| serde_json::to_value(d).ok()).collect(),
         act: None,
     };
-    let access_token = issue(state, &claims, jti, None).await?;
+    let access_token = issue(deps, &claims, jti, None).await?;
     for (target, needed_entry) in logged {
-        state.authlog.record(target, ctx.project.id, needed_entry, now);
+        deps.authlog.record(target, ctx.project.id, needed_entry, now);
     }
     Ok(Minted { access_token, expires_in: exp - now, scope, details })
 }
@@ -161,19 +157,13 @@ pub fn own_grant_now(db: &Db, job_id: JobId) -> StoreResult<ScopeSet> {
 
 /// Signs `claims` with the active key and records the token durably before returning it.
 /// `parent` is the token it was exchanged from, if any.
-pub async fn issue(
-    state: &AppState,
-    claims: &Claims,
-    jti: Uuid,
-    parent: Option<[u8; 16]>,
-) -> Result<String, OAuthError> {
-    let key = state.keys.active();
+pub async fn issue(deps: Deps<'_>, claims: &Claims, jti: Uuid, parent: Option<[u8; 16]>) -> Result<String, OAuthError> {
+    let key = deps.keys.active();
     let access_token = token::encode(claims, &key).map_err(|e| match e {
         too_large @ token::EncodeError::TooLarge { .. } => OAuthError::invalid_request(too_large.to_string()),
         token::EncodeError::Key(e) => OAuthError::server_error(e),
     })?;
-    state
-        .store
+    deps.store
         .tokens()
         .record(IssuedToken {
             jti: *jti.as_bytes(),
@@ -186,11 +176,11 @@ pub async fn issue(
             parent_jti: parent,
         })
         .await?;
-    state.metrics.tokens_issued.inc();
+    deps.metrics.tokens_issued.inc();
     Ok(access_token)
 }
 
-fn refuse(state: &AppState, refusal: MintRefusal, job_id: JobId) -> OAuthError {
+fn refuse(metrics: &Metrics, refusal: MintRefusal, job_id: JobId) -> OAuthError {
     let reason = match refusal {
         MintRefusal::JobFinished => "job_finished",
         MintRefusal::OtherRunner => "other_runner",
@@ -199,7 +189,7 @@ fn refuse(state: &AppState, refusal: MintRefusal, job_id: JobId) -> OAuthError {
         MintRefusal::UserBlocked => "user_blocked",
         MintRefusal::Expired => "job_expired",
     };
-    state.metrics.deny(reason);
+    metrics.deny(reason);
     log::info!("token for job {job_id} refused: {refusal}");
     match refusal {
         // Unknown jobs and jobs of projects the runner does not serve look the same to the
