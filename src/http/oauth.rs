@@ -4,12 +4,13 @@ use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::auth::{authenticate_client, client_credentials, is_admin, Client};
+use super::auth::{authenticate_client, client_credentials, is_admin};
 use super::form::Form;
 use crate::app::AppState;
 use crate::domain::ScopeSet;
 use crate::error::{OAuthCode, OAuthError};
-use crate::service::{exchange, live, mint, now};
+use crate::service::tokens::{self, Caller, TokenRequestError};
+use crate::service::{exchange, mint, now};
 use crate::token::details;
 
 const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -156,12 +157,6 @@ fn audiences(form: &Form) -> Result<Vec<String>, OAuthError> {
     Ok(out)
 }
 
-/// Who is calling introspection or revocation.
-enum Caller {
-    Admin,
-    Client(Client),
-}
-
 async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -> Result<Caller, OAuthError> {
     if is_admin(req, state) {
         return Ok(Caller::Admin);
@@ -173,30 +168,27 @@ async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -
         .ok_or_else(OAuthError::invalid_client)
 }
 
+/// The one mapping of introspection and revocation refusals to RFC 6749 errors.
+impl From<TokenRequestError> for OAuthError {
+    fn from(e: TokenRequestError) -> Self {
+        match e {
+            TokenRequestError::Store(e) => e.into(),
+            refused => OAuthError::new(OAuthCode::UnauthorizedClient, refused.to_string()),
+        }
+    }
+}
+
 pub async fn introspect(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::read(&req, payload).await?;
-    let audience = match authenticate_caller(&state, &req, &form).await? {
-        Caller::Admin => Vec::new(),
-        Caller::Client(Client::ResourceServer(server)) => server.audience,
-        Caller::Client(Client::Runner(_)) => {
-            return Err(OAuthError::new(
-                OAuthCode::UnauthorizedClient,
-                "only resource servers and the admin may introspect",
-            ))
-        }
-    };
+    let audience = tokens::introspection_audience(&authenticate_caller(&state, &req, &form).await?)?;
     let token = form.required("token")?;
-    let claims = match live::introspect(&state.store, &state.keys, token, state.deps().asker(&audience), now()).await? {
-        Ok(claims) => claims,
-        Err(inactive) => {
-            state.metrics.deny(inactive.reason());
-            log::debug!("introspection: inactive token ({inactive})");
-            return Ok(no_store(&json!({ "active": false })));
-        }
+    let asker = state.deps().asker(&audience);
+    let Some(claims) = tokens::introspect(&state.store, &state.keys, &state.metrics, token, asker, now()).await? else {
+        return Ok(no_store(&json!({ "active": false })));
     };
     Ok(no_store(&Introspection { active: true, token_type: "Bearer", username: &claims.user_login, claims: &claims }))
 }
@@ -208,20 +200,10 @@ pub async fn revoke(
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::read(&req, payload).await?;
     let caller = authenticate_caller(&state, &req, &form).await?;
-    if let Caller::Client(Client::ResourceServer(_)) = caller {
-        return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "resource servers may not revoke tokens"));
-    }
+    tokens::may_revoke(&caller)?;
     let token = form.required("token")?;
     // RFC 7009 §2.2: an invalid or unknown token is answered with 200 all the same.
-    let Ok(found) = live::authentic(&state.store, &state.keys, token).await? else { return Ok(no_store_empty()) };
-    if let Caller::Client(Client::Runner(runner)) = &caller {
-        if runner.client_id != found.record.client_id {
-            return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "the token was not issued to this client"));
-        }
-    }
-    let jti = found.jti;
-    let at = now();
-    state.store.run(move |conn| crate::store::tokens::revoke(conn, &jti, at)).await?;
+    tokens::revoke(&state.store, &state.keys, &caller, token, now()).await?;
     Ok(no_store_empty())
 }
 

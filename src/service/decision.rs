@@ -4,7 +4,7 @@
 use crate::store::Db;
 use serde::Serialize;
 
-use super::live::{self, Authentic, Inactive};
+use super::live::{self, Authentic, Inactive, LiveError};
 use super::Deps;
 use crate::domain::{ProjectId, Scope, ScopeSet, UserId};
 use crate::policy::{
@@ -77,9 +77,10 @@ pub async fn authorize(
     scope: Scope,
     now: i64,
 ) -> Result<Answer> {
-    let found = match live::live_for(deps.store, deps.keys, token, deps.asker(audience), now).await? {
+    let found = match live::live_for(deps.store, deps.keys, token, deps.asker(audience), now).await {
         Ok(found) => found,
-        Err(inactive) => {
+        Err(LiveError::Store(e)) => return Err(e),
+        Err(LiveError::Inactive(inactive)) => {
             deps.metrics.deny(inactive.reason());
             let reason = match inactive {
                 Inactive::OtherAudience => format!(

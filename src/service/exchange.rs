@@ -98,9 +98,10 @@ pub fn cap(claims: &mut Claims, details: &mut Vec<details::Granted>, own: ScopeS
 }
 
 pub async fn exchange(deps: Deps<'_>, req: ExchangeRequest, now: i64) -> Result<mint::Minted, OAuthError> {
-    let parent = match live::live(deps.store, deps.keys, &req.subject_token, now).await? {
+    let parent = match live::live(deps.store, deps.keys, &req.subject_token, now).await {
         Ok(found) => found,
-        Err(inactive) => {
+        Err(live::LiveError::Store(e)) => return Err(e.into()),
+        Err(live::LiveError::Inactive(inactive)) => {
             deps.metrics.deny(inactive.reason());
             return Err(OAuthError::invalid_grant(format!("the subject_token is not active ({inactive})")));
         }

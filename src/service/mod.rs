@@ -10,13 +10,15 @@ pub mod credentials;
 pub mod decision;
 pub mod editor;
 pub mod exchange;
+pub mod job_token_scope;
 pub mod live;
 pub mod mint;
+pub mod tokens;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::signing::KeyRing;
-use crate::store::Store;
+use crate::store::{atomic, Db, Store, StoreError};
 
 /// What the token use cases (mint, exchange, the decision endpoint) work with: the store, the
 /// signing keys, the issuer settings, the counters and the authorization log. Borrowed from the
@@ -30,9 +32,12 @@ pub struct Deps<'a> {
     pub authlog: &'a authlog::AuthLog,
 }
 
-impl Deps<'_> {
+impl<'a> Deps<'a> {
     /// Who asks, for [`live::live_for`]: a resource server with `audience` (empty: any token).
-    pub fn asker<'b>(&'b self, audience: &'b [String]) -> live::Asker<'b> {
+    pub fn asker<'b>(self, audience: &'b [String]) -> live::Asker<'b>
+    where
+        'a: 'b,
+    {
         live::Asker { audience, default_audience: &self.config.default_audience }
     }
 }
@@ -40,4 +45,32 @@ impl Deps<'_> {
 /// The wall clock, read once per request at the edge and passed inwards.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// Runs `f` in one write transaction on the blocking pool. `f` fails with the use case's own
+/// error `E`; any `Err` (a refusal or a store failure) rolls the whole transaction back.
+pub(crate) async fn transaction<T, E, F>(store: &Store, f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
+{
+    // `atomic` speaks `StoreError`; a refusal leaves it as a marker and is handed back here.
+    let outcome = store
+        .run(move |c| {
+            let mut refused = None;
+            let done = atomic(c, |tx| {
+                f(tx).map_err(|e| {
+                    refused = Some(e);
+                    StoreError::Refused("the use case refused the request".into())
+                })
+            });
+            Ok(match (done, refused) {
+                (_, Some(e)) => Err(e),
+                (Ok(value), None) => Ok(value),
+                (Err(e), None) => Err(E::from(e)),
+            })
+        })
+        .await;
+    outcome.map_err(E::from)?
 }
