@@ -9,6 +9,9 @@ use super::form::Form;
 use crate::app::AppState;
 use crate::domain::ScopeSet;
 use crate::error::{OAuthCode, OAuthError};
+use crate::policy::MintRefusal;
+use crate::service::exchange::ExchangeError;
+use crate::service::mint::{IssueError, MintError};
 use crate::service::tokens::{self, Caller, TokenRequestError};
 use crate::service::{exchange, mint, now};
 use crate::token::details;
@@ -166,6 +169,48 @@ async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -
         .await?
         .map(Caller::Client)
         .ok_or_else(OAuthError::invalid_client)
+}
+
+/// The one mapping of minting refusals to RFC 6749 errors.
+impl From<MintError> for OAuthError {
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::InvalidClient => OAuthError::invalid_client(),
+            // Unknown jobs and jobs of projects the runner does not serve look the same to the
+            // runner, so a runner cannot probe which job ids exist elsewhere.
+            MintError::Refused { refusal: MintRefusal::NotServed, job_id } => OAuthError::new(
+                OAuthCode::InvalidGrant,
+                format!("job {job_id} does not exist or is not served by this runner"),
+            ),
+            MintError::Refused { refusal, .. } => OAuthError::invalid_grant(refusal.to_string()),
+            MintError::Issue(e) => e.into(),
+            MintError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<IssueError> for OAuthError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::TooLarge(sentence) => OAuthError::invalid_request(sentence),
+            IssueError::Key(cause) => OAuthError::server_error(cause),
+            IssueError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The one mapping of token exchange refusals to RFC 6749/8693 errors.
+impl From<ExchangeError> for OAuthError {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            inactive @ ExchangeError::Inactive(_) => OAuthError::invalid_grant(inactive.to_string()),
+            narrowing @ ExchangeError::AudienceNotHeld(_) => {
+                OAuthError::new(OAuthCode::InvalidTarget, narrowing.to_string())
+            }
+            ExchangeError::Issue(e) => e.into(),
+            ExchangeError::Store(e) => e.into(),
+        }
+    }
 }
 
 /// The one mapping of introspection and revocation refusals to RFC 6749 errors.

@@ -8,11 +8,25 @@ use uuid::Uuid;
 use super::Deps;
 use super::{decision, live, mint};
 use crate::domain::ScopeSet;
-use crate::error::{OAuthCode, OAuthError};
 use crate::token::{details, Audience, Claims};
 
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// Why a token exchange was refused. Mapped once to RFC 6749/8693 errors at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The subject token is not live (counted here).
+    #[error("the subject_token is not active ({0})")]
+    Inactive(live::Inactive),
+    /// An audience the subject token does not have: an exchange can only narrow.
+    #[error("audience {0} is not an audience of the subject token; an exchange can only narrow")]
+    AudienceNotHeld(String),
+    #[error(transparent)]
+    Issue(#[from] mint::IssueError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
 
 /// A validated exchange request.
 #[derive(Debug, Clone, Default)]
@@ -30,15 +44,12 @@ pub fn narrow(
     req: &ExchangeRequest,
     jti: &str,
     now: i64,
-) -> Result<(Claims, Vec<details::Granted>), OAuthError> {
+) -> Result<(Claims, Vec<details::Granted>), ExchangeError> {
     let parent_scope = ScopeSet::parse_space_separated(&parent.scope).unwrap_or_default();
     let scope = req.scope.map_or(parent_scope, |asked| asked.intersect(parent_scope));
     let parent_aud = parent.aud.values();
     if let Some(outside) = req.audience.iter().find(|a| !parent_aud.contains(&a.as_str())) {
-        return Err(OAuthError::new(
-            OAuthCode::InvalidTarget,
-            format!("audience {outside} is not an audience of the subject token; an exchange can only narrow"),
-        ));
+        return Err(ExchangeError::AudienceNotHeld(outside.clone()));
     }
     let aud = match req.audience.is_empty() {
         true => parent.aud.clone(),
@@ -97,13 +108,13 @@ pub fn cap(claims: &mut Claims, details: &mut Vec<details::Granted>, own: ScopeS
     claims.authorization_details = details.iter().filter_map(|d| serde_json::to_value(d).ok()).collect();
 }
 
-pub async fn exchange(deps: Deps<'_>, req: ExchangeRequest, now: i64) -> Result<mint::Minted, OAuthError> {
+pub async fn exchange(deps: Deps<'_>, req: ExchangeRequest, now: i64) -> Result<mint::Minted, ExchangeError> {
     let parent = match live::live(deps.store, deps.keys, &req.subject_token, now).await {
         Ok(found) => found,
         Err(live::LiveError::Store(e)) => return Err(e.into()),
         Err(live::LiveError::Inactive(inactive)) => {
             deps.metrics.deny(inactive.reason());
-            return Err(OAuthError::invalid_grant(format!("the subject_token is not active ({inactive})")));
+            return Err(ExchangeError::Inactive(inactive));
         }
     };
     let jti = Uuid::now_v7();
@@ -206,7 +217,7 @@ mod tests {
     fn an_audience_the_parent_lacks_is_invalid_target() {
         let req = ExchangeRequest { audience: vec!["elsewhere".into()], ..ExchangeRequest::default() };
         let err = narrow(&parent(), &req, "child", 2000).unwrap_err();
-        assert_eq!(err.code, OAuthCode::InvalidTarget);
+        assert!(matches!(err, ExchangeError::AudienceNotHeld(a) if a == "elsewhere"));
     }
 
     #[test]
