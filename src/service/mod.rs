@@ -11,8 +11,10 @@ pub mod decision;
 pub mod editor;
 pub mod exchange;
 pub mod job_token_scope;
+pub mod jobs;
 pub mod live;
 pub mod mint;
+pub mod ops;
 pub mod tokens;
 
 use crate::config::Config;

@@ -7,6 +7,7 @@
 pub mod allowlist;
 pub mod clients;
 pub mod db;
+pub mod health;
 pub mod jobs;
 pub mod keys;
 mod migrate;
