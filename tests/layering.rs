@@ -79,3 +79,25 @@ fn services_policy_and_store_never_import_the_http_edge_or_the_app_state() {
     }
     assert!(offending.is_empty(), "inner layers import the HTTP edge or the app state:\n{}", offending.join("\n"));
 }
+
+#[test]
+fn no_function_returns_a_result_nested_in_a_result() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut offending = Vec::new();
+    for file in files {
+        let name = file.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        for (n, line) in std::fs::read_to_string(&file).unwrap().lines().enumerate() {
+            let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            if !line.trim_start().starts_with("//") && compact.contains("Result<Result") {
+                offending.push(format!("{name}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "one error enum per use case instead of Result<Result<…>> (STYLE.md):\n{}",
+        offending.join("\n")
+    );
+}

@@ -258,8 +258,13 @@ fn shown_outbound(conn: &Db, entry: OutboundEntry) -> StoreResult<ShownOutbound>
     Ok(ShownOutbound { target_path: path_of(conn, entry.target)?, entry })
 }
 
-fn full(limit: allowlist::LimitReached) -> ScopeError {
-    ScopeError::AllowlistFull { kind: limit.kind, limit: limit.limit }
+impl From<allowlist::InsertError> for ScopeError {
+    fn from(e: allowlist::InsertError) -> Self {
+        match e {
+            allowlist::InsertError::Full(limit) => ScopeError::AllowlistFull { kind: limit.kind, limit: limit.limit },
+            allowlist::InsertError::Store(e) => e.into(),
+        }
+    }
 }
 
 /// The owner's entries whose source is of `kind` (`"project"` or `"group"`).
@@ -300,7 +305,7 @@ pub async fn add_entry(
         if let Some(scopes) = grant {
             check_elevation(c, owner, scopes)?;
         }
-        let entry = allowlist::insert_entry(c, owner, source, grant, false, added_by, now)?.map_err(full)?;
+        let entry = allowlist::insert_entry(c, owner, source, grant, false, added_by, now)?;
         Ok(ShownEntry { entry, source_path })
     })
     .await
@@ -415,9 +420,10 @@ pub async fn autopopulate(
                 autopopulate::NewEntry::Project(p) => Node::Project(p),
                 autopopulate::NewEntry::Group(g) => Node::Group(g),
             };
-            match allowlist::insert_entry(c, owner, source, Some(scopes), true, None, now)? {
+            match allowlist::insert_entry(c, owner, source, Some(scopes), true, None, now) {
                 Ok(e) => added.push(shown(c, e)?),
-                Err(limit) => {
+                Err(allowlist::InsertError::Store(e)) => return Err(e.into()),
+                Err(allowlist::InsertError::Full(limit)) => {
                     return Err(ScopeError::CannotAutopopulate(format!(
                         "allowlist limit of {} {} entries",
                         limit.limit,

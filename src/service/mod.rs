@@ -20,7 +20,7 @@ pub mod tokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::signing::KeyRing;
-use crate::store::{atomic, Db, Store, StoreError};
+use crate::store::{atomic_with, Db, Store, StoreError};
 
 /// What the token use cases (mint, exchange, the decision endpoint) work with: the store, the
 /// signing keys, the issuer settings, the counters and the authorization log. Borrowed from the
@@ -57,22 +57,5 @@ where
     E: From<StoreError> + Send + 'static,
     F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
 {
-    // `atomic` speaks `StoreError`; a refusal leaves it as a marker and is handed back here.
-    let outcome = store
-        .run(move |c| {
-            let mut refused = None;
-            let done = atomic(c, |tx| {
-                f(tx).map_err(|e| {
-                    refused = Some(e);
-                    StoreError::Refused("the use case refused the request".into())
-                })
-            });
-            Ok(match (done, refused) {
-                (_, Some(e)) => Err(e),
-                (Ok(value), None) => Ok(value),
-                (Err(e), None) => Err(E::from(e)),
-            })
-        })
-        .await;
-    outcome.map_err(E::from)?
+    store.run(move |c| Ok(atomic_with(c, f))).await.map_err(E::from)?
 }

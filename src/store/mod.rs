@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use db::{atomic, Db, Dialect, Row, Value};
+pub use db::{atomic, atomic_with, Db, Dialect, Row, Value};
 pub use migrate::{migrate, MIGRATIONS, MIGRATIONS_POSTGRES};
 pub use tokens::TokenWriter;
 
