@@ -4,20 +4,13 @@
 //! tested, without actix state.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const INNER_LAYERS: &[&str] = &["src/service", "src/policy", "src/store", "src/domain", "src/token", "src/keys"];
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+mod sources;
+
+use sources::rust_files;
 
 /// True when `line` (outside a comment) reaches `crate::http` or `crate::app`, written out
 /// (`crate::http::auth::Actor`) or in a grouped import (`use crate::{app, …}`).
