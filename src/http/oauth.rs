@@ -1,6 +1,5 @@
 //! `/oauth/*`: token, introspection (RFC 7662), revocation (RFC 7009).
 
-use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
@@ -8,7 +7,7 @@ use super::auth::{authenticate_client, client_credentials, is_admin};
 use super::form::Form;
 use crate::app::AppState;
 use crate::domain::ScopeSet;
-use crate::error::{OAuthCode, OAuthError};
+use crate::error::{self, OAuthCode, OAuthError};
 use crate::policy::MintRefusal;
 use crate::service::exchange::ExchangeError;
 use crate::service::mint::{IssueError, MintError};
@@ -21,7 +20,7 @@ const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// A JSON response that must never be cached (RFC 6749 §5.1).
 fn no_store(body: &impl serde::Serialize) -> HttpResponse {
-    HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).json(body)
+    error::no_store(&mut HttpResponse::Ok()).json(body)
 }
 
 /// An active token's RFC 7662 answer: the introspection members, then every claim.
@@ -253,5 +252,5 @@ pub async fn revoke(
 }
 
 fn no_store_empty() -> HttpResponse {
-    HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).finish()
+    error::no_store(&mut HttpResponse::Ok()).finish()
 }
