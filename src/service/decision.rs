@@ -31,6 +31,15 @@ impl std::fmt::Display for TargetRef {
     }
 }
 
+impl From<&details::ProjectRef> for TargetRef {
+    fn from(project: &details::ProjectRef) -> Self {
+        match project {
+            details::ProjectRef::Id(id) => TargetRef::Id(*id),
+            details::ProjectRef::Path(path) => TargetRef::Path(path.clone()),
+        }
+    }
+}
+
 /// Loads a project by id or path; `None` when there is none.
 pub fn find_project(conn: &Db, target: &TargetRef) -> Result<Option<Project>> {
     match target {

@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use crate::policy::Namespace;
 use crate::policy::{self, MintRefusal, MintStep, OwnGrant, Principal};
 use crate::service::clients::{self as client_auth, Client, ClientCredentials};
-use crate::service::decision::{self, JobSide};
+use crate::service::decision::{self, JobSide, TargetRef};
 use crate::store::clients::{self, RunnerAuth};
 use crate::store::jobs::{self, JobContext};
 use crate::store::namespaces::Project;
@@ -308,15 +308,7 @@ fn cross_project_grants(
         }
     }
     for r in requested {
-        let project = match &r.project {
-            details::ProjectRef::Id(id) => match namespaces::get_project(conn, *id) {
-                Ok(p) => Some(p),
-                Err(StoreError::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            },
-            details::ProjectRef::Path(path) => namespaces::find_project_by_path(conn, path)?,
-        };
-        if let Some(project) = project {
+        if let Some(project) = decision::find_project(conn, &TargetRef::from(&r.project))? {
             add(project, r.actions);
         }
     }
