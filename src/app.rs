@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::service::authlog::AuthLog;
-use crate::service::now;
+use crate::service::{now, Deps};
 use crate::signing::KeyRing;
 use crate::store::Store;
 
@@ -33,6 +33,17 @@ impl AppState {
         let algs: Vec<&str> = keys.algorithms();
         let discovery = http::discovery_document(&config.issuer, &algs).to_string().into_bytes();
         AppState { config, store, keys, admin_hash, metrics: Metrics::new(), discovery, authlog: AuthLog::default() }
+    }
+
+    /// What the token use cases borrow from the state.
+    pub fn deps(&self) -> Deps<'_> {
+        Deps {
+            store: &self.store,
+            keys: &self.keys,
+            config: &self.config,
+            metrics: &self.metrics,
+            authlog: &self.authlog,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use serde::Serialize;
 
 use crate::store::StoreError;
@@ -177,6 +177,13 @@ impl OAuthError {
     }
 }
 
+/// Marks a response as never to be cached (RFC 6749 §5.1): every `/oauth/*` answer, success or
+/// error, carries a token, a secret's verdict or an error about one.
+pub fn no_store(res: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
+}
+
 #[derive(Serialize)]
 struct OAuthErrorBody<'a> {
     error: &'a str,
@@ -195,8 +202,7 @@ impl ResponseError for OAuthError {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        no_store(&mut res);
         if self.code == OAuthCode::InvalidClient {
             res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"jobtoken\""));
         }

@@ -2,6 +2,9 @@
 //!
 //! Layers, from the edge inwards: `http` (thin handlers) → `service` (use cases) → `store`
 //! (all SQL) and `keys`/`signing`/`token` (crypto) → `policy` (pure rules) → `domain` (values).
+//! Imports point inwards only: nothing below `http` names `http` or `app` (tests/layering.rs).
+//! Each use case fails with its own error enum, mapped once to one of the two response shapes
+//! of `error` by the `http` module that calls it.
 
 pub mod app;
 pub mod cli;

@@ -3,18 +3,11 @@
 //! PostgreSQL backend can run the same text.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+mod sources;
+
+use sources::rust_files;
 
 /// (file relative to the crate, line number, line) for every non-comment line under `src/`.
 fn source_lines() -> Vec<(String, usize, String)> {

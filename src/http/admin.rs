@@ -14,6 +14,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::secret::Secret;
 use crate::service::credentials::{self, PatError};
+use crate::service::jobs::{self as job_service, FinishError, Finisher};
 use crate::service::now;
 use crate::store::clients::{self, NewResourceServer, NewRunner, ResourceServerPatch, RunnerPatch};
 use crate::store::jobs::{self, NewJob, NewPipeline};
@@ -471,20 +472,23 @@ pub async fn finish_job(
     id: web::Path<JobId>,
     body: web::Json<FinishBody>,
 ) -> Reply {
-    let (job_id, status) = (id.into_inner(), body.status);
-    match caller {
-        ApiCaller::Admin => {}
-        ApiCaller::Client(Client::Runner(runner)) => {
-            if state.store.read(move |c| jobs::job_runner(c, job_id)).await? != Some(runner.id) {
-                return Err(ApiError::Forbidden(format!("job {job_id} is not running on this runner")));
-            }
-        }
+    let finisher = match caller {
+        ApiCaller::Admin => Finisher::Admin,
+        ApiCaller::Client(Client::Runner(runner)) => Finisher::Runner(runner.id),
         _ => return Err(ApiError::Unauthorized),
+    };
+    ok(job_service::finish(&state.store, finisher, id.into_inner(), body.status, now()).await?)
+}
+
+/// The one mapping of finishing refusals to the API's error shape.
+impl From<FinishError> for ApiError {
+    fn from(e: FinishError) -> Self {
+        match e {
+            FinishError::OtherRunner(_) => ApiError::Forbidden(e.to_string()),
+            FinishError::NotAFinalStatus => ApiError::Unprocessable(e.to_string()),
+            FinishError::Store(e) => e.into(),
+        }
     }
-    if !status.is_finished() {
-        return Err(ApiError::Unprocessable("status must be success, failed or canceled".into()));
-    }
-    ok(state.store.run(move |c| jobs::finish(c, job_id, status, now())).await?)
 }
 
 // ---- instance settings ----

@@ -117,7 +117,7 @@ async fn api_caller(state: &AppState, req: &HttpRequest) -> Result<ApiCaller, Ap
         return user.map(ApiCaller::User).ok_or(ApiError::Unauthorized);
     }
     let creds = client_credentials_basic(req).ok_or(ApiError::Unauthorized)?;
-    authenticate_client(state, creds).await?.map(ApiCaller::Client).ok_or(ApiError::Unauthorized)
+    authenticate_client(&state.store, &state.metrics, creds).await?.map(ApiCaller::Client).ok_or(ApiError::Unauthorized)
 }
 
 fn caller_of(req: &HttpRequest) -> Option<std::cell::Ref<'_, ApiCaller>> {
@@ -148,13 +148,9 @@ impl FromRequest for Admin {
     }
 }
 
-/// Who edits job token scope settings: the admin, or a user by personal access token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Actor {
-    Admin,
-    User(UserId),
-}
+pub use crate::service::editor::Actor;
 
+/// Extractor: an actor that may edit job token scope settings (the admin or a user).
 impl FromRequest for Actor {
     type Error = ApiError;
     type Future = Ready<Result<Actor, ApiError>>;

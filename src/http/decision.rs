@@ -44,6 +44,6 @@ pub async fn authorize(
         _ => None,
     }
     .ok_or_else(|| ApiError::Unprocessable("project must be a project id or a full path".into()))?;
-    let answer = decision::authorize(&state, &audience, &body.token, target, scope, now()).await?;
+    let answer = decision::authorize(state.deps(), &audience, &body.token, target, scope, now()).await?;
     Ok(HttpResponse::Ok().json(answer))
 }

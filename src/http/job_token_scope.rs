@@ -1,9 +1,9 @@
 //! `/api/v1/{projects,groups}/{id}/job_token_scope…`: inbound allowlists, outbound entries,
-//! settings, the authorization log and autopopulate (SPEC §4.3–§4.5).
+//! settings, the authorization log and autopopulate (SPEC §4.3–§4.5). Each handler parses its
+//! input, calls one use case of [`crate::service::job_token_scope`] and renders the answer.
 
-use crate::store::Db;
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Actor;
@@ -11,63 +11,30 @@ use super::input::nullable;
 use crate::app::AppState;
 use crate::domain::{GroupId, ProjectId, ScopeSet};
 use crate::error::ApiError;
-use crate::policy::{self, autopopulate, ElevationBlock};
-use crate::service::{editor, now};
-use crate::store::allowlist::{self, Entry, EntryScopes, Node, MAX_ENTRIES};
-use crate::store::namespaces::{self, Group};
-use crate::store::{atomic, settings, Result as StoreResult, StoreError};
+use crate::service::job_token_scope::{
+    self as service, GroupChange, ProjectChange, ScopeError, ShownEntry, ShownOutbound,
+};
+use crate::service::now;
+use crate::store::allowlist::{EntryScopes, Node};
 
 type Reply = Result<HttpResponse, ApiError>;
 
-/// Runs `f` after checking that `actor` may edit `owner`; everything in one transaction.
-async fn edit<T, F>(state: &AppState, actor: Actor, owner: Node, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&Db) -> StoreResult<Result<T, ApiError>> + Send + 'static,
-{
-    state
-        .store
-        .run(move |c| {
-            atomic(c, |tx| match editor::may_edit(tx, actor, owner)? {
-                Ok(_) => f(tx),
-                Err(denied) => Ok(Err(denied)),
-            })
-        })
-        .await?
-}
-
-/// The owner's groups, nearest first (a group owner's own group first).
-fn owner_groups(conn: &Db, owner: Node) -> StoreResult<Vec<Group>> {
-    let traversal = match owner {
-        Node::Project(id) => {
-            let p = namespaces::get_project(conn, id)?;
-            namespaces::get_group(conn, p.namespace_id)?.traversal_ids
+/// The one mapping of the use case's refusals to the API's error shape.
+impl From<ScopeError> for ApiError {
+    fn from(e: ScopeError) -> Self {
+        match e {
+            ScopeError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            ScopeError::Forbidden(_) => ApiError::Forbidden(e.to_string()),
+            ScopeError::ElevationForbidden { .. }
+            | ScopeError::AllowlistEnforced
+            | ScopeError::OwnProjectAsSource
+            | ScopeError::OwnProjectAsTarget => ApiError::Conflict(e.to_string()),
+            ScopeError::AllowlistFull { .. } | ScopeError::CannotAutopopulate(_) => {
+                ApiError::Unprocessable(e.to_string())
+            }
+            ScopeError::Store(e) => e.into(),
         }
-        Node::Group(id) => namespaces::get_group(conn, id)?.traversal_ids,
-    };
-    namespaces::groups_nearest_first(conn, &traversal)
-}
-
-/// Refuses elevated scopes while elevation is forbidden for `owner`, naming the level (409).
-fn check_elevation(conn: &Db, owner: Node, scopes: ScopeSet) -> StoreResult<Result<(), ApiError>> {
-    let elevated = scopes.intersect(ScopeSet::elevated());
-    if elevated.is_empty() {
-        return Ok(Ok(()));
     }
-    let groups = owner_groups(conn, owner)?;
-    let instance = settings::get(conn)?.job_token_elevation_allowed;
-    let level = match policy::elevation_allowed(instance, groups.iter().map(|g| (g.id, g.job_token_elevation_allowed)))
-    {
-        Ok(()) => return Ok(Ok(())),
-        Err(ElevationBlock::Instance) => "the instance".to_owned(),
-        Err(ElevationBlock::Group(id)) => {
-            format!("group {}", groups.iter().find(|g| g.id == id).map_or("", |g| g.full_path.as_str()))
-        }
-    };
-    Ok(Err(ApiError::Conflict(format!(
-        "elevated job token scopes ({}) are not allowed: {level} forbids them (job_token_elevation_allowed = false)",
-        elevated.names().join(", ")
-    ))))
 }
 
 fn parse_scopes(names: &[String]) -> Result<ScopeSet, ApiError> {
@@ -76,73 +43,8 @@ fn parse_scopes(names: &[String]) -> Result<ScopeSet, ApiError> {
 
 // ---- settings ----
 
-#[derive(Serialize)]
-struct ProjectSettingsView {
-    /// Effective: is the inbound allowlist in force?
-    inbound_enabled: bool,
-    /// The explicit setting; `null` inherits.
-    inbound_setting: Option<bool>,
-    outbound_enabled: bool,
-    job_token_scopes: ScopeSet,
-}
-
-fn project_settings(conn: &Db, id: ProjectId) -> StoreResult<ProjectSettingsView> {
-    let project = namespaces::get_project(conn, id)?;
-    let groups = owner_groups(conn, Node::Project(id))?;
-    let group_settings: Vec<Option<bool>> = groups.iter().map(|g| g.inbound_enabled).collect();
-    let enforce = settings::get(conn)?.enforce_job_token_allowlist;
-    Ok(ProjectSettingsView {
-        inbound_enabled: policy::inbound_in_force(enforce, project.inbound_enabled, &group_settings),
-        inbound_setting: project.inbound_enabled,
-        outbound_enabled: project.outbound_enabled,
-        job_token_scopes: project.job_token_scopes.unwrap_or_else(ScopeSet::default_set),
-    })
-}
-
-#[derive(Serialize)]
-struct GroupSettingsView {
-    inbound_enabled: bool,
-    inbound_setting: Option<bool>,
-    /// The explicit setting; `null` inherits.
-    job_token_elevation_allowed: Option<bool>,
-    /// Effective: instance and every group up to the root allow elevated scopes.
-    job_token_elevation_effective: bool,
-}
-
-fn group_settings(conn: &Db, id: GroupId) -> StoreResult<GroupSettingsView> {
-    let groups = owner_groups(conn, Node::Group(id))?;
-    let instance = settings::get(conn)?;
-    let own = groups.first().ok_or_else(|| StoreError::NotFound(format!("group {id} not found")))?;
-    let inherited: Vec<Option<bool>> = groups.iter().skip(1).map(|g| g.inbound_enabled).collect();
-    Ok(GroupSettingsView {
-        inbound_enabled: policy::inbound_in_force(
-            instance.enforce_job_token_allowlist,
-            own.inbound_enabled,
-            &inherited,
-        ),
-        inbound_setting: own.inbound_enabled,
-        job_token_elevation_allowed: own.job_token_elevation_allowed,
-        job_token_elevation_effective: policy::elevation_allowed(
-            instance.job_token_elevation_allowed,
-            groups.iter().map(|g| (g.id, g.job_token_elevation_allowed)),
-        )
-        .is_ok(),
-    })
-}
-
-fn refuse_disabling_enforced(conn: &Db, inbound: Option<Option<bool>>) -> StoreResult<Result<(), ApiError>> {
-    if inbound == Some(Some(false)) && settings::get(conn)?.enforce_job_token_allowlist {
-        return Ok(Err(ApiError::Conflict(
-            "the instance enforces job token allowlists (enforce_job_token_allowlist); they cannot be turned off"
-                .into(),
-        )));
-    }
-    Ok(Ok(()))
-}
-
 pub async fn get_project(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
-    let id = id.into_inner();
-    let view = edit(&state, actor, Node::Project(id), move |c| Ok(Ok(project_settings(c, id)?))).await?;
+    let view = service::project_settings_of(&state.store, actor, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -161,34 +63,17 @@ pub async fn patch_project(
     id: web::Path<ProjectId>,
     body: web::Json<ProjectPatch>,
 ) -> Reply {
-    let id = id.into_inner();
-    let scopes = body.job_token_scopes.as_deref().map(parse_scopes).transpose()?;
-    let (inbound, outbound) = (body.inbound_enabled, body.outbound_enabled);
-    let view = edit(&state, actor, Node::Project(id), move |c| {
-        if let Err(e) = refuse_disabling_enforced(c, inbound)? {
-            return Ok(Err(e));
-        }
-        if let Some(scopes) = scopes {
-            if let Err(e) = check_elevation(c, Node::Project(id), scopes)? {
-                return Ok(Err(e));
-            }
-            namespaces::set_job_token_scopes(c, id, scopes)?;
-        }
-        if let Some(value) = inbound {
-            allowlist::set_project_inbound(c, id, value)?;
-        }
-        if let Some(value) = outbound {
-            allowlist::set_project_outbound(c, id, value)?;
-        }
-        Ok(Ok(project_settings(c, id)?))
-    })
-    .await?;
+    let change = ProjectChange {
+        inbound_enabled: body.inbound_enabled,
+        outbound_enabled: body.outbound_enabled,
+        job_token_scopes: body.job_token_scopes.as_deref().map(parse_scopes).transpose()?,
+    };
+    let view = service::change_project_settings(&state.store, actor, id.into_inner(), change).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
 pub async fn get_group(actor: Actor, state: web::Data<AppState>, id: web::Path<GroupId>) -> Reply {
-    let id = id.into_inner();
-    let view = edit(&state, actor, Node::Group(id), move |c| Ok(Ok(group_settings(c, id)?))).await?;
+    let view = service::group_settings_of(&state.store, actor, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -207,30 +92,21 @@ pub async fn patch_group(
     id: web::Path<GroupId>,
     body: web::Json<GroupPatch>,
 ) -> Reply {
-    let id = id.into_inner();
-    let (inbound, elevation) = (body.inbound_enabled, body.job_token_elevation_allowed);
-    let view = edit(&state, actor, Node::Group(id), move |c| {
-        if let Err(e) = refuse_disabling_enforced(c, inbound)? {
-            return Ok(Err(e));
-        }
-        if let Some(value) = inbound {
-            allowlist::set_group_inbound(c, id, value)?;
-        }
-        if let Some(value) = elevation {
-            allowlist::set_group_elevation(c, id, value)?;
-        }
-        Ok(Ok(group_settings(c, id)?))
-    })
-    .await?;
+    let change = GroupChange {
+        inbound_enabled: body.inbound_enabled,
+        job_token_elevation_allowed: body.job_token_elevation_allowed,
+    };
+    let view = service::change_group_settings(&state.store, actor, id.into_inner(), change).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
 // ---- allowlist entries ----
 
 /// An entry as the API shows it.
-fn entry_view(entry: &Entry, source_path: &str) -> serde_json::Value {
+fn entry_view(shown: &ShownEntry) -> serde_json::Value {
+    let entry = &shown.entry;
     let mut v = json!({
-        "source_path": source_path,
+        "source_path": shown.source_path,
         "scopes": entry.scopes.map(|s| s.names()),
         "default_permissions": entry.scopes.is_none(),
         "autopopulated": entry.autopopulated,
@@ -242,13 +118,6 @@ fn entry_view(entry: &Entry, source_path: &str) -> serde_json::Value {
         Node::Group(id) => v["source_group_id"] = json!(id),
     }
     v
-}
-
-fn source_path(conn: &Db, source: Node) -> StoreResult<String> {
-    Ok(match source {
-        Node::Project(id) => namespaces::get_project(conn, id)?.path_with_namespace,
-        Node::Group(id) => namespaces::get_group(conn, id)?.full_path,
-    })
 }
 
 /// `{"scopes"?, "default_permissions"?}`: neither means default permissions.
@@ -273,76 +142,6 @@ impl EntryBody {
             (None, _) => Ok(None),
         }
     }
-}
-
-fn kind_of(source: Node) -> &'static str {
-    match source {
-        Node::Project(_) => "project",
-        Node::Group(_) => "group",
-    }
-}
-
-async fn list(state: &AppState, actor: Actor, owner: Node, kind: &'static str) -> Reply {
-    let views = edit(state, actor, owner, move |c| {
-        let entries = allowlist::list_entries(c, owner, kind)?;
-        let views: StoreResult<Vec<_>> =
-            entries.iter().map(|e| Ok(entry_view(e, &source_path(c, e.source)?))).collect();
-        Ok(Ok(views?))
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(views))
-}
-
-async fn add(state: &AppState, actor: Actor, owner: Node, source: Node, grant: EntryScopes) -> Reply {
-    // A group may list itself (its projects reach each other); a project listing itself means nothing.
-    if let (Node::Project(a), Node::Project(b)) = (owner, source) {
-        if a == b {
-            return Err(ApiError::Conflict("a project cannot add itself to its own allowlist".into()));
-        }
-    }
-    let added_by = match actor {
-        Actor::User(id) => Some(id),
-        Actor::Admin => None,
-    };
-    let view = edit(state, actor, owner, move |c| {
-        let path = match editor::may_see(c, actor, source)? {
-            Ok(path) => path,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Some(scopes) = grant {
-            if let Err(e) = check_elevation(c, owner, scopes)? {
-                return Ok(Err(e));
-            }
-        }
-        match allowlist::insert_entry(c, owner, source, grant, false, added_by, now())? {
-            Ok(entry) => Ok(Ok(entry_view(&entry, &path))),
-            Err(limit) => Ok(Err(ApiError::Unprocessable(format!(
-                "the allowlist already has the maximum of {} {} entries (project and group entries are counted apart)",
-                limit.limit, limit.kind
-            )))),
-        }
-    })
-    .await?;
-    Ok(HttpResponse::Created().json(view))
-}
-
-async fn update(state: &AppState, actor: Actor, owner: Node, source: Node, grant: EntryScopes) -> Reply {
-    let view = edit(state, actor, owner, move |c| {
-        if let Some(scopes) = grant {
-            if let Err(e) = check_elevation(c, owner, scopes)? {
-                return Ok(Err(e));
-            }
-        }
-        let entry = allowlist::update_entry(c, owner, source, grant)?;
-        Ok(Ok(entry_view(&entry, &source_path(c, source)?)))
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(view))
-}
-
-async fn remove(state: &AppState, actor: Actor, owner: Node, source: Node) -> Reply {
-    edit(state, actor, owner, move |c| Ok(Ok(allowlist::delete_entry(c, owner, source)?))).await?;
-    Ok(HttpResponse::NoContent().finish())
 }
 
 fn project_source(body: &EntryBody) -> Result<Node, ApiError> {
@@ -370,7 +169,8 @@ fn no_source(body: &EntryBody) -> Result<(), ApiError> {
 macro_rules! entry_handlers {
     ($list:ident, $add:ident, $update:ident, $remove:ident, $owner:ident, $source:ident, $kind:literal, $pick:ident) => {
         pub async fn $list(actor: Actor, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
-            list(&state, actor, Node::$owner(id.into_inner()), $kind).await
+            let views = service::entries(&state.store, actor, Node::$owner(id.into_inner()), $kind).await?;
+            Ok(HttpResponse::Ok().json(views.iter().map(entry_view).collect::<Vec<_>>()))
         }
 
         pub async fn $add(
@@ -380,7 +180,9 @@ macro_rules! entry_handlers {
             body: web::Json<EntryBody>,
         ) -> Reply {
             let source = $pick(&body)?;
-            add(&state, actor, Node::$owner(id.into_inner()), source, body.grant()?).await
+            let owner = Node::$owner(id.into_inner());
+            let added = service::add_entry(&state.store, actor, owner, source, body.grant()?, now()).await?;
+            Ok(HttpResponse::Created().json(entry_view(&added)))
         }
 
         pub async fn $update(
@@ -394,12 +196,15 @@ macro_rules! entry_handlers {
                 return Err(ApiError::Unprocessable("give scopes or default_permissions: true".into()));
             }
             let (owner, source) = path.into_inner();
-            update(&state, actor, Node::$owner(owner), Node::$source(source), body.grant()?).await
+            let (owner, source) = (Node::$owner(owner), Node::$source(source));
+            let changed = service::change_entry(&state.store, actor, owner, source, body.grant()?).await?;
+            Ok(HttpResponse::Ok().json(entry_view(&changed)))
         }
 
         pub async fn $remove(actor: Actor, state: web::Data<AppState>, path: web::Path<(i64, i64)>) -> Reply {
             let (owner, source) = path.into_inner();
-            remove(&state, actor, Node::$owner(owner), Node::$source(source)).await
+            service::remove_entry(&state.store, actor, Node::$owner(owner), Node::$source(source)).await?;
+            Ok(HttpResponse::NoContent().finish())
         }
     };
 }
@@ -419,24 +224,21 @@ pub struct OutboundBody {
     scopes: Vec<String>,
 }
 
-fn outbound_view(c: &Db, e: &allowlist::OutboundEntry) -> StoreResult<serde_json::Value> {
-    let mut v = json!({ "target_path": source_path(c, e.target)?, "scopes": e.scopes,
+/// An outbound entry as the API shows it.
+fn outbound_view(shown: &ShownOutbound) -> serde_json::Value {
+    let e = &shown.entry;
+    let mut v = json!({ "target_path": shown.target_path, "scopes": e.scopes,
                         "created_at": crate::domain::time::rfc3339(e.created_at) });
     match e.target {
         Node::Project(id) => v["target_project_id"] = json!(id),
         Node::Group(id) => v["target_group_id"] = json!(id),
     }
-    Ok(v)
+    v
 }
 
 pub async fn list_outbound(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
-    let id = id.into_inner();
-    let views = edit(&state, actor, Node::Project(id), move |c| {
-        let views: StoreResult<Vec<_>> = allowlist::list_outbound(c, id)?.iter().map(|e| outbound_view(c, e)).collect();
-        Ok(Ok(views?))
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(views))
+    let entries = service::outbound(&state.store, actor, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(entries.iter().map(outbound_view).collect::<Vec<_>>()))
 }
 
 pub async fn add_outbound(
@@ -452,115 +254,42 @@ pub async fn add_outbound(
         _ => return Err(ApiError::Unprocessable("give target_project_id or target_group_id".into())),
     };
     if target == Node::Project(id) {
-        return Err(ApiError::Conflict("a project's own jobs need no outbound entry for itself".into()));
+        return Err(ScopeError::OwnProjectAsTarget.into());
     }
     let scopes = parse_scopes(&body.scopes)?;
     if scopes.is_empty() {
         return Err(ApiError::Unprocessable("scopes must not be empty".into()));
     }
-    let view = edit(&state, actor, Node::Project(id), move |c| {
-        if let Err(e) = editor::may_see(c, actor, target)? {
-            return Ok(Err(e));
-        }
-        allowlist::insert_outbound(c, id, target, scopes, now())?;
-        let entry = allowlist::list_outbound(c, id)?.into_iter().find(|e| e.target == target);
-        Ok(Ok(entry.map(|e| outbound_view(c, &e)).transpose()?))
-    })
-    .await?;
-    Ok(HttpResponse::Created().json(view))
-}
-
-async fn remove_outbound(state: &AppState, actor: Actor, id: ProjectId, target: Node) -> Reply {
-    edit(state, actor, Node::Project(id), move |c| Ok(Ok(allowlist::delete_outbound(c, id, target)?))).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let added = service::add_outbound(&state.store, actor, id, target, scopes, now()).await?;
+    Ok(HttpResponse::Created().json(added.as_ref().map(outbound_view)))
 }
 
 pub async fn remove_outbound_project(actor: Actor, state: web::Data<AppState>, path: web::Path<(i64, i64)>) -> Reply {
     let (id, target) = path.into_inner();
-    remove_outbound(&state, actor, id, Node::Project(target)).await
+    service::remove_outbound(&state.store, actor, id, Node::Project(target)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn remove_outbound_group(actor: Actor, state: web::Data<AppState>, path: web::Path<(i64, i64)>) -> Reply {
     let (id, target) = path.into_inner();
-    remove_outbound(&state, actor, id, Node::Group(target)).await
+    service::remove_outbound(&state.store, actor, id, Node::Group(target)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 // ---- authorization log and autopopulate ----
 
 pub async fn authorizations(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
-    let id = id.into_inner();
-    let rows = edit(&state, actor, Node::Project(id), move |c| Ok(Ok(allowlist::list_authorizations(c, id)?))).await?;
+    let rows = service::authorizations(&state.store, actor, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 
-/// Turns the target's authorization log into allowlist entries with exactly the scopes each
-/// source used (compacted into groups when they would not fit), marks them autopopulated, and
-/// switches the allowlist on. Sources that used only visibility reads get no entry.
+/// Turns the authorization log into autopopulated allowlist entries (see [`service::autopopulate`]).
 pub async fn autopopulate(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
-    let id = id.into_inner();
-    // Off the async worker: the PostgreSQL client must not block on it.
-    let (authlog, store) = (state.authlog.clone(), state.store.clone());
-    web::block(move || authlog.flush_all(&store, now())).await.map_err(|_| crate::store::StoreError::Blocking)?;
-    let owner = Node::Project(id);
-    let added = edit(&state, actor, owner, move |c| {
-        let mut seen = Vec::new();
-        for row in allowlist::list_authorizations(c, id)? {
-            let source = namespaces::get_project(c, row.source_project_id)?;
-            let groups = namespaces::get_group(c, source.namespace_id)?.traversal_ids;
-            let covered = allowlist::get_entry(c, owner, Node::Project(source.id))?.is_some()
-                || !allowlist::entries_for_sources(
-                    c,
-                    owner,
-                    &groups.iter().map(|g| Node::Group(*g)).collect::<Vec<_>>(),
-                )?
-                .is_empty();
-            if !covered {
-                seen.push(autopopulate::Seen { project: source.id, groups, scopes: row.scopes });
-            }
-        }
-        let room =
-            |kind| Ok::<_, StoreError>((MAX_ENTRIES - allowlist::count_entries(c, owner, kind)?).max(0) as usize);
-        let entries = match autopopulate::entries(&seen, room("project")?, room("group")?) {
-            Ok(entries) => entries,
-            Err(e) => return Ok(Err(ApiError::Unprocessable(e.to_string()))),
-        };
-        let mut added = Vec::new();
-        for (entry, mut scopes) in entries {
-            // Elevated scopes used while elevation was allowed are not re-added once it is not.
-            if check_elevation(c, owner, scopes)?.is_err() {
-                scopes = scopes.minus(ScopeSet::elevated());
-            }
-            let source = match entry {
-                autopopulate::NewEntry::Project(p) => Node::Project(p),
-                autopopulate::NewEntry::Group(g) => Node::Group(g),
-            };
-            match allowlist::insert_entry(c, owner, source, Some(scopes), true, None, now())? {
-                Ok(e) => added.push(entry_view(&e, &source_path(c, source)?)),
-                Err(limit) => {
-                    return Ok(Err(ApiError::Unprocessable(format!(
-                        "allowlist limit of {} {} entries",
-                        limit.limit,
-                        kind_of(source)
-                    ))))
-                }
-            }
-        }
-        allowlist::switch_inbound_on_for_autopopulate(c, id)?;
-        Ok(Ok(added))
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({ "added": added })))
+    let added = service::autopopulate(&state.store, &state.authlog, actor, id.into_inner(), now()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "added": added.iter().map(entry_view).collect::<Vec<_>>() })))
 }
 
 pub async fn remove_autopopulated(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
-    let owner = Node::Project(id.into_inner());
-    edit(&state, actor, owner, move |c| {
-        allowlist::delete_autopopulated(c, owner)?;
-        if let Node::Project(project) = owner {
-            allowlist::restore_inbound_after_autopopulate(c, project)?;
-        }
-        Ok(Ok(()))
-    })
-    .await?;
+    service::remove_autopopulated(&state.store, actor, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,4 +1,6 @@
-//! Route modules, one per area. Handlers stay thin: extract → call a service or store → respond.
+//! Route modules, one per area. Handlers stay thin: extract → call one service function (or,
+//! for the admin API's plain reads and writes, one store function) → respond. Each module holds
+//! the one `From` mapping of its use cases' error enums to `ApiError` or `OAuthError`.
 
 mod admin;
 pub mod auth;

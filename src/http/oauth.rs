@@ -1,15 +1,18 @@
 //! `/oauth/*`: token, introspection (RFC 7662), revocation (RFC 7009).
 
-use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::auth::{authenticate_client, client_credentials, is_admin, Client};
+use super::auth::{authenticate_client, client_credentials, is_admin};
 use super::form::Form;
 use crate::app::AppState;
 use crate::domain::ScopeSet;
-use crate::error::{OAuthCode, OAuthError};
-use crate::service::{exchange, live, mint, now};
+use crate::error::{self, OAuthCode, OAuthError};
+use crate::policy::MintRefusal;
+use crate::service::exchange::ExchangeError;
+use crate::service::mint::{IssueError, MintError};
+use crate::service::tokens::{self, Caller, TokenRequestError};
+use crate::service::{exchange, mint, now};
 use crate::token::details;
 
 const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -17,7 +20,7 @@ const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// A JSON response that must never be cached (RFC 6749 §5.1).
 fn no_store(body: &impl serde::Serialize) -> HttpResponse {
-    HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).json(body)
+    error::no_store(&mut HttpResponse::Ok()).json(body)
 }
 
 /// An active token's RFC 7662 answer: the introspection members, then every claim.
@@ -40,17 +43,19 @@ pub async fn token(
         CLIENT_CREDENTIALS => {
             let creds = client_credentials(&req, &form)?.ok_or_else(OAuthError::invalid_client)?;
             let request = parse_mint_request(&form)?;
-            let minted = mint::mint(&state, creds, request, now()).await?;
+            let minted = mint::mint(state.deps(), creds, request, now()).await?;
             Ok(no_store(&token_response(&minted, None)))
         }
         TOKEN_EXCHANGE => {
             // The subject token is the credential; client credentials are optional, but ones
             // that are presented must be valid (RFC 6749 §2.3).
             if let Some(creds) = client_credentials(&req, &form)? {
-                authenticate_client(&state, creds).await?.ok_or_else(OAuthError::invalid_client)?;
+                authenticate_client(&state.store, &state.metrics, creds)
+                    .await?
+                    .ok_or_else(OAuthError::invalid_client)?;
             }
             let request = parse_exchange_request(&form)?;
-            let exchanged = exchange::exchange(&state, request, now()).await?;
+            let exchanged = exchange::exchange(state.deps(), request, now()).await?;
             Ok(no_store(&token_response(&exchanged, Some(exchange::ACCESS_TOKEN_TYPE))))
         }
         other => Err(OAuthError::new(
@@ -154,18 +159,67 @@ fn audiences(form: &Form) -> Result<Vec<String>, OAuthError> {
     Ok(out)
 }
 
-/// Who is calling introspection or revocation.
-enum Caller {
-    Admin,
-    Client(Client),
-}
-
 async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -> Result<Caller, OAuthError> {
     if is_admin(req, state) {
         return Ok(Caller::Admin);
     }
     let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
-    authenticate_client(state, creds).await?.map(Caller::Client).ok_or_else(OAuthError::invalid_client)
+    authenticate_client(&state.store, &state.metrics, creds)
+        .await?
+        .map(Caller::Client)
+        .ok_or_else(OAuthError::invalid_client)
+}
+
+/// The one mapping of minting refusals to RFC 6749 errors.
+impl From<MintError> for OAuthError {
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::InvalidClient => OAuthError::invalid_client(),
+            // Unknown jobs and jobs of projects the runner does not serve look the same to the
+            // runner, so a runner cannot probe which job ids exist elsewhere.
+            MintError::Refused { refusal: MintRefusal::NotServed, job_id } => OAuthError::new(
+                OAuthCode::InvalidGrant,
+                format!("job {job_id} does not exist or is not served by this runner"),
+            ),
+            MintError::Refused { refusal, .. } => OAuthError::invalid_grant(refusal.to_string()),
+            MintError::Issue(e) => e.into(),
+            MintError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<IssueError> for OAuthError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::TooLarge(sentence) => OAuthError::invalid_request(sentence),
+            IssueError::Key(cause) => OAuthError::server_error(cause),
+            IssueError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The one mapping of token exchange refusals to RFC 6749/8693 errors.
+impl From<ExchangeError> for OAuthError {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            inactive @ ExchangeError::Inactive(_) => OAuthError::invalid_grant(inactive.to_string()),
+            narrowing @ ExchangeError::AudienceNotHeld(_) => {
+                OAuthError::new(OAuthCode::InvalidTarget, narrowing.to_string())
+            }
+            ExchangeError::Issue(e) => e.into(),
+            ExchangeError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The one mapping of introspection and revocation refusals to RFC 6749 errors.
+impl From<TokenRequestError> for OAuthError {
+    fn from(e: TokenRequestError) -> Self {
+        match e {
+            TokenRequestError::Store(e) => e.into(),
+            refused => OAuthError::new(OAuthCode::UnauthorizedClient, refused.to_string()),
+        }
+    }
 }
 
 pub async fn introspect(
@@ -174,24 +228,11 @@ pub async fn introspect(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::read(&req, payload).await?;
-    let audience = match authenticate_caller(&state, &req, &form).await? {
-        Caller::Admin => Vec::new(),
-        Caller::Client(Client::ResourceServer(server)) => server.audience,
-        Caller::Client(Client::Runner(_)) => {
-            return Err(OAuthError::new(
-                OAuthCode::UnauthorizedClient,
-                "only resource servers and the admin may introspect",
-            ))
-        }
-    };
+    let audience = tokens::introspection_audience(&authenticate_caller(&state, &req, &form).await?)?;
     let token = form.required("token")?;
-    let claims = match live::introspect(&state, token, &audience, now()).await? {
-        Ok(claims) => claims,
-        Err(inactive) => {
-            state.metrics.deny(inactive.reason());
-            log::debug!("introspection: inactive token ({inactive})");
-            return Ok(no_store(&json!({ "active": false })));
-        }
+    let asker = state.deps().asker(&audience);
+    let Some(claims) = tokens::introspect(&state.store, &state.keys, &state.metrics, token, asker, now()).await? else {
+        return Ok(no_store(&json!({ "active": false })));
     };
     Ok(no_store(&Introspection { active: true, token_type: "Bearer", username: &claims.user_login, claims: &claims }))
 }
@@ -203,23 +244,13 @@ pub async fn revoke(
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::read(&req, payload).await?;
     let caller = authenticate_caller(&state, &req, &form).await?;
-    if let Caller::Client(Client::ResourceServer(_)) = caller {
-        return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "resource servers may not revoke tokens"));
-    }
+    tokens::may_revoke(&caller)?;
     let token = form.required("token")?;
     // RFC 7009 §2.2: an invalid or unknown token is answered with 200 all the same.
-    let Ok(found) = live::authentic(&state, token).await? else { return Ok(no_store_empty()) };
-    if let Caller::Client(Client::Runner(runner)) = &caller {
-        if runner.client_id != found.record.client_id {
-            return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "the token was not issued to this client"));
-        }
-    }
-    let jti = found.jti;
-    let at = now();
-    state.store.run(move |conn| crate::store::tokens::revoke(conn, &jti, at)).await?;
+    tokens::revoke(&state.store, &state.keys, &caller, token, now()).await?;
     Ok(no_store_empty())
 }
 
 fn no_store_empty() -> HttpResponse {
-    HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).finish()
+    error::no_store(&mut HttpResponse::Ok()).finish()
 }

@@ -7,8 +7,7 @@ use super::auth::Admin;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::service::now;
-use crate::signing::KeyRingError;
-use crate::store::db;
+use crate::service::ops::{self, RotateError};
 
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -16,15 +15,13 @@ pub async fn live() -> HttpResponse {
 
 /// Ready when the database answers and an active signing key is loaded.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let database = state.store.run(|c| c.query_one("SELECT 1", db::params![])?.get::<i64>(0)).await.is_ok();
-    // The key ring always holds an active key; ready means it can still sign.
-    let key = state.keys.active().sign(b"readiness").is_ok();
+    let readiness = ops::readiness(&state.store, &state.keys).await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let body = json!({
-        "status": word(database && key),
-        "checks": { "database": word(database), "signing_key": word(key) },
+        "status": word(readiness.ready()),
+        "checks": { "database": word(readiness.database), "signing_key": word(readiness.signing_key) },
     });
-    match database && key {
+    match readiness.ready() {
         true => HttpResponse::Ok().json(body),
         false => HttpResponse::ServiceUnavailable().json(body),
     }
@@ -53,15 +50,17 @@ pub async fn rotate_keys(
     state: web::Data<AppState>,
     query: web::Query<RotateQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (ring, store, force) = (state.keys.clone(), state.store.clone(), query.force);
-    let rotated = web::block(move || ring.rotate_manual(&store, force, now()))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    match rotated {
-        Ok(()) => {}
-        Err(e @ KeyRingError::TooSoon { .. }) => return Err(ApiError::Conflict(e.to_string())),
-        Err(e) => return Err(ApiError::Internal(e.to_string())),
-    }
-    let keys = state.keys.list(&state.store).await?;
+    let keys = ops::rotate(&state.keys, &state.store, query.force, now()).await?;
     Ok(HttpResponse::Ok().json(keys))
+}
+
+/// The one mapping of rotation refusals to the API's error shape.
+impl From<RotateError> for ApiError {
+    fn from(e: RotateError) -> Self {
+        match e {
+            RotateError::TooSoon(e) => ApiError::Conflict(e.to_string()),
+            RotateError::Failed(e) => ApiError::Internal(e.to_string()),
+            RotateError::Store(e) => e.into(),
+        }
+    }
 }

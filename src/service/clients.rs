@@ -1,10 +1,10 @@
 //! OAuth client authentication: the one place client secrets are checked.
 
-use crate::app::AppState;
+use crate::metrics::Metrics;
 use crate::secret;
 use crate::store::clients::find_client_auth;
 pub use crate::store::clients::{ClientAuth as Client, ResourceServerAuth, RunnerAuth};
-use crate::store::{Db, Result as StoreResult, StoreError};
+use crate::store::{Db, Result as StoreResult, Store, StoreError};
 
 /// Client credentials presented to an OAuth endpoint.
 pub struct ClientCredentials {
@@ -21,10 +21,14 @@ pub fn check(db: &Db, creds: &ClientCredentials) -> StoreResult<Option<Client>> 
 }
 
 /// [`check`] in its own read, counting a rejection as an `invalid_client` denial.
-pub async fn authenticate(state: &AppState, creds: ClientCredentials) -> Result<Option<Client>, StoreError> {
-    let client = state.store.read_one(move |db| check(db, &creds)).await?;
+pub async fn authenticate(
+    store: &Store,
+    metrics: &Metrics,
+    creds: ClientCredentials,
+) -> Result<Option<Client>, StoreError> {
+    let client = store.read_one(move |db| check(db, &creds)).await?;
     if client.is_none() {
-        state.metrics.deny("invalid_client");
+        metrics.deny("invalid_client");
     }
     Ok(client)
 }

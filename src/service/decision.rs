@@ -4,8 +4,8 @@
 use crate::store::Db;
 use serde::Serialize;
 
-use super::live::{self, Authentic, Inactive};
-use crate::app::AppState;
+use super::live::{self, Authentic, Inactive, LiveError};
+use super::Deps;
 use crate::domain::{ProjectId, Scope, ScopeSet, UserId};
 use crate::policy::{
     self, AllowlistLevel, CrossProjectInput, EntryGrant, GroupSourceEntry, Namespace, Origin, OutboundEntry, Principal,
@@ -27,6 +27,15 @@ impl std::fmt::Display for TargetRef {
         match self {
             TargetRef::Id(id) => write!(f, "{id}"),
             TargetRef::Path(path) => f.write_str(path),
+        }
+    }
+}
+
+impl From<&details::ProjectRef> for TargetRef {
+    fn from(project: &details::ProjectRef) -> Self {
+        match project {
+            details::ProjectRef::Id(id) => TargetRef::Id(*id),
+            details::ProjectRef::Path(path) => TargetRef::Path(path.clone()),
         }
     }
 }
@@ -70,23 +79,24 @@ impl Answer {
 /// carries and what is still true (see [`policy::cross_project_grant`]); `audience` is the
 /// asking resource server's (empty for the admin or a server without one).
 pub async fn authorize(
-    state: &AppState,
+    deps: Deps<'_>,
     audience: &[String],
     token: &str,
     target: TargetRef,
     scope: Scope,
     now: i64,
 ) -> Result<Answer> {
-    let found = match live::live_for(state, token, audience, now).await? {
+    let found = match live::live_for(deps.store, deps.keys, token, deps.asker(audience), now).await {
         Ok(found) => found,
-        Err(inactive) => {
-            state.metrics.deny(inactive.reason());
+        Err(LiveError::Store(e)) => return Err(e),
+        Err(LiveError::Inactive(inactive)) => {
+            deps.metrics.deny(inactive.reason());
             let reason = match inactive {
                 Inactive::OtherAudience => format!(
                     "the job token's audience names neither this resource server's audience ({}) nor the \
                      default audience {}",
                     audience.join(", "),
-                    state.config.default_audience
+                    deps.config.default_audience
                 ),
                 other => format!("the job token is not active: {other}"),
             };
@@ -96,7 +106,7 @@ pub async fn authorize(
     let source_path = found.claims.project_path.clone();
     let source_id = found.claims.project_id;
     // The closure owns what it reads; an unknown target comes back for the message.
-    let decided = state
+    let decided = deps
         .store
         .read(move |c| {
             let Some(project) = find_project(c, &target)? else { return Ok(Err(target)) };
@@ -106,14 +116,14 @@ pub async fn authorize(
     let (target_id, (answer, needed_entry)) = match decided {
         Ok(decided) => decided,
         Err(target) => {
-            state.metrics.deny("target_not_found");
+            deps.metrics.deny("target_not_found");
             return Ok(Answer::denied(format!("project {target} does not exist"), Some(source_path), None));
         }
     };
     match answer.allowed {
-        true if target_id != source_id => state.authlog.record(target_id, source_id, needed_entry, now),
+        true if target_id != source_id => deps.authlog.record(target_id, source_id, needed_entry, now),
         true => {}
-        false => state.metrics.deny("cross_project"),
+        false => deps.metrics.deny("cross_project"),
     }
     Ok(answer)
 }

@@ -2,11 +2,17 @@
 
 use crate::store::Db;
 
-use crate::domain::{AccessLevel, Visibility};
-use crate::error::ApiError;
-use crate::http::auth::Actor;
+use super::job_token_scope::ScopeError;
+use crate::domain::{AccessLevel, UserId, Visibility};
 use crate::store::allowlist::Node;
 use crate::store::{namespaces, Result, StoreError};
+
+/// Who edits job token scope settings: the admin, or a user by personal access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Admin,
+    User(UserId),
+}
 
 /// The owner's full path and its groups (root first, the group itself included for a group).
 fn locate(conn: &Db, node: Node) -> Result<(String, Vec<i64>, Option<Visibility>)> {
@@ -30,18 +36,6 @@ fn access(conn: &Db, user: i64, node: Node, groups: &[i64]) -> Result<Option<Acc
     }
 }
 
-/// The one answer for an owner or source that does not exist or that the caller cannot see:
-/// the same body either way, naming nothing the request did not.
-fn not_found(node: Node) -> ApiError {
-    ApiError::NotFound(
-        match node {
-            Node::Project(_) => "project not found",
-            Node::Group(_) => "group not found",
-        }
-        .into(),
-    )
-}
-
 /// The node's path and whether the actor may edit it (Maintainer or Owner, directly or through
 /// a group, or the admin); `None` when it does not exist or the actor cannot see it (SPEC §4.3):
 /// a membership at any level on it or an ancestor, or a public or internal project (a user
@@ -60,19 +54,18 @@ fn visible(conn: &Db, actor: Actor, node: Node) -> Result<Option<(String, bool)>
 }
 
 /// Editing needs Maintainer or Owner on the owner, or the admin. An owner the caller cannot see
-/// is a 404, the same as an unknown one; one they see but may not edit is a 403.
-pub fn may_edit(conn: &Db, actor: Actor, owner: Node) -> Result<Result<String, ApiError>> {
-    Ok(match visible(conn, actor, owner)? {
-        None => Err(not_found(owner)),
+/// is [`ScopeError::NotFound`], the same as an unknown one; one they see but may not edit is
+/// [`ScopeError::Forbidden`]. Returns the owner's full path.
+pub fn may_edit(conn: &Db, actor: Actor, owner: Node) -> Result<String, ScopeError> {
+    match visible(conn, actor, owner)? {
+        None => Err(ScopeError::NotFound(owner)),
         Some((path, true)) => Ok(path),
-        Some((path, false)) => Err(ApiError::Forbidden(format!(
-            "editing the job token scope of {path} needs the Maintainer or Owner role on it"
-        ))),
-    })
+        Some((path, false)) => Err(ScopeError::Forbidden(path)),
+    }
 }
 
 /// Adding a source needs the editor to see it. A source the editor cannot see is reported
-/// exactly as an unknown one.
-pub fn may_see(conn: &Db, actor: Actor, source: Node) -> Result<Result<String, ApiError>> {
-    Ok(visible(conn, actor, source)?.map(|(path, _)| path).ok_or_else(|| not_found(source)))
+/// exactly as an unknown one. Returns the source's full path.
+pub fn may_see(conn: &Db, actor: Actor, source: Node) -> Result<String, ScopeError> {
+    visible(conn, actor, source)?.map(|(path, _)| path).ok_or(ScopeError::NotFound(source))
 }

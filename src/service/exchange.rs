@@ -5,14 +5,28 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use super::Deps;
 use super::{decision, live, mint};
-use crate::app::AppState;
 use crate::domain::ScopeSet;
-use crate::error::{OAuthCode, OAuthError};
 use crate::token::{details, Audience, Claims};
 
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// Why a token exchange was refused. Mapped once to RFC 6749/8693 errors at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The subject token is not live (counted here).
+    #[error("the subject_token is not active ({0})")]
+    Inactive(live::Inactive),
+    /// An audience the subject token does not have: an exchange can only narrow.
+    #[error("audience {0} is not an audience of the subject token; an exchange can only narrow")]
+    AudienceNotHeld(String),
+    #[error(transparent)]
+    Issue(#[from] mint::IssueError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
 
 /// A validated exchange request.
 #[derive(Debug, Clone, Default)]
@@ -30,15 +44,12 @@ pub fn narrow(
     req: &ExchangeRequest,
     jti: &str,
     now: i64,
-) -> Result<(Claims, Vec<details::Granted>), OAuthError> {
+) -> Result<(Claims, Vec<details::Granted>), ExchangeError> {
     let parent_scope = ScopeSet::parse_space_separated(&parent.scope).unwrap_or_default();
     let scope = req.scope.map_or(parent_scope, |asked| asked.intersect(parent_scope));
     let parent_aud = parent.aud.values();
     if let Some(outside) = req.audience.iter().find(|a| !parent_aud.contains(&a.as_str())) {
-        return Err(OAuthError::new(
-            OAuthCode::InvalidTarget,
-            format!("audience {outside} is not an audience of the subject token; an exchange can only narrow"),
-        ));
+        return Err(ExchangeError::AudienceNotHeld(outside.clone()));
     }
     let aud = match req.audience.is_empty() {
         true => parent.aud.clone(),
@@ -97,19 +108,20 @@ pub fn cap(claims: &mut Claims, details: &mut Vec<details::Granted>, own: ScopeS
     claims.authorization_details = details.iter().filter_map(|d| serde_json::to_value(d).ok()).collect();
 }
 
-pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Result<mint::Minted, OAuthError> {
-    let parent = match live::live(state, &req.subject_token, now).await? {
+pub async fn exchange(deps: Deps<'_>, req: ExchangeRequest, now: i64) -> Result<mint::Minted, ExchangeError> {
+    let parent = match live::live(deps.store, deps.keys, &req.subject_token, now).await {
         Ok(found) => found,
-        Err(inactive) => {
-            state.metrics.deny(inactive.reason());
-            return Err(OAuthError::invalid_grant(format!("the subject_token is not active ({inactive})")));
+        Err(live::LiveError::Store(e)) => return Err(e.into()),
+        Err(live::LiveError::Inactive(inactive)) => {
+            deps.metrics.deny(inactive.reason());
+            return Err(ExchangeError::Inactive(inactive));
         }
     };
     let jti = Uuid::now_v7();
     let (mut claims, mut details) = narrow(&parent.claims, &req, &jti.to_string(), now)?;
     // Never more than is still true: the parent's grants as they stand today.
     let (parent_claims, targets) = (parent.claims.clone(), details.iter().map(|d| d.project_id).collect::<Vec<_>>());
-    let (own, cross) = state
+    let (own, cross) = deps
         .store
         .read(move |db| {
             let own = mint::own_grant_now(db, parent_claims.job_id)?;
@@ -121,7 +133,7 @@ pub async fn exchange(state: &AppState, req: ExchangeRequest, now: i64) -> Resul
         })
         .await?;
     cap(&mut claims, &mut details, own, &cross);
-    let access_token = mint::issue(state, &claims, jti, Some(parent.jti)).await?;
+    let access_token = mint::issue(deps, &claims, jti, Some(parent.jti)).await?;
     let scope = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     Ok(mint::Minted { access_token, expires_in: claims.exp - now, scope, details })
 }
@@ -205,7 +217,7 @@ mod tests {
     fn an_audience_the_parent_lacks_is_invalid_target() {
         let req = ExchangeRequest { audience: vec!["elsewhere".into()], ..ExchangeRequest::default() };
         let err = narrow(&parent(), &req, "child", 2000).unwrap_err();
-        assert_eq!(err.code, OAuthCode::InvalidTarget);
+        assert!(matches!(err, ExchangeError::AudienceNotHeld(a) if a == "elsewhere"));
     }
 
     #[test]

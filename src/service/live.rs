@@ -11,11 +11,11 @@
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::{JobStatus, UserState};
 use crate::policy;
+use crate::signing::KeyRing;
 use crate::store::tokens::{self, TokenRecord};
-use crate::store::{Db, StoreError};
+use crate::store::{Db, Store, StoreError};
 use crate::token::jws;
 use crate::token::Claims;
 
@@ -64,6 +64,16 @@ impl Inactive {
     }
 }
 
+/// Why a token could not be used: it is not live (a client sees `active: false` or a refusal),
+/// or the store failed (the cause is logged at the edge).
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("the token is not active: {0}")]
+    Inactive(#[from] Inactive),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// A token this server issued, as recorded, with its claims.
 #[derive(Debug, Clone)]
 pub struct Authentic {
@@ -73,38 +83,38 @@ pub struct Authentic {
 }
 
 /// Finds the record of a token this server issued, without judging whether it is still live.
-pub async fn authentic(state: &AppState, token: &str) -> Result<Result<Authentic, Inactive>, StoreError> {
-    Ok(authentic_with(state, token, |_, _| Ok(())).await?.map(|(found, ())| found))
+pub async fn authentic(store: &Store, keys: &KeyRing, token: &str) -> Result<Authentic, LiveError> {
+    Ok(authentic_with(store, keys, token, |_, _| Ok(())).await?.0)
 }
 
 /// [`authentic`], also running `then` on the record in the same read transaction (only for a
 /// token this server issued), so a caller that needs more of the store pays for one read.
 async fn authentic_with<T: Send + 'static>(
-    state: &AppState,
+    store: &Store,
+    keys: &KeyRing,
     token: &str,
     then: impl FnOnce(&Db, &TokenRecord) -> crate::store::Result<T> + Send + 'static,
-) -> Result<Result<(Authentic, T), Inactive>, StoreError> {
+) -> Result<(Authentic, T), LiveError> {
     let Ok((header, claims)) = jws::decode_unverified_as::<Claims>(token) else {
-        return Ok(Err(Inactive::Malformed));
+        return Err(Inactive::Malformed.into());
     };
     let typ_ok = header
         .typ
         .as_deref()
         .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
     if !typ_ok {
-        return Ok(Err(Inactive::WrongType));
+        return Err(Inactive::WrongType.into());
     }
-    let Some(key_alg) = header.kid.as_deref().and_then(|kid| state.keys.alg_of(kid)) else {
-        return Ok(Err(Inactive::UnknownKey));
+    let Some(key_alg) = header.kid.as_deref().and_then(|kid| keys.alg_of(kid)) else {
+        return Err(Inactive::UnknownKey.into());
     };
     if header.alg != key_alg.as_str() {
-        return Ok(Err(Inactive::AlgMismatch));
+        return Err(Inactive::AlgMismatch.into());
     }
-    let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Ok(Err(Inactive::Malformed)) };
+    let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Err(Inactive::Malformed.into()) };
     let jti = *jti.as_bytes();
     let presented = crate::secret::hash(token.as_bytes());
-    let found = state
-        .store
+    let found = store
         .read(move |db| {
             let Some(record) = tokens::find(db, &jti)? else { return Ok(None) };
             if !bool::from(presented.ct_eq(record.token_hash.as_slice())) {
@@ -114,31 +124,39 @@ async fn authentic_with<T: Send + 'static>(
             Ok(Some((record, extra)))
         })
         .await?;
-    Ok(found.map(|(record, extra)| (Authentic { jti, claims, record }, extra)).ok_or(Inactive::NotIssued))
+    let (record, extra) = found.ok_or(Inactive::NotIssued)?;
+    Ok((Authentic { jti, claims, record }, extra))
 }
 
 /// An authentic token that is unexpired, unrevoked, and whose job still runs.
-pub async fn live(state: &AppState, token: &str, now: i64) -> Result<Result<Authentic, Inactive>, StoreError> {
-    let found = match authentic(state, token).await? {
-        Ok(found) => found,
-        Err(inactive) => return Ok(Err(inactive)),
-    };
-    Ok(judge(&found, now).map(|()| found))
+pub async fn live(store: &Store, keys: &KeyRing, token: &str, now: i64) -> Result<Authentic, LiveError> {
+    let found = authentic(store, keys, token).await?;
+    judge(&found, now)?;
+    Ok(found)
 }
 
-/// [`live`], as told to a resource server registered with `audience` (empty: any token): a token
-/// whose `aud` names neither one of its audiences nor the default audience is not for it.
+/// Who asks about a token: a resource server registered with `audience` (empty: the admin, or a
+/// server without one, which may see any token), and the configured default audience.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    pub audience: &'a [String],
+    pub default_audience: &'a str,
+}
+
+/// [`live`], as told to `asker`: a token whose `aud` names neither one of its audiences nor the
+/// default audience is not for it.
 pub async fn live_for(
-    state: &AppState,
+    store: &Store,
+    keys: &KeyRing,
     token: &str,
-    audience: &[String],
+    asker: Asker<'_>,
     now: i64,
-) -> Result<Result<Authentic, Inactive>, StoreError> {
-    Ok(live(state, token, now).await?.and_then(|found| for_audience(state, found, audience)))
+) -> Result<Authentic, LiveError> {
+    Ok(for_audience(live(store, keys, token, now).await?, asker)?)
 }
 
-fn for_audience(state: &AppState, found: Authentic, audience: &[String]) -> Result<Authentic, Inactive> {
-    match policy::audience_admits(&found.claims.aud.values(), audience, &state.config.default_audience) {
+fn for_audience(found: Authentic, asker: Asker<'_>) -> Result<Authentic, Inactive> {
+    match policy::audience_admits(&found.claims.aud.values(), asker.audience, asker.default_audience) {
         true => Ok(found),
         false => Err(Inactive::OtherAudience),
     }
@@ -148,26 +166,19 @@ fn for_audience(state: &AppState, found: Authentic, audience: &[String]) -> Resu
 /// `scope` capped at what the job's own-project grant is worth today (read in the same
 /// transaction as the record), so a right lost after mint is not reported as held.
 pub async fn introspect(
-    state: &AppState,
+    store: &Store,
+    keys: &KeyRing,
     token: &str,
-    audience: &[String],
+    asker: Asker<'_>,
     now: i64,
-) -> Result<Result<Claims, Inactive>, StoreError> {
-    let found = authentic_with(state, token, |db, record| super::mint::own_grant_now(db, record.job_id)).await?;
-    let (found, own) = match found {
-        Ok(found) => found,
-        Err(inactive) => return Ok(Err(inactive)),
-    };
-    if let Err(inactive) = judge(&found, now) {
-        return Ok(Err(inactive));
-    }
-    let mut claims = match for_audience(state, found, audience) {
-        Ok(found) => found.claims,
-        Err(inactive) => return Ok(Err(inactive)),
-    };
+) -> Result<Claims, LiveError> {
+    let (found, own) =
+        authentic_with(store, keys, token, |db, record| super::mint::own_grant_now(db, record.job_id)).await?;
+    judge(&found, now)?;
+    let mut claims = for_audience(found, asker)?.claims;
     let carried = crate::domain::ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     claims.scope = carried.intersect(own).to_space_separated();
-    Ok(Ok(claims))
+    Ok(claims)
 }
 
 /// The liveness rules, pure.

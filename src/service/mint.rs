@@ -2,13 +2,13 @@
 
 use uuid::Uuid;
 
-use crate::app::AppState;
+use super::Deps;
 use crate::domain::{JobId, ProjectId, ScopeSet};
-use crate::error::{OAuthCode, OAuthError};
+use crate::metrics::Metrics;
 use crate::policy::Namespace;
 use crate::policy::{self, MintRefusal, MintStep, OwnGrant, Principal};
 use crate::service::clients::{self as client_auth, Client, ClientCredentials};
-use crate::service::decision::{self, JobSide};
+use crate::service::decision::{self, JobSide, TargetRef};
 use crate::store::clients::{self, RunnerAuth};
 use crate::store::jobs::{self, JobContext};
 use crate::store::namespaces::Project;
@@ -38,6 +38,33 @@ pub struct Minted {
     pub details: Vec<details::Granted>,
 }
 
+/// Why a token was not minted. Mapped once to RFC 6749 errors at the edge; a refusal is
+/// counted and logged here.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("client authentication failed")]
+    InvalidClient,
+    #[error("token for job {job_id} refused: {refusal}")]
+    Refused { refusal: MintRefusal, job_id: JobId },
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a signed token could not be handed out (minted or exchanged).
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The claims do not fit a token (a safe sentence for the client).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The signing key failed; the cause is for the log only.
+    #[error("signing failed: {0}")]
+    Key(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// What the store loads for one mint.
 struct Loaded {
     ctx: JobContext,
@@ -49,51 +76,46 @@ struct Loaded {
 }
 
 /// Authenticates the runner and mints a token for `req.job_id`.
-pub async fn mint(
-    state: &AppState,
-    creds: ClientCredentials,
-    req: MintRequest,
-    now: i64,
-) -> Result<Minted, OAuthError> {
+pub async fn mint(deps: Deps<'_>, creds: ClientCredentials, req: MintRequest, now: i64) -> Result<Minted, MintError> {
     let job_id = req.job_id;
     // Client authentication and, for a job already running on this runner, everything the
     // grant needs, in one read transaction on this thread. The first token of a job also starts
     // it, which writes.
     let requested = req.details.clone();
-    let first = state
+    let first = deps
         .store
         .read(move |db| match client_auth::check(db, &creds)? {
-            Some(Client::Runner(runner)) => Ok(Some((load(db, &runner, job_id, &requested)?, runner))),
+            Some(Client::Runner(runner)) => Ok(Some((load(db, &runner, job_id, &requested), runner))),
             _ => Ok(None),
         })
         .await?;
     let Some((first, runner)) = first else {
-        state.metrics.deny("invalid_client");
-        return Err(OAuthError::invalid_client());
+        deps.metrics.deny("invalid_client");
+        return Err(MintError::InvalidClient);
     };
     let loaded = match first {
         Ok(Some(loaded)) => Ok(loaded),
         Ok(None) => {
             let (runner, requested_details) = (runner.clone(), req.details);
-            state.store.run(move |conn| load_and_start(conn, &runner, job_id, &requested_details, now)).await?
+            deps.store.run(move |conn| Ok(load_and_start(conn, &runner, job_id, &requested_details, now))).await?
         }
-        Err(refusal) => Err(refusal),
+        Err(e) => Err(e),
     }
-    .map_err(|refusal| refuse(state, refusal, job_id))?;
+    .map_err(|e| counted(deps.metrics, e))?;
     let Loaded { ctx, access, settings, details, logged } = loaded;
     let scope = own_grant(&ctx, access, &settings, req.requested);
     let started_at = ctx.job.started_at.unwrap_or(now);
     let exp = policy::token_expiry(started_at, runner.maximum_timeout, ctx.job.timeout, ctx.project.build_timeout);
     if exp <= now {
-        return Err(refuse(state, MintRefusal::Expired, job_id));
+        return Err(counted(deps.metrics, MintError::Refused { refusal: MintRefusal::Expired, job_id }));
     }
     let audience = match req.audience.is_empty() {
-        true => vec![state.config.default_audience.clone()],
+        true => vec![deps.config.default_audience.clone()],
         false => req.audience,
     };
     let jti = Uuid::now_v7();
     let claims = Claims {
-        iss: state.config.issuer.clone(),
+        iss: deps.config.issuer.clone(),
         sub: subject(&ctx.project.path_with_namespace, ctx.pipeline.ref_type, &ctx.pipeline.ref_),
         aud: Audience::from_values(audience),
         exp,
@@ -121,9 +143,9 @@ pub async fn mint(
         authorization_details: details.iter().filter_map(|d| serde_json::to_value(d).ok()).collect(),
         act: None,
     };
-    let access_token = issue(state, &claims, jti, None).await?;
+    let access_token = issue(deps, &claims, jti, None).await?;
     for (target, needed_entry) in logged {
-        state.authlog.record(target, ctx.project.id, needed_entry, now);
+        deps.authlog.record(target, ctx.project.id, needed_entry, now);
     }
     Ok(Minted { access_token, expires_in: exp - now, scope, details })
 }
@@ -161,19 +183,13 @@ pub fn own_grant_now(db: &Db, job_id: JobId) -> StoreResult<ScopeSet> {
 
 /// Signs `claims` with the active key and records the token durably before returning it.
 /// `parent` is the token it was exchanged from, if any.
-pub async fn issue(
-    state: &AppState,
-    claims: &Claims,
-    jti: Uuid,
-    parent: Option<[u8; 16]>,
-) -> Result<String, OAuthError> {
-    let key = state.keys.active();
+pub async fn issue(deps: Deps<'_>, claims: &Claims, jti: Uuid, parent: Option<[u8; 16]>) -> Result<String, IssueError> {
+    let key = deps.keys.active();
     let access_token = token::encode(claims, &key).map_err(|e| match e {
-        too_large @ token::EncodeError::TooLarge { .. } => OAuthError::invalid_request(too_large.to_string()),
-        token::EncodeError::Key(e) => OAuthError::server_error(e),
+        too_large @ token::EncodeError::TooLarge { .. } => IssueError::TooLarge(too_large.to_string()),
+        token::EncodeError::Key(e) => IssueError::Key(e.to_string()),
     })?;
-    state
-        .store
+    deps.store
         .tokens()
         .record(IssuedToken {
             jti: *jti.as_bytes(),
@@ -186,30 +202,25 @@ pub async fn issue(
             parent_jti: parent,
         })
         .await?;
-    state.metrics.tokens_issued.inc();
+    deps.metrics.tokens_issued.inc();
     Ok(access_token)
 }
 
-fn refuse(state: &AppState, refusal: MintRefusal, job_id: JobId) -> OAuthError {
-    let reason = match refusal {
-        MintRefusal::JobFinished => "job_finished",
-        MintRefusal::OtherRunner => "other_runner",
-        MintRefusal::RunnerPaused => "runner_paused",
-        MintRefusal::NotServed => "not_served",
-        MintRefusal::UserBlocked => "user_blocked",
-        MintRefusal::Expired => "job_expired",
-    };
-    state.metrics.deny(reason);
-    log::info!("token for job {job_id} refused: {refusal}");
-    match refusal {
-        // Unknown jobs and jobs of projects the runner does not serve look the same to the
-        // runner, so a runner cannot probe which job ids exist elsewhere.
-        MintRefusal::NotServed => OAuthError::new(
-            OAuthCode::InvalidGrant,
-            format!("job {job_id} does not exist or is not served by this runner"),
-        ),
-        other => OAuthError::invalid_grant(other.to_string()),
+/// Counts and logs a refusal on its way out; other errors pass unchanged.
+fn counted(metrics: &Metrics, e: MintError) -> MintError {
+    if let MintError::Refused { refusal, job_id } = &e {
+        let reason = match refusal {
+            MintRefusal::JobFinished => "job_finished",
+            MintRefusal::OtherRunner => "other_runner",
+            MintRefusal::RunnerPaused => "runner_paused",
+            MintRefusal::NotServed => "not_served",
+            MintRefusal::UserBlocked => "user_blocked",
+            MintRefusal::Expired => "job_expired",
+        };
+        metrics.deny(reason);
+        log::info!("token for job {job_id} refused: {refusal}");
     }
+    e
 }
 
 /// Loads everything the grant needs for a job already running on this runner; `Ok(None)` when
@@ -219,26 +230,30 @@ fn load(
     runner: &RunnerAuth,
     job_id: JobId,
     requested: &[details::Requested],
-) -> StoreResult<Result<Option<Loaded>, MintRefusal>> {
-    let Some(ctx) = jobs::job_context(conn, job_id)? else { return Ok(Err(MintRefusal::NotServed)) };
+) -> Result<Option<Loaded>, MintError> {
+    let Some(ctx) = jobs::job_context(conn, job_id)? else { return Err(not_served(job_id)) };
     match eligibility(conn, runner, &ctx)? {
-        Err(refusal) => Ok(Err(refusal)),
-        Ok(MintStep::Start) => Ok(Ok(None)),
-        Ok(MintStep::Continue) => Ok(Ok(Some(finish_loading(conn, ctx, requested)?))),
+        MintStep::Start => Ok(None),
+        MintStep::Continue => Ok(Some(finish_loading(conn, ctx, requested)?)),
     }
 }
 
-fn eligibility(conn: &Db, runner: &RunnerAuth, ctx: &JobContext) -> StoreResult<Result<MintStep, MintRefusal>> {
+fn not_served(job_id: JobId) -> MintError {
+    MintError::Refused { refusal: MintRefusal::NotServed, job_id }
+}
+
+fn eligibility(conn: &Db, runner: &RunnerAuth, ctx: &JobContext) -> Result<MintStep, MintError> {
     let scope = clients::runner_scope(conn, runner, ctx.project.id)?;
     let serves = policy::runner_serves(&scope, ctx.project.id, &ctx.namespace.traversal_ids);
-    Ok(policy::mint_eligibility(
+    policy::mint_eligibility(
         ctx.job.status,
         ctx.job.runner_id,
         runner.id,
         runner.paused,
         serves,
         ctx.user.state == crate::domain::UserState::Active,
-    ))
+    )
+    .map_err(|refusal| MintError::Refused { refusal, job_id: ctx.job.id })
 }
 
 fn finish_loading(conn: &Db, ctx: JobContext, requested: &[details::Requested]) -> StoreResult<Loaded> {
@@ -255,22 +270,21 @@ fn load_and_start(
     job_id: JobId,
     requested: &[details::Requested],
     now: i64,
-) -> StoreResult<Result<Loaded, MintRefusal>> {
+) -> Result<Loaded, MintError> {
     for _attempt in 0..2 {
-        let Some(ctx) = jobs::job_context(conn, job_id)? else { return Ok(Err(MintRefusal::NotServed)) };
+        let Some(ctx) = jobs::job_context(conn, job_id)? else { return Err(not_served(job_id)) };
         let ctx = match eligibility(conn, runner, &ctx)? {
-            Err(refusal) => return Ok(Err(refusal)),
-            Ok(MintStep::Continue) => ctx,
-            Ok(MintStep::Start) => {
+            MintStep::Continue => ctx,
+            MintStep::Start => {
                 if !jobs::start(conn, job_id, runner.id, now)? {
                     continue; // another request started it first: decide again on fresh state
                 }
                 JobContext { job: jobs::get_job(conn, job_id)?, ..ctx }
             }
         };
-        return Ok(Ok(finish_loading(conn, ctx, requested)?));
+        return Ok(finish_loading(conn, ctx, requested)?);
     }
-    Ok(Err(MintRefusal::OtherRunner))
+    Err(MintError::Refused { refusal: MintRefusal::OtherRunner, job_id })
 }
 
 /// Evaluates every target the job asks for — S's outbound entries that name a project, and the
@@ -294,15 +308,7 @@ fn cross_project_grants(
         }
     }
     for r in requested {
-        let project = match &r.project {
-            details::ProjectRef::Id(id) => match namespaces::get_project(conn, *id) {
-                Ok(p) => Some(p),
-                Err(StoreError::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            },
-            details::ProjectRef::Path(path) => namespaces::find_project_by_path(conn, path)?,
-        };
-        if let Some(project) = project {
+        if let Some(project) = decision::find_project(conn, &TargetRef::from(&r.project))? {
             add(project, r.actions);
         }
     }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::db::{params, Db, Row};
-use super::{atomic, Result, StoreError};
+use super::{atomic, atomic_with, Result, StoreError};
 use crate::domain::{GroupId, ProjectId, ScopeSet, UserId};
 
 /// Entries per owner, counted apart for project and group sources (SPEC §4.3).
@@ -73,7 +73,7 @@ fn entry_from_row(r: &Row) -> Result<Entry> {
     })
 }
 
-/// Adds an entry. A duplicate is a `Conflict`; the 201st entry of its kind is `LimitReached`.
+/// Adds an entry. A duplicate is a `Conflict`; the 201st entry of its kind is [`InsertError::Full`].
 pub fn insert_entry(
     db: &Db,
     owner: Node,
@@ -82,11 +82,11 @@ pub fn insert_entry(
     autopopulated: bool,
     added_by: Option<UserId>,
     now: i64,
-) -> Result<Result<Entry, LimitReached>> {
-    atomic(db, |tx| {
+) -> Result<Entry, InsertError> {
+    atomic_with(db, |tx| {
         let count = count_entries(tx, owner, kind(source))?;
         if count >= MAX_ENTRIES {
-            return Ok(Err(LimitReached { kind: kind(source), limit: MAX_ENTRIES }));
+            return Err(InsertError::Full(LimitReached { kind: kind(source), limit: MAX_ENTRIES }));
         }
         tx.execute(
             &format!("INSERT INTO allowlist_entries ({ENTRY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
@@ -107,8 +107,17 @@ pub fn insert_entry(
             }
             other => other,
         })?;
-        Ok(Ok(get_entry(tx, owner, source)?.ok_or_else(|| StoreError::NotFound("entry vanished".into()))?))
+        Ok(get_entry(tx, owner, source)?.ok_or_else(|| StoreError::NotFound("entry vanished".into()))?)
     })
+}
+
+/// Why an entry was not added.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("the limit of {} {} entries is reached", .0.limit, .0.kind)]
+    Full(LimitReached),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The entry limit of one kind was reached.

@@ -507,6 +507,23 @@ pub fn atomic<T>(db: &Db, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
     }
 }
 
+/// [`atomic`] for a caller with its own error type `E` (one enum per use case): any `Err` of `f`,
+/// a refusal or a store failure, rolls the transaction back and comes back unchanged.
+pub fn atomic_with<T, E: From<StoreError>>(db: &Db, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E> {
+    let mut refused = None;
+    let done = atomic(db, |tx| {
+        f(tx).map_err(|e| {
+            refused = Some(e);
+            StoreError::Refused("the caller refused the change".into())
+        })
+    });
+    match (done, refused) {
+        (_, Some(e)) => Err(e),
+        (Ok(value), None) => Ok(value),
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
 fn bind<'p>(params: &'p [&'p dyn ToValue]) -> impl Iterator<Item = Bind<'p>> + 'p {
     params.iter().map(|p| Bind(*p))
 }

@@ -7,6 +7,7 @@
 pub mod allowlist;
 pub mod clients;
 pub mod db;
+pub mod health;
 pub mod jobs;
 pub mod keys;
 mod migrate;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use db::{atomic, Db, Dialect, Row, Value};
+pub use db::{atomic, atomic_with, Db, Dialect, Row, Value};
 pub use migrate::{migrate, MIGRATIONS, MIGRATIONS_POSTGRES};
 pub use tokens::TokenWriter;
 

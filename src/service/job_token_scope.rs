@@ -1,0 +1,450 @@
+//! Editing a project's or group's job token scope (SPEC §4.3–§4.5): settings, inbound allowlist
+//! entries, outbound entries, the authorization log and autopopulate.
+//!
+//! Every use case is one write transaction that first checks that the actor may edit the owner
+//! ([`editor::may_edit`]); a refusal rolls the transaction back, so a refused request changes
+//! nothing. Results are typed rows with the paths the API shows; rendering is the caller's.
+
+use serde::Serialize;
+
+use super::editor::{self, Actor};
+use crate::domain::{GroupId, ProjectId, ScopeSet, UserId};
+use crate::policy::{self, autopopulate, ElevationBlock};
+use crate::store::allowlist::{self, Authorization, Entry, EntryScopes, Node, OutboundEntry, MAX_ENTRIES};
+use crate::store::namespaces::{self, Group};
+use crate::store::{settings, Db, Result as StoreResult, Store, StoreError};
+
+/// Why a job token scope request was refused. The messages are safe for clients; a store
+/// failure keeps its cause for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ScopeError {
+    /// The owner or source does not exist or the actor cannot see it: the same answer either way.
+    #[error("{} not found", node_kind(*.0))]
+    NotFound(Node),
+    #[error("editing the job token scope of {0} needs the Maintainer or Owner role on it")]
+    Forbidden(String),
+    /// `level` is "the instance" or "group <path>".
+    #[error("elevated job token scopes ({scopes}) are not allowed: {level} forbids them (job_token_elevation_allowed = false)")]
+    ElevationForbidden { scopes: String, level: String },
+    #[error("the instance enforces job token allowlists (enforce_job_token_allowlist); they cannot be turned off")]
+    AllowlistEnforced,
+    #[error("a project cannot add itself to its own allowlist")]
+    OwnProjectAsSource,
+    #[error("a project's own jobs need no outbound entry for itself")]
+    OwnProjectAsTarget,
+    #[error(
+        "the allowlist already has the maximum of {limit} {kind} entries (project and group entries are counted apart)"
+    )]
+    AllowlistFull { kind: &'static str, limit: i64 },
+    /// Autopopulate could not fit the log into the room left, or hit the limit while adding.
+    #[error("{0}")]
+    CannotAutopopulate(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn node_kind(node: Node) -> &'static str {
+    match node {
+        Node::Project(_) => "project",
+        Node::Group(_) => "group",
+    }
+}
+
+/// Runs `f` in one write transaction after checking that `actor` may edit `owner`. An `Err` from
+/// either rolls everything back.
+async fn edit<T, F>(store: &Store, actor: Actor, owner: Node, f: F) -> Result<T, ScopeError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Db) -> Result<T, ScopeError> + Send + 'static,
+{
+    super::transaction(store, move |tx| {
+        editor::may_edit(tx, actor, owner)?;
+        f(tx)
+    })
+    .await
+}
+
+/// The owner's groups, nearest first (a group owner's own group first).
+fn owner_groups(conn: &Db, owner: Node) -> StoreResult<Vec<Group>> {
+    let traversal = match owner {
+        Node::Project(id) => {
+            let p = namespaces::get_project(conn, id)?;
+            namespaces::get_group(conn, p.namespace_id)?.traversal_ids
+        }
+        Node::Group(id) => namespaces::get_group(conn, id)?.traversal_ids,
+    };
+    namespaces::groups_nearest_first(conn, &traversal)
+}
+
+/// Refuses elevated scopes while elevation is forbidden for `owner`, naming the level.
+fn check_elevation(conn: &Db, owner: Node, scopes: ScopeSet) -> Result<(), ScopeError> {
+    let elevated = scopes.intersect(ScopeSet::elevated());
+    if elevated.is_empty() {
+        return Ok(());
+    }
+    let groups = owner_groups(conn, owner)?;
+    let instance = settings::get(conn)?.job_token_elevation_allowed;
+    let level = match policy::elevation_allowed(instance, groups.iter().map(|g| (g.id, g.job_token_elevation_allowed)))
+    {
+        Ok(()) => return Ok(()),
+        Err(ElevationBlock::Instance) => "the instance".to_owned(),
+        Err(ElevationBlock::Group(id)) => {
+            format!("group {}", groups.iter().find(|g| g.id == id).map_or("", |g| g.full_path.as_str()))
+        }
+    };
+    Err(ScopeError::ElevationForbidden { scopes: elevated.names().join(", "), level })
+}
+
+fn refuse_disabling_enforced(conn: &Db, inbound: Option<Option<bool>>) -> Result<(), ScopeError> {
+    match inbound == Some(Some(false)) && settings::get(conn)?.enforce_job_token_allowlist {
+        true => Err(ScopeError::AllowlistEnforced),
+        false => Ok(()),
+    }
+}
+
+// ---- settings ----
+
+/// A project's job token scope settings.
+#[derive(Debug, Serialize)]
+pub struct ProjectSettings {
+    /// Effective: is the inbound allowlist in force?
+    pub inbound_enabled: bool,
+    /// The explicit setting; `null` inherits.
+    pub inbound_setting: Option<bool>,
+    pub outbound_enabled: bool,
+    pub job_token_scopes: ScopeSet,
+}
+
+fn project_settings(conn: &Db, id: ProjectId) -> StoreResult<ProjectSettings> {
+    let project = namespaces::get_project(conn, id)?;
+    let groups = owner_groups(conn, Node::Project(id))?;
+    let group_settings: Vec<Option<bool>> = groups.iter().map(|g| g.inbound_enabled).collect();
+    let enforce = settings::get(conn)?.enforce_job_token_allowlist;
+    Ok(ProjectSettings {
+        inbound_enabled: policy::inbound_in_force(enforce, project.inbound_enabled, &group_settings),
+        inbound_setting: project.inbound_enabled,
+        outbound_enabled: project.outbound_enabled,
+        job_token_scopes: project.job_token_scopes.unwrap_or_else(ScopeSet::default_set),
+    })
+}
+
+/// A group's job token scope settings.
+#[derive(Debug, Serialize)]
+pub struct GroupSettings {
+    pub inbound_enabled: bool,
+    pub inbound_setting: Option<bool>,
+    /// The explicit setting; `null` inherits.
+    pub job_token_elevation_allowed: Option<bool>,
+    /// Effective: instance and every group up to the root allow elevated scopes.
+    pub job_token_elevation_effective: bool,
+}
+
+fn group_settings(conn: &Db, id: GroupId) -> StoreResult<GroupSettings> {
+    let groups = owner_groups(conn, Node::Group(id))?;
+    let instance = settings::get(conn)?;
+    let own = groups.first().ok_or_else(|| StoreError::NotFound(format!("group {id} not found")))?;
+    let inherited: Vec<Option<bool>> = groups.iter().skip(1).map(|g| g.inbound_enabled).collect();
+    Ok(GroupSettings {
+        inbound_enabled: policy::inbound_in_force(
+            instance.enforce_job_token_allowlist,
+            own.inbound_enabled,
+            &inherited,
+        ),
+        inbound_setting: own.inbound_enabled,
+        job_token_elevation_allowed: own.job_token_elevation_allowed,
+        job_token_elevation_effective: policy::elevation_allowed(
+            instance.job_token_elevation_allowed,
+            groups.iter().map(|g| (g.id, g.job_token_elevation_allowed)),
+        )
+        .is_ok(),
+    })
+}
+
+/// A change to a project's settings; `None` leaves a field as it is (`Some(None)` inherits).
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectChange {
+    pub inbound_enabled: Option<Option<bool>>,
+    pub outbound_enabled: Option<bool>,
+    pub job_token_scopes: Option<ScopeSet>,
+}
+
+/// A change to a group's settings; `None` leaves a field as it is (`Some(None)` inherits).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupChange {
+    pub inbound_enabled: Option<Option<bool>>,
+    pub job_token_elevation_allowed: Option<Option<bool>>,
+}
+
+pub async fn project_settings_of(store: &Store, actor: Actor, id: ProjectId) -> Result<ProjectSettings, ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| Ok(project_settings(c, id)?)).await
+}
+
+/// Applies `change`: an enforced allowlist cannot be turned off, elevated scopes need elevation.
+pub async fn change_project_settings(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+    change: ProjectChange,
+) -> Result<ProjectSettings, ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| {
+        refuse_disabling_enforced(c, change.inbound_enabled)?;
+        if let Some(scopes) = change.job_token_scopes {
+            check_elevation(c, Node::Project(id), scopes)?;
+            namespaces::set_job_token_scopes(c, id, scopes)?;
+        }
+        if let Some(value) = change.inbound_enabled {
+            allowlist::set_project_inbound(c, id, value)?;
+        }
+        if let Some(value) = change.outbound_enabled {
+            allowlist::set_project_outbound(c, id, value)?;
+        }
+        Ok(project_settings(c, id)?)
+    })
+    .await
+}
+
+pub async fn group_settings_of(store: &Store, actor: Actor, id: GroupId) -> Result<GroupSettings, ScopeError> {
+    edit(store, actor, Node::Group(id), move |c| Ok(group_settings(c, id)?)).await
+}
+
+/// Applies `change`: an enforced allowlist cannot be turned off.
+pub async fn change_group_settings(
+    store: &Store,
+    actor: Actor,
+    id: GroupId,
+    change: GroupChange,
+) -> Result<GroupSettings, ScopeError> {
+    edit(store, actor, Node::Group(id), move |c| {
+        refuse_disabling_enforced(c, change.inbound_enabled)?;
+        if let Some(value) = change.inbound_enabled {
+            allowlist::set_group_inbound(c, id, value)?;
+        }
+        if let Some(value) = change.job_token_elevation_allowed {
+            allowlist::set_group_elevation(c, id, value)?;
+        }
+        Ok(group_settings(c, id)?)
+    })
+    .await
+}
+
+// ---- allowlist entries ----
+
+/// An allowlist entry with the full path of its source.
+#[derive(Debug, Clone)]
+pub struct ShownEntry {
+    pub entry: Entry,
+    pub source_path: String,
+}
+
+/// An outbound entry with the full path of its target.
+#[derive(Debug, Clone)]
+pub struct ShownOutbound {
+    pub entry: OutboundEntry,
+    pub target_path: String,
+}
+
+fn path_of(conn: &Db, node: Node) -> StoreResult<String> {
+    Ok(match node {
+        Node::Project(id) => namespaces::get_project(conn, id)?.path_with_namespace,
+        Node::Group(id) => namespaces::get_group(conn, id)?.full_path,
+    })
+}
+
+fn shown(conn: &Db, entry: Entry) -> StoreResult<ShownEntry> {
+    Ok(ShownEntry { source_path: path_of(conn, entry.source)?, entry })
+}
+
+fn shown_outbound(conn: &Db, entry: OutboundEntry) -> StoreResult<ShownOutbound> {
+    Ok(ShownOutbound { target_path: path_of(conn, entry.target)?, entry })
+}
+
+impl From<allowlist::InsertError> for ScopeError {
+    fn from(e: allowlist::InsertError) -> Self {
+        match e {
+            allowlist::InsertError::Full(limit) => ScopeError::AllowlistFull { kind: limit.kind, limit: limit.limit },
+            allowlist::InsertError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The owner's entries whose source is of `kind` (`"project"` or `"group"`).
+pub async fn entries(
+    store: &Store,
+    actor: Actor,
+    owner: Node,
+    kind: &'static str,
+) -> Result<Vec<ShownEntry>, ScopeError> {
+    edit(store, actor, owner, move |c| {
+        let entries = allowlist::list_entries(c, owner, kind)?;
+        Ok(entries.into_iter().map(|e| shown(c, e)).collect::<StoreResult<Vec<_>>>()?)
+    })
+    .await
+}
+
+/// Adds `source` to `owner`'s allowlist. The editor must see the source; elevated scopes need
+/// elevation; a project cannot list itself (a group may: its projects reach each other).
+pub async fn add_entry(
+    store: &Store,
+    actor: Actor,
+    owner: Node,
+    source: Node,
+    grant: EntryScopes,
+    now: i64,
+) -> Result<ShownEntry, ScopeError> {
+    if let (Node::Project(a), Node::Project(b)) = (owner, source) {
+        if a == b {
+            return Err(ScopeError::OwnProjectAsSource);
+        }
+    }
+    let added_by: Option<UserId> = match actor {
+        Actor::User(id) => Some(id),
+        Actor::Admin => None,
+    };
+    edit(store, actor, owner, move |c| {
+        let source_path = editor::may_see(c, actor, source)?;
+        if let Some(scopes) = grant {
+            check_elevation(c, owner, scopes)?;
+        }
+        let entry = allowlist::insert_entry(c, owner, source, grant, false, added_by, now)?;
+        Ok(ShownEntry { entry, source_path })
+    })
+    .await
+}
+
+/// Changes the scopes of `owner`'s entry for `source`; elevated scopes need elevation.
+pub async fn change_entry(
+    store: &Store,
+    actor: Actor,
+    owner: Node,
+    source: Node,
+    grant: EntryScopes,
+) -> Result<ShownEntry, ScopeError> {
+    edit(store, actor, owner, move |c| {
+        if let Some(scopes) = grant {
+            check_elevation(c, owner, scopes)?;
+        }
+        Ok(shown(c, allowlist::update_entry(c, owner, source, grant)?)?)
+    })
+    .await
+}
+
+pub async fn remove_entry(store: &Store, actor: Actor, owner: Node, source: Node) -> Result<(), ScopeError> {
+    edit(store, actor, owner, move |c| Ok(allowlist::delete_entry(c, owner, source)?)).await
+}
+
+// ---- outbound ----
+
+pub async fn outbound(store: &Store, actor: Actor, id: ProjectId) -> Result<Vec<ShownOutbound>, ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| {
+        let entries = allowlist::list_outbound(c, id)?;
+        Ok(entries.into_iter().map(|e| shown_outbound(c, e)).collect::<StoreResult<Vec<_>>>()?)
+    })
+    .await
+}
+
+/// Says that project `id`'s jobs go to `target` with `scopes`; the editor must see the target.
+pub async fn add_outbound(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+    target: Node,
+    scopes: ScopeSet,
+    now: i64,
+) -> Result<Option<ShownOutbound>, ScopeError> {
+    if target == Node::Project(id) {
+        return Err(ScopeError::OwnProjectAsTarget);
+    }
+    edit(store, actor, Node::Project(id), move |c| {
+        editor::may_see(c, actor, target)?;
+        allowlist::insert_outbound(c, id, target, scopes, now)?;
+        let entry = allowlist::list_outbound(c, id)?.into_iter().find(|e| e.target == target);
+        Ok(entry.map(|e| shown_outbound(c, e)).transpose()?)
+    })
+    .await
+}
+
+pub async fn remove_outbound(store: &Store, actor: Actor, id: ProjectId, target: Node) -> Result<(), ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| Ok(allowlist::delete_outbound(c, id, target)?)).await
+}
+
+// ---- authorization log and autopopulate ----
+
+pub async fn authorizations(store: &Store, actor: Actor, id: ProjectId) -> Result<Vec<Authorization>, ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| Ok(allowlist::list_authorizations(c, id)?)).await
+}
+
+/// Turns the target's authorization log into allowlist entries with exactly the scopes each
+/// source used (compacted into groups when they would not fit), marks them autopopulated, and
+/// switches the allowlist on. Sources that used only visibility reads get no entry. The pending
+/// counts of `authlog` are written first, so the log is complete.
+pub async fn autopopulate(
+    store: &Store,
+    authlog: &super::authlog::AuthLog,
+    actor: Actor,
+    id: ProjectId,
+    now: i64,
+) -> Result<Vec<ShownEntry>, ScopeError> {
+    // Off the async worker: the PostgreSQL client must not block on it.
+    let (log, flushed) = (authlog.clone(), store.clone());
+    actix_web::web::block(move || log.flush_all(&flushed, now)).await.map_err(|_| StoreError::Blocking)?;
+    let owner = Node::Project(id);
+    edit(store, actor, owner, move |c| {
+        let mut seen = Vec::new();
+        for row in allowlist::list_authorizations(c, id)? {
+            let source = namespaces::get_project(c, row.source_project_id)?;
+            let groups = namespaces::get_group(c, source.namespace_id)?.traversal_ids;
+            let covered = allowlist::get_entry(c, owner, Node::Project(source.id))?.is_some()
+                || !allowlist::entries_for_sources(
+                    c,
+                    owner,
+                    &groups.iter().map(|g| Node::Group(*g)).collect::<Vec<_>>(),
+                )?
+                .is_empty();
+            if !covered {
+                seen.push(autopopulate::Seen { project: source.id, groups, scopes: row.scopes });
+            }
+        }
+        let room =
+            |kind| Ok::<_, StoreError>((MAX_ENTRIES - allowlist::count_entries(c, owner, kind)?).max(0) as usize);
+        let entries = autopopulate::entries(&seen, room("project")?, room("group")?)
+            .map_err(|e| ScopeError::CannotAutopopulate(e.to_string()))?;
+        let mut added = Vec::new();
+        for (entry, mut scopes) in entries {
+            // Elevated scopes used while elevation was allowed are not re-added once it is not.
+            match check_elevation(c, owner, scopes) {
+                Ok(()) => {}
+                Err(ScopeError::Store(e)) => return Err(e.into()),
+                Err(_) => scopes = scopes.minus(ScopeSet::elevated()),
+            }
+            let source = match entry {
+                autopopulate::NewEntry::Project(p) => Node::Project(p),
+                autopopulate::NewEntry::Group(g) => Node::Group(g),
+            };
+            match allowlist::insert_entry(c, owner, source, Some(scopes), true, None, now) {
+                Ok(e) => added.push(shown(c, e)?),
+                Err(allowlist::InsertError::Store(e)) => return Err(e.into()),
+                Err(allowlist::InsertError::Full(limit)) => {
+                    return Err(ScopeError::CannotAutopopulate(format!(
+                        "allowlist limit of {} {} entries",
+                        limit.limit,
+                        node_kind(source)
+                    )))
+                }
+            }
+        }
+        allowlist::switch_inbound_on_for_autopopulate(c, id)?;
+        Ok(added)
+    })
+    .await
+}
+
+/// Removes every autopopulated entry and restores the inbound setting autopopulate replaced.
+pub async fn remove_autopopulated(store: &Store, actor: Actor, id: ProjectId) -> Result<(), ScopeError> {
+    let owner = Node::Project(id);
+    edit(store, actor, owner, move |c| {
+        allowlist::delete_autopopulated(c, owner)?;
+        allowlist::restore_inbound_after_autopopulate(c, id)?;
+        Ok(())
+    })
+    .await
+}
