@@ -329,14 +329,8 @@ fn client_secrets_and_the_admin_token_are_stored_only_as_hashes() {
         ("resource server secret", rs.json["client_secret"].as_str().unwrap().to_owned()),
     ];
     let dir = s.stop();
-    if common::sqlite_only("client_secrets_and_the_admin_token_are_stored_only_as_hashes (scans the SQLite files)") {
-        return;
-    }
 
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(dir.join("db")).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
+    let stored = common::stored_bytes(&dir);
 
     assert!(!stored.is_empty());
     for (what, secret) in &secrets {

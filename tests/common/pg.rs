@@ -1,6 +1,13 @@
-//! A throwaway PostgreSQL cluster for the black-box tests: one per test binary, started on first
-//! use (`initdb` + `pg_ctl` in a temporary directory, on a free loopback port, `fsync=off`), and a
-//! fresh database for every caller of [`database`].
+//! A throwaway PostgreSQL cluster for the black-box tests: one per test process, started on first
+//! use (`initdb` + `pg_ctl` in a temporary directory, on a free loopback port, with durability
+//! off: `fsync`, `synchronous_commit` and `full_page_writes`, which only a crash of the whole
+//! machine would need), and a fresh database for every caller of [`database`] (empty) or
+//! [`migrated_database`] (a copy of one template database migrated once per cluster, for servers).
+//!
+//! `tests/on_postgres.rs` compiles many suites into one process, each with its own copy of this
+//! module: the first copy to get here (under a lock file named after the process) starts the
+//! cluster and writes its port next to it; the others join it. Database names come from a
+//! sequence in the cluster, so they never collide between copies.
 //!
 //! PostgreSQL refuses to run as root; when the tests do (CI), the cluster runs as the unprivileged
 //! `postgres` user (created when missing), which owns its directory. A static is never dropped, so
@@ -12,34 +19,45 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The cluster's superuser; every database URL names it.
 pub const SUPERUSER: &str = "jobtoken";
 
-/// The running cluster of this test binary.
+/// The running cluster of this test process.
 pub struct Cluster {
     /// The temporary directory: `data/` (the cluster), `server.log`, and the unix socket.
     pub dir: PathBuf,
     pub port: u16,
-    /// How long the first use took: initdb, start, first connection.
+    /// How long the first use took: initdb, start, first connection (or joining a running one).
     pub started_in: Duration,
     bindir: PathBuf,
     /// `Some(user)` when the cluster runs as that user because the tests run as root.
     run_as: Option<String>,
     admin: Mutex<postgres::Client>,
-    databases: AtomicU32,
-    /// The watchdog, with the write end of its pipe: closed by the kernel when this process exits.
-    _watchdog: Mutex<Child>,
+    /// The watchdog, with the write end of its pipe: closed by the kernel when this process exits
+    /// (`None` in a copy of this module that joined the cluster another copy started).
+    _watchdog: Option<Mutex<Child>>,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static TEMPLATE: OnceLock<()> = OnceLock::new();
 
-/// This binary's cluster, started (race-free) by the first caller.
+/// The database every [`migrated_database`] copies: migrated by `jobtoken migrate` once per cluster.
+const TEMPLATE_DB: &str = "jt_template";
+
+/// This process's cluster, started (race-free) by the first caller.
 pub fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(Cluster::start)
+    CLUSTER.get_or_init(Cluster::start_or_join)
+}
+
+/// A fresh database with jobtoken's schema already applied (what a first `jobtoken serve` would
+/// do), copied from the cluster's template: cheaper than migrating for every server.
+pub fn migrated_database() -> String {
+    let cluster = cluster();
+    TEMPLATE.get_or_init(|| cluster.make_template());
+    database_with(&format!("TEMPLATE {TEMPLATE_DB} STRATEGY FILE_COPY"))
 }
 
 /// A fresh, empty database on this binary's cluster: its libpq-style URL,
@@ -51,8 +69,9 @@ pub fn database() -> String {
 /// Like [`database`], with extra `CREATE DATABASE` options (`TEMPLATE template0 LOCALE_PROVIDER icu …`).
 pub fn database_with(options: &str) -> String {
     let cluster = cluster();
-    let name = format!("jt_{}", cluster.databases.fetch_add(1, Ordering::SeqCst) + 1);
     let mut admin = cluster.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let n: i64 = admin.query_one("SELECT nextval('jt_databases')", &[]).unwrap().get(0);
+    let name = format!("jt_{n}");
     admin.batch_execute(&format!("CREATE DATABASE {name} {options}")).unwrap_or_else(|e| {
         panic!("CREATE DATABASE {name} {options}: {e}");
     });
@@ -74,12 +93,69 @@ impl Cluster {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
-    fn start() -> Cluster {
+    /// Migrates [`TEMPLATE_DB`] unless another copy of this module did (an advisory lock
+    /// serialises them).
+    fn make_template(&self) {
+        let mut admin = self.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        admin.batch_execute("SELECT pg_advisory_lock(8080)").unwrap();
+        let exists = admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&TEMPLATE_DB]).unwrap();
+        if exists.is_none() {
+            let building = format!("{TEMPLATE_DB}_building");
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building}; CREATE DATABASE {building}")).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_jobtoken"))
+                .arg("migrate")
+                .env_clear()
+                .env("JOBTOKEN_DATABASE", self.url(&building))
+                .env("JOBTOKEN_KEYS_DIR", self.dir.join("template-keys"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "jobtoken migrate of the template: {out:?}");
+            // The migrating process has exited, but its backend may still be on its way out.
+            let renamed = format!("ALTER DATABASE {building} RENAME TO {TEMPLATE_DB}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while let Err(e) = admin.batch_execute(&renamed) {
+                assert!(Instant::now() < deadline, "{renamed}: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        admin.batch_execute("SELECT pg_advisory_unlock(8080)").unwrap();
+    }
+
+    /// Starts this process's cluster, or joins the one another copy of this module started.
+    fn start_or_join() -> Cluster {
         let begun = Instant::now();
+        // Named after this process and its start time, so a reused pid never finds a stale one.
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let started = stat.rsplit(')').next().unwrap().split_whitespace().nth(19).unwrap().to_owned();
+        let dir = std::env::temp_dir().join(format!("jobtoken-pg-{}-{started}", std::process::id()));
+        let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        let joined = std::fs::read_to_string(dir.join("port")).ok().and_then(|p| p.trim().parse::<u16>().ok());
+        let cluster = match joined {
+            Some(port) => Cluster {
+                admin: Mutex::new(connect(&format!("postgres://{SUPERUSER}@127.0.0.1:{port}/postgres"))),
+                dir,
+                port,
+                started_in: begun.elapsed(),
+                bindir: bindir(),
+                run_as: running_as_root().then(unprivileged_user),
+                _watchdog: None,
+            },
+            None => {
+                let cluster = Cluster::start(dir, begun);
+                let port_file = cluster.dir.with_extension("port");
+                std::fs::write(&port_file, cluster.port.to_string()).unwrap();
+                std::fs::rename(&port_file, cluster.dir.join("port")).unwrap();
+                cluster
+            }
+        };
+        drop(lock);
+        cluster
+    }
+
+    fn start(dir: PathBuf, begun: Instant) -> Cluster {
         let bindir = bindir();
         let run_as = running_as_root().then(unprivileged_user);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("jobtoken-pg-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         if let Some(user) = &run_as {
             let (uid, gid) = (id(user, "-u"), id(user, "-g"));
@@ -102,7 +178,8 @@ impl Cluster {
             writeln!(
                 conf,
                 "\n# jobtoken test harness (the last setting wins)\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
-                 unix_socket_directories = '{}'\nfsync = off\nfull_page_writes = off\nmax_connections = 300\n",
+                 unix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+                 max_connections = 300\n",
                 dir.display()
             )
             .unwrap();
@@ -118,7 +195,8 @@ impl Cluster {
                 ),
             }
         };
-        let admin = connect(&format!("postgres://{SUPERUSER}@127.0.0.1:{port}/postgres"));
+        let mut admin = connect(&format!("postgres://{SUPERUSER}@127.0.0.1:{port}/postgres"));
+        admin.batch_execute("CREATE SEQUENCE jt_databases").unwrap();
         Cluster {
             dir,
             port,
@@ -126,8 +204,7 @@ impl Cluster {
             bindir,
             run_as,
             admin: Mutex::new(admin),
-            databases: AtomicU32::new(0),
-            _watchdog: Mutex::new(watchdog),
+            _watchdog: Some(Mutex::new(watchdog)),
         }
     }
 }
@@ -216,7 +293,7 @@ fn watchdog(bindir: &Path, run_as: Option<&str>, dir: &Path) -> Child {
         None => format!("'{}'", pg_ctl.display()),
     };
     let script = format!(
-        "read -r _ || true; {stop} -D '{dir}/data' -m immediate -w stop >/dev/null 2>&1; rm -rf '{dir}'",
+        "read -r _ || true; {stop} -D '{dir}/data' -m immediate -w stop >/dev/null 2>&1; rm -rf '{dir}' '{dir}.lock' '{dir}.port'",
         dir = dir.display()
     );
     Command::new("setsid")
