@@ -90,10 +90,11 @@ pub fn stored_bytes(dir: &std::path::Path) -> Vec<u8> {
 }
 
 /// Says (on stderr, so `cargo test -- --nocapture` and CI logs show it) that part of a test
-/// reads the SQLite file directly and did not run on PostgreSQL; true when it must be skipped.
+/// checks something only SQLite mode has (the SQLite file itself, key files) and did not run on
+/// PostgreSQL; true when it must be skipped.
 pub fn sqlite_only(what: &str) -> bool {
     if on_postgres() {
-        eprintln!("NOT RUN on PostgreSQL (reads the SQLite file directly): {what}");
+        eprintln!("NOT RUN on PostgreSQL (SQLite mode only): {what}");
         return true;
     }
     false
@@ -354,6 +355,9 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !self.keep && !std::thread::panicking() {
+            if let Ok(url) = std::fs::read_to_string(self.dir.join("database_url")) {
+                pg::drop_database(&url);
+            }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

@@ -57,7 +57,7 @@ pub fn cluster() -> &'static Cluster {
 pub fn migrated_database() -> String {
     let cluster = cluster();
     TEMPLATE.get_or_init(|| cluster.make_template());
-    database_with(&format!("TEMPLATE {TEMPLATE_DB} STRATEGY FILE_COPY"))
+    database_with(&format!("TEMPLATE {TEMPLATE_DB}"))
 }
 
 /// A fresh, empty database on this binary's cluster: its libpq-style URL,
@@ -101,7 +101,8 @@ impl Cluster {
         let exists = admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&TEMPLATE_DB]).unwrap();
         if exists.is_none() {
             let building = format!("{TEMPLATE_DB}_building");
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building}; CREATE DATABASE {building}")).unwrap();
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building}")).unwrap();
+            admin.batch_execute(&format!("CREATE DATABASE {building}")).unwrap();
             let out = Command::new(env!("CARGO_BIN_EXE_jobtoken"))
                 .arg("migrate")
                 .env_clear()
@@ -127,7 +128,7 @@ impl Cluster {
         // Named after this process and its start time, so a reused pid never finds a stale one.
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
         let started = stat.rsplit(')').next().unwrap().split_whitespace().nth(19).unwrap().to_owned();
-        let dir = std::env::temp_dir().join(format!("jobtoken-pg-{}-{started}", std::process::id()));
+        let dir = scratch_space().join(format!("jobtoken-pg-{}-{started}", std::process::id()));
         let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
         lock.lock().unwrap();
         let joined = std::fs::read_to_string(dir.join("port")).ok().and_then(|p| p.trim().parse::<u16>().ok());
@@ -206,6 +207,33 @@ impl Cluster {
             admin: Mutex::new(admin),
             _watchdog: Some(Mutex::new(watchdog)),
         }
+    }
+}
+
+/// Where the cluster lives: in memory (`/dev/shm`) when it has room for a few thousand test
+/// databases (copying one is then all memory traffic, none of it waits on the disk that other
+/// builds share), else the temporary directory. Docker's default 64 MB `/dev/shm` is too small.
+fn scratch_space() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let df = Command::new("df").args(["-Pk"]).arg(shm).output();
+    let free_kib = df.ok().and_then(|out| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().nth(1)?.split_whitespace().nth(3)?.parse::<u64>().ok()
+    });
+    match free_kib {
+        Some(kib) if kib >= 4 << 20 => shm.to_owned(),
+        _ => std::env::temp_dir(),
+    }
+}
+
+/// Drops a database from [`database`] or [`migrated_database`] (when the test that used it is done
+/// with it, so that a run of hundreds of tests keeps only the databases in use).
+pub fn drop_database(url: &str) {
+    let Some(cluster) = CLUSTER.get() else { return };
+    let Some(name) = url.rsplit('/').next().filter(|name| name.starts_with("jt_")) else { return };
+    let mut admin = cluster.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Err(e) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
+        eprintln!("DROP DATABASE {name}: {e}");
     }
 }
 
