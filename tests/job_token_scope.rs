@@ -441,7 +441,8 @@ fn a_duplicate_outbound_entry_is_a_conflict_that_keeps_the_first_and_later_addit
     let s = Server::start();
     let f = fixture(&s);
     let outbound = format!("/api/v1/projects/{}/job_token_scope/outbound", f.a);
-    let first = s.json("POST", &outbound, Auth::Admin, json!({"target_project_id": f.b, "scopes": ["read_repository"]}));
+    let first =
+        s.json("POST", &outbound, Auth::Admin, json!({"target_project_id": f.b, "scopes": ["read_repository"]}));
     assert_eq!(first.status, 201, "{}", first.text);
     let before = s.admin("GET", &outbound, Value::Null);
 
@@ -449,7 +450,8 @@ fn a_duplicate_outbound_entry_is_a_conflict_that_keeps_the_first_and_later_addit
 
     assert_api_error(&again, 409);
     assert_eq!(s.admin("GET", &outbound, Value::Null), before, "the refused duplicate changed the outbound entries");
-    let other = s.json("POST", &outbound, Auth::Admin, json!({"target_group_id": f.grp, "scopes": ["read_repository"]}));
+    let other =
+        s.json("POST", &outbound, Auth::Admin, json!({"target_group_id": f.grp, "scopes": ["read_repository"]}));
     assert_eq!(other.status, 201, "{}", other.text);
     assert_eq!(s.admin("GET", &outbound, Value::Null).as_array().unwrap().len(), 2);
     assert!(!s.log().contains("transaction is aborted"), "{}", s.log());

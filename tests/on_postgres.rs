@@ -8,6 +8,9 @@
 //! Not here: suites that never start a server (`properties`, `store_portability`) and the ones
 //! about PostgreSQL itself, which always run on it (`postgres`, `postgres_schema`).
 #![allow(clippy::unwrap_used)]
+// Each suite declares `mod common;`: every module here has its own copy of the harness, by design
+// (tests/common/pg.rs makes the copies share one cluster).
+#![allow(clippy::duplicate_mod)]
 
 #[path = "admin_api.rs"]
 mod admin_api;

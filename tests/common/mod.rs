@@ -81,7 +81,9 @@ pub fn stored_bytes(dir: &std::path::Path) -> Vec<u8> {
         )
         .unwrap();
     for (table, column) in blobs.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))) {
-        for row in conn.query(&format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"), &[]).unwrap() {
+        for row in
+            conn.query(&format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"), &[]).unwrap()
+        {
             stored.extend(row.get::<_, Vec<u8>>(0));
             stored.push(b'\n');
         }
@@ -806,7 +808,8 @@ pub fn authorize(s: &Server, client: &Client, token: &str, project: Value, scope
 pub fn sealed_key_rows(dir: &std::path::Path) -> Vec<(String, Option<Vec<u8>>)> {
     let url = database_of(dir);
     if url.starts_with("postgres") {
-        let rows = pg::connect(&url).query("SELECT kid, sealed_private_key FROM signing_keys ORDER BY kid", &[]).unwrap();
+        let rows =
+            pg::connect(&url).query("SELECT kid, sealed_private_key FROM signing_keys ORDER BY kid", &[]).unwrap();
         return rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     }
     let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();

@@ -129,8 +129,7 @@ impl Cluster {
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
         let started = stat.rsplit(')').next().unwrap().split_whitespace().nth(19).unwrap().to_owned();
         let dir = scratch_space().join(format!("jobtoken-pg-{}-{started}", std::process::id()));
-        let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
-        lock.lock().unwrap();
+        let lock = LockFile::take(dir.with_extension("lock"));
         let joined = std::fs::read_to_string(dir.join("port")).ok().and_then(|p| p.trim().parse::<u16>().ok());
         let cluster = match joined {
             Some(port) => Cluster {
@@ -207,6 +206,32 @@ impl Cluster {
             admin: Mutex::new(admin),
             _watchdog: Some(Mutex::new(watchdog)),
         }
+    }
+}
+
+/// A lock between the copies of this module in one process: the file exists while one holds it
+/// (it is named after the process, so no other process ever waits on it), removed when dropped,
+/// panics included.
+struct LockFile(PathBuf);
+
+impl LockFile {
+    fn take(path: PathBuf) -> LockFile {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(_) => return LockFile(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("taking {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
