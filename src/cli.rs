@@ -191,15 +191,21 @@ fn admin_hash(store: &Store, config: &Config) -> Result<[u8; 32], String> {
     if let Some(token) = &config.admin_token {
         return Ok(token.hash());
     }
-    let stored = store.run_sync(settings::admin_token_hash).map_err(|e| e.to_string())?;
-    if let Some(hash) = stored.filter(|h| h.len() == 32) {
-        let mut out = [0u8; 32];
-        out.copy_from_slice(&hash);
-        return Ok(out);
+    let stored_hash = || -> Result<Option<[u8; 32]>, String> {
+        let stored = store.run_sync(settings::admin_token_hash).map_err(|e| e.to_string())?;
+        Ok(stored.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
+    };
+    if let Some(hash) = stored_hash()? {
+        return Ok(hash);
     }
     let token = Secret::generate("jtadm_");
     let hash = token.hash();
-    store.run_sync(|c| settings::set_admin_token_hash(c, &hash)).map_err(|e| e.to_string())?;
+    // Replicas starting at once on a new database: the first to store its hash wins, the others
+    // adopt it (and print nothing), so every replica accepts the one credential that was shown.
+    if !store.run_sync(|c| settings::claim_admin_token_hash(c, &hash)).map_err(|e| e.to_string())? {
+        log::info!("another process generated the admin token; its output shows it");
+        return stored_hash()?.ok_or_else(|| "the generated admin token's hash vanished".to_owned());
+    }
     println!("Generated admin token (shown once; store it now, only its hash is kept):\n  {}", token.expose());
     Ok(hash)
 }

@@ -34,6 +34,9 @@ struct Inner {
 #[derive(Clone, Default)]
 pub struct AuthLog {
     inner: Arc<(Mutex<Inner>, Condvar)>,
+    /// Held from taking rows until they are written: a flush waits for a write in flight, so
+    /// that a shutdown never exits while rows taken from the buffer are not yet in the database.
+    writing: Arc<Mutex<()>>,
 }
 
 impl AuthLog {
@@ -70,8 +73,9 @@ impl AuthLog {
         rows
     }
 
-    /// Writes every pending count now (clean shutdown, tests).
+    /// Writes every pending count now (clean shutdown, tests), after any write in flight.
     pub fn flush_all(&self, store: &Store, now: i64) {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         self.write(store, self.take_due(now, true));
     }
 
@@ -106,6 +110,7 @@ impl AuthLog {
             if stopped {
                 return;
             }
+            let _writing = log.writing.lock().unwrap_or_else(|p| p.into_inner());
             log.write(&store, log.take_due(super::now(), false));
         });
         if let Err(e) = spawned {

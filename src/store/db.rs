@@ -257,6 +257,13 @@ pub enum Dialect {
     Postgres,
 }
 
+/// How long (ms) a PostgreSQL write transaction may wait for its own process between statements
+/// before the server ends its session. The transaction holds the writer lock every replica's
+/// writers queue on: a replica that freezes mid-write (a paused VM, a partitioned host, SIGSTOP)
+/// would otherwise stop every replica's minting until TCP gives up on it, hours later. Our
+/// transactions never wait on anything between statements but this process's CPU.
+pub const IDLE_WRITER_TIMEOUT_MS: u64 = 5_000;
+
 /// A handle on one database connection.
 pub struct Db<'a> {
     conn: Conn<'a>,
@@ -351,14 +358,18 @@ impl<'a> Db<'a> {
     }
 
     /// Opens a transaction (`outer`) or a savepoint. A PostgreSQL transaction takes the writer
-    /// lock first, so that writers on every replica queue as SQLite's `BEGIN IMMEDIATE` makes them.
+    /// lock first, so that writers on every replica queue as SQLite's `BEGIN IMMEDIATE` makes them,
+    /// and may sit idle for at most [`IDLE_WRITER_TIMEOUT_MS`] between statements.
     fn begin(&self, outer: bool) -> Result<()> {
         match &self.conn {
             Conn::Sqlite(_) => self.batch(if outer { "BEGIN IMMEDIATE" } else { "SAVEPOINT atomic" }),
             Conn::Postgres(c) => {
                 let mut c = c.borrow_mut();
                 if outer {
-                    c.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"))?;
+                    c.batch(&format!(
+                        "BEGIN; SET LOCAL idle_in_transaction_session_timeout = {IDLE_WRITER_TIMEOUT_MS}; \
+                         SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+                    ))?;
                     c.depth = 1;
                     c.failed = false;
                 } else {

@@ -34,14 +34,19 @@ pub(crate) fn migrate_db(db: &Db) -> Result<usize> {
         Dialect::Sqlite => (MIGRATIONS, "BLOB"),
         Dialect::Postgres => (MIGRATIONS_POSTGRES, "BYTEA"),
     };
-    db.batch(&format!(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    INTEGER PRIMARY KEY,
-             name       TEXT NOT NULL,
-             checksum   {blob} NOT NULL,
-             applied_at BIGINT NOT NULL
-         )"
-    ))?;
+    // Under the writer lock: replicas starting at once on a new PostgreSQL database would
+    // otherwise race in `CREATE TABLE IF NOT EXISTS` (which is not safe against itself there:
+    // the loser fails on `pg_type_typname_nsp_index`) and all but one refuse to start.
+    atomic(db, |tx| {
+        tx.batch(&format!(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 checksum   {blob} NOT NULL,
+                 applied_at BIGINT NOT NULL
+             )"
+        ))
+    })?;
     let mut applied = 0;
     for (index, (name, sql)) in migrations.iter().enumerate() {
         let version = index as i64 + 1;

@@ -34,7 +34,13 @@ pub fn admin_token_hash(db: &Db) -> Result<Option<Vec<u8>>> {
     db.query_one("SELECT admin_token_hash FROM instance_settings WHERE id = 1", params![])?.get(0)
 }
 
-pub fn set_admin_token_hash(db: &Db, hash: &[u8]) -> Result<()> {
-    db.execute("UPDATE instance_settings SET admin_token_hash = ?1 WHERE id = 1", params![hash])?;
-    Ok(())
+/// Stores a generated admin credential's hash unless one is stored already; false when another
+/// process (a replica starting at the same time) got there first, whose credential then stands.
+pub fn claim_admin_token_hash(db: &Db, hash: &[u8]) -> Result<bool> {
+    let changed = db.execute(
+        "UPDATE instance_settings SET admin_token_hash = ?1
+         WHERE id = 1 AND (admin_token_hash IS NULL OR length(admin_token_hash) <> 32)",
+        params![hash],
+    )?;
+    Ok(changed == 1)
 }

@@ -26,7 +26,24 @@ pub struct IssuedToken {
     pub parent_jti: Option<[u8; 16]>,
 }
 
-type Reply = oneshot::Sender<Result<(), String>>;
+/// Why one row was not recorded: the database was away (the request answers 503), or the row
+/// itself failed (its job vanished, its key was dropped: the request fails).
+#[derive(Debug, Clone)]
+enum NotRecorded {
+    Unavailable(String),
+    Failed,
+}
+
+impl NotRecorded {
+    fn of(e: &StoreError) -> NotRecorded {
+        match e {
+            StoreError::Unavailable(cause) => NotRecorded::Unavailable(cause.clone()),
+            _ => NotRecorded::Failed,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<(), NotRecorded>>;
 
 /// Records issued tokens on a dedicated connection, committing whatever has queued up in one
 /// transaction (group commit): one fsync-free WAL commit covers many tokens under load, and
@@ -57,7 +74,8 @@ impl TokenWriter {
         self.tx.send((token, reply)).map_err(|_| StoreError::WriterGone)?;
         match done.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Conflict(message)),
+            Ok(Err(NotRecorded::Unavailable(cause))) => Err(StoreError::Unavailable(cause)),
+            Ok(Err(NotRecorded::Failed)) => Err(StoreError::Conflict("the token could not be recorded".into())),
             Err(_) => Err(StoreError::WriterGone),
         }
     }
@@ -77,7 +95,7 @@ fn writer_loop(mut conn: Owned, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
             Ok(results) => results,
             Err(e) => {
                 log::error!("the token writer has no database connection: {e}");
-                batch.iter().map(|_| Err("the token could not be recorded".to_owned())).collect()
+                batch.iter().map(|_| Err(NotRecorded::of(&e))).collect()
             }
         };
         for ((_, reply), result) in batch.drain(..).zip(results) {
@@ -88,7 +106,11 @@ fn writer_loop(mut conn: Owned, rx: mpsc::Receiver<(IssuedToken, Reply)>) {
 
 /// Inserts each row, then commits once. A row that fails alone (say its job vanished) fails only
 /// its own request; a failed commit fails them all.
-fn insert_batch(db: &Db, batch: &[(IssuedToken, Reply)]) -> Vec<Result<(), String>> {
+///
+/// A batch that fails because the database went away answers every request "unavailable" (503):
+/// none of them was told its token exists, so a commit that did land only leaves rows of tokens
+/// nobody holds.
+fn insert_batch(db: &Db, batch: &[(IssuedToken, Reply)]) -> Vec<Result<(), NotRecorded>> {
     let attempt = atomic(db, |tx| {
         // On PostgreSQL a failed statement aborts the whole transaction; a savepoint per row
         // keeps a row's failure its own.
@@ -97,7 +119,7 @@ fn insert_batch(db: &Db, batch: &[(IssuedToken, Reply)]) -> Vec<Result<(), Strin
             let inserted = if postgres { atomic(tx, |tx| insert(tx, t)) } else { insert(tx, t) };
             inserted.map_err(|e| {
                 log::error!("recording issued token failed: {e}");
-                "the token could not be recorded".to_owned()
+                NotRecorded::of(&e)
             })
         });
         Ok(results.collect::<Vec<_>>())
@@ -106,7 +128,7 @@ fn insert_batch(db: &Db, batch: &[(IssuedToken, Reply)]) -> Vec<Result<(), Strin
         Ok(results) => results,
         Err(e) => {
             log::error!("committing issued tokens failed: {e}");
-            batch.iter().map(|_| Err("the token could not be recorded".to_owned())).collect()
+            batch.iter().map(|_| Err(NotRecorded::of(&e))).collect()
         }
     }
 }

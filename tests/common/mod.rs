@@ -164,7 +164,12 @@ impl Server {
     /// reuses (later starts) its own. Returns the server and the stdout lines it printed before
     /// it listened.
     pub fn start_without_admin_token(dir: PathBuf) -> (Server, Vec<String>) {
-        Server::launch(dir, &[], None)
+        Server::start_without_admin_token_with(dir, &[])
+    }
+
+    /// [`Server::start_without_admin_token`] with extra environment variables.
+    pub fn start_without_admin_token_with(dir: PathBuf, env: &[(&str, &str)]) -> (Server, Vec<String>) {
+        Server::launch(dir, env, None)
     }
 
     /// Runs `jobtoken serve` on `dir` expecting it to refuse to start: waits (up to 30 s) for it
@@ -199,7 +204,6 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("JOBTOKEN_BIND", "127.0.0.1:0")
-            .env("JOBTOKEN_DATABASE", database_of(dir))
             .env("JOBTOKEN_KEYS_DIR", dir.join("keys"))
             .env("JOBTOKEN_WORKERS", "2")
             .env("RUST_LOG", "info")
@@ -210,8 +214,12 @@ impl Server {
         if let Some(admin) = admin {
             cmd.env("JOBTOKEN_ADMIN_TOKEN", admin);
         }
-        if on_postgres() && !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
-            cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
+        // The directory's own database, unless the test names one (none is made for nothing).
+        if !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
+            cmd.env("JOBTOKEN_DATABASE", database_of(dir));
+            if on_postgres() {
+                cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
+            }
         }
         for (k, v) in env {
             cmd.env(k, v);
@@ -338,6 +346,13 @@ impl Server {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-KILL", &pid]).status().expect("running kill");
         assert!(sent.success(), "kill -KILL {pid} failed");
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, …) to the server process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("running kill");
+        assert!(sent.success(), "kill -{name} {pid} failed");
     }
 
     pub fn form(&self, path: &str, auth: Auth, fields: &[(&str, &str)]) -> Res {
@@ -685,10 +700,12 @@ pub fn cli_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Com
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
-        .env("JOBTOKEN_DATABASE", database_of(dir))
         .env("JOBTOKEN_KEYS_DIR", dir.join("keys"));
-    if on_postgres() && !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
-        cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
+    if !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
+        cmd.env("JOBTOKEN_DATABASE", database_of(dir));
+        if on_postgres() {
+            cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
+        }
     }
     for (k, v) in env {
         cmd.env(k, v);

@@ -68,14 +68,17 @@ pub fn database() -> String {
 
 /// Like [`database`], with extra `CREATE DATABASE` options (`TEMPLATE template0 LOCALE_PROVIDER icu …`).
 pub fn database_with(options: &str) -> String {
-    let cluster = cluster();
-    let mut admin = cluster.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let n: i64 = admin.query_one("SELECT nextval('jt_databases')", &[]).unwrap().get(0);
-    let name = format!("jt_{n}");
-    admin.batch_execute(&format!("CREATE DATABASE {name} {options}")).unwrap_or_else(|e| {
-        panic!("CREATE DATABASE {name} {options}: {e}");
-    });
-    cluster.url(&name)
+    cluster().new_database(options)
+}
+
+/// A cluster of the caller's own, not shared with the other tests of the binary: one to stop and
+/// start ([`Cluster::stop`], [`Cluster::start_again`]). Its watchdog removes it when dropped.
+pub fn private_cluster() -> Cluster {
+    static PRIVATE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = PRIVATE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let dir = scratch_space().join(format!("jobtoken-pg-{}-private-{n}-{nanos}", std::process::id()));
+    Cluster::start(dir, Instant::now())
 }
 
 /// A connection to a database URL from [`database`].
@@ -86,6 +89,35 @@ pub fn connect(url: &str) -> postgres::Client {
 impl Cluster {
     pub fn url(&self, database: &str) -> String {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A fresh, empty database on this cluster (see [`database_with`]).
+    pub fn new_database(&self, options: &str) -> String {
+        let mut admin = self.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let n: i64 = admin.query_one("SELECT nextval('jt_databases')", &[]).unwrap().get(0);
+        let name = format!("jt_{n}");
+        admin.batch_execute(&format!("CREATE DATABASE {name} {options}")).unwrap_or_else(|e| {
+            panic!("CREATE DATABASE {name} {options}: {e}");
+        });
+        self.url(&name)
+    }
+
+    /// Stops the cluster (`pg_ctl stop -m fast`: every session is terminated) and waits for it.
+    pub fn stop(&self) {
+        let mut pg_ctl = command(&self.bindir, self.run_as.as_deref(), "pg_ctl");
+        pg_ctl.arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        run(pg_ctl, "pg_ctl stop");
+    }
+
+    /// Starts the cluster again after [`Cluster::stop`], on the same port, and waits for it.
+    pub fn start_again(&self) {
+        let mut pg_ctl = command(&self.bindir, self.run_as.as_deref(), "pg_ctl");
+        pg_ctl.arg("-D").arg(self.dir.join("data")).arg("-l").arg(self.dir.join("server.log"));
+        pg_ctl.args(["-w", "-t", "60", "start"]);
+        run(pg_ctl, "pg_ctl start");
+        // The admin connection died with the old server.
+        *self.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            connect(&format!("postgres://{SUPERUSER}@127.0.0.1:{}/postgres", self.port));
     }
 
     /// The cluster's log, for failure messages.
@@ -256,6 +288,10 @@ fn scratch_space() -> PathBuf {
 pub fn drop_database(url: &str) {
     let Some(cluster) = CLUSTER.get() else { return };
     let Some(name) = url.rsplit('/').next().filter(|name| name.starts_with("jt_")) else { return };
+    // Only a database of this cluster (a private cluster's have names of the same form).
+    if url != cluster.url(name) {
+        return;
+    }
     let mut admin = cluster.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Err(e) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
         eprintln!("DROP DATABASE {name}: {e}");
