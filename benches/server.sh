@@ -1,6 +1,8 @@
 # Shared by the benchmark scripts (sourced, not run): building, starting and stopping the release
 # server. The caller defines `log` and `die` and sets ROOT and BIN (and, before `start_server`,
-# TMP, ADMIN_TOKEN, SERVER_OUT and SERVER_LOG); `start_server` sets SERVER_PID and BASE.
+# TMP, ADMIN_TOKEN, SERVER_OUT and SERVER_LOG; optionally SERVER_DATABASE, default
+# $TMP/db/jobtoken.db, and SERVER_ENV, an array of extra KEY=VALUE settings); `start_server` sets
+# SERVER_PID and BASE.
 
 # `cargo build --release --locked` unless BENCH_NO_BUILD=1; fails without a binary at $BIN, and
 # makes $BIN absolute.
@@ -13,7 +15,7 @@ build_server() {
     BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")" # the server runs in $TMP
 }
 
-# Starts "$BIN serve" in $TMP on a free port with default settings, and waits for its
+# Starts "$BIN serve" in $TMP on a free port with default settings (plus SERVER_ENV), and waits for its
 # `jobtoken listening on …` line.
 start_server() {
     log "starting $BIN serve in $TMP"
@@ -21,9 +23,12 @@ start_server() {
         cd "$TMP"
         unset JOBTOKEN_WORKERS JOBTOKEN_ISSUER JOBTOKEN_DEFAULT_AUDIENCE JOBTOKEN_SIGNING_ALG RUST_LOG
         export JOBTOKEN_BIND=127.0.0.1:0
-        export JOBTOKEN_DATABASE="$TMP/db/jobtoken.db"
+        export JOBTOKEN_DATABASE="${SERVER_DATABASE:-$TMP/db/jobtoken.db}"
         export JOBTOKEN_KEYS_DIR="$TMP/keys"
         export JOBTOKEN_ADMIN_TOKEN="$ADMIN_TOKEN"
+        if [[ -n ${SERVER_ENV+x} ]] && ((${#SERVER_ENV[@]})); then
+            export "${SERVER_ENV[@]}"
+        fi
         exec "$BIN" serve >"$SERVER_OUT" 2>"$SERVER_LOG"
     ) &
     SERVER_PID=$!

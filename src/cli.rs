@@ -1,6 +1,7 @@
 //! The `jobtoken` command line: serve, migrate, keys, token, demo.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -32,8 +33,24 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Apply pending database migrations and exit.
+    /// Apply pending database migrations (SQLite or PostgreSQL), print the ones applied, and exit.
+    /// A database whose applied migrations were edited since is refused.
     Migrate,
+    /// Move an existing SQLite installation into an empty PostgreSQL database, in one
+    /// transaction: migrates the target first, refuses one that holds data, copies every table
+    /// with its ids, moves the id sequences past them, checks the row counts, and seals the
+    /// private keys of the keys directory (--keys-dir) into the database under
+    /// JOBTOKEN_KEY_ENCRYPTION_KEY (required); keys already sealed in the SQLite database must
+    /// open under it and are carried over. The source is only read and must be fully migrated.
+    /// Stop the server first.
+    MigrateData {
+        /// The SQLite database file to move.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database to fill: `postgres://user@host:port/db` (libpq-style URL).
+        #[arg(long)]
+        to: String,
+    },
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
@@ -106,11 +123,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_args(cli.config)?;
     match cli.command {
         Command::Serve { demo } => serve(config, demo),
-        Command::Migrate => {
-            Store::open(&config.database).map_err(|e| e.to_string())?;
-            println!("database {} is up to date", crate::store::describe(&config.database));
-            Ok(())
-        }
+        Command::Migrate => migrate(&config),
+        Command::MigrateData { from, to } => migrate_data(&config, &from, &to),
         Command::Keys { command } => keys(config, command),
         Command::Token { command: TokenCommand::Decode { token } } => decode(&token),
         Command::Token { command: TokenCommand::Verify { token, jwks, expect_issuer, expect_audience } } => {
@@ -143,6 +157,52 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `jobtoken migrate`: one line per migration applied, then the database's state.
+fn migrate(config: &Config) -> Result<(), String> {
+    let shown = crate::store::describe(&config.database);
+    let applied = crate::store::migrate_database(&config.database).map_err(|e| format!("migrating {shown}: {e}"))?;
+    for name in &applied {
+        println!("applied {name}");
+    }
+    println!("database {shown} is up to date ({} migration(s) applied now)", applied.len());
+    Ok(())
+}
+
+/// `jobtoken migrate-data`: prints what it moved, never a key.
+fn migrate_data(config: &Config, from: &std::path::Path, to: &str) -> Result<(), String> {
+    if !crate::store::pg::is_url(to) {
+        return Err(format!("--to must be a postgres:// URL, not {to}"));
+    }
+    let shown = crate::store::pg::redact(to);
+    let Some(kek) = &config.key_encryption_key else {
+        return Err(format!(
+            "{KEY_ENCRYPTION_KEY_ENV} is required: the signing keys move into the PostgreSQL database sealed under it. \
+             Generate one with `openssl rand -base64 32` and give every replica the same value"
+        ));
+    };
+    let keys_dir = config.keys_dir.clone();
+    let seal = |kid: &str, stored: Option<&[u8]>| {
+        crate::keys::storage::sealed_for_database(kek, &keys_dir, kid, stored).map_err(|e| e.to_string())
+    };
+    let moved = crate::store::transfer::sqlite_to_postgres(from, to, &seal)
+        .map_err(|e| format!("migrate-data from {} to {shown}: {e}", from.display()))?;
+    for (table, rows) in &moved.tables {
+        println!("copied {rows} row(s) of {table}");
+    }
+    println!(
+        "moved {} sequence(s) past the copied ids; sealed {} signing key(s) from {} and carried {} already sealed",
+        moved.sequences,
+        moved.keys_sealed,
+        config.keys_dir.display(),
+        moved.keys_carried
+    );
+    println!(
+        "done: start jobtoken with JOBTOKEN_DATABASE={shown} and the same {KEY_ENCRYPTION_KEY_ENV}; the SQLite file \
+         and keys directory were not changed"
+    );
+    Ok(())
 }
 
 fn open(config: &Config) -> Result<(Store, Arc<KeyRing>), String> {

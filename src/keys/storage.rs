@@ -12,7 +12,7 @@
 //! refuses anything else before a key is created, changed or loaded, so a process with the wrong
 //! setting never adds a key the others cannot read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::sealed::{self, KeyEncryptionKey};
 use super::{files, KeyPair};
@@ -100,6 +100,28 @@ impl KeyStorage {
                 Err(sealed::SealError::DoesNotOpen) => Err(StorageError::WrongKek { kid: kid.to_owned() }),
                 Err(e) => Err(failed(e.to_string())),
             },
+        }
+    }
+}
+
+/// A key of a SQLite installation as a PostgreSQL database keeps it (`jobtoken migrate-data`):
+/// a key from `keys_dir` is sealed under `kek`; a key already sealed must open under `kek` and is
+/// carried over as it is (under another key-encryption key, `jobtoken keys rewrap` it first).
+pub fn sealed_for_database(
+    kek: &KeyEncryptionKey,
+    keys_dir: &Path,
+    kid: &str,
+    stored: Option<&[u8]>,
+) -> Result<Vec<u8>, StorageError> {
+    match stored {
+        Some(sealed) => {
+            KeyStorage::Database(Box::new(kek.clone())).check(kid, Some(sealed))?;
+            Ok(sealed.to_vec())
+        }
+        None => {
+            let pem = KeyStorage::Files(keys_dir.to_owned()).private_key(kid, None)?;
+            sealed::seal(kek, kid, pem.as_bytes())
+                .map_err(|e| StorageError::Key { kid: kid.to_owned(), reason: e.to_string() })
         }
     }
 }

@@ -22,7 +22,7 @@ pub fn check(db: &Db, creds: &ClientCredentials) -> StoreResult<Option<Client>> 
 
 /// [`check`] in its own read, counting a rejection as an `invalid_client` denial.
 pub async fn authenticate(state: &AppState, creds: ClientCredentials) -> Result<Option<Client>, StoreError> {
-    let client = state.store.read(move |db| check(db, &creds)).await?;
+    let client = state.store.read_one(move |db| check(db, &creds)).await?;
     if client.is_none() {
         state.metrics.deny("invalid_client");
     }

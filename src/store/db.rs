@@ -19,7 +19,7 @@
 //! [`StoreError::Unique`], a trigger's refusal [`StoreError::Refused`], anything else
 //! [`StoreError::Database`] (logged, never shown to clients).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::str::FromStr;
 
 use rusqlite::types::ToSqlOutput;
@@ -267,6 +267,8 @@ pub const IDLE_WRITER_TIMEOUT_MS: u64 = 5_000;
 /// A handle on one database connection.
 pub struct Db<'a> {
     conn: Conn<'a>,
+    /// Statements this handle may still run, when limited ([`Db::single_statement`]).
+    budget: Cell<Option<u32>>,
 }
 
 enum Conn<'a> {
@@ -277,12 +279,31 @@ enum Conn<'a> {
 impl<'a> Db<'a> {
     /// A handle on a SQLite connection.
     pub(crate) fn sqlite(conn: &'a rusqlite::Connection) -> Db<'a> {
-        Db { conn: Conn::Sqlite(conn) }
+        Db { conn: Conn::Sqlite(conn), budget: Cell::new(None) }
     }
 
     /// A handle on a PostgreSQL connection (never on an async worker thread).
     pub(crate) fn postgres(conn: &'a mut PgConn) -> Db<'a> {
-        Db { conn: Conn::Postgres(RefCell::new(conn)) }
+        Db { conn: Conn::Postgres(RefCell::new(conn)), budget: Cell::new(None) }
+    }
+
+    /// This handle, allowed one statement only: a read that runs outside a transaction is one
+    /// snapshot only while it is one statement, so a second one is refused (a bug, not a race).
+    pub(crate) fn single_statement(self) -> Db<'a> {
+        self.budget.set(Some(1));
+        self
+    }
+
+    /// Counts one statement against the budget, if any.
+    fn spend(&self) -> Result<()> {
+        match self.budget.get() {
+            None => Ok(()),
+            Some(0) => Err(StoreError::Database("a single-statement read ran a second statement".into())),
+            Some(n) => {
+                self.budget.set(Some(n - 1));
+                Ok(())
+            }
+        }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -294,6 +315,7 @@ impl<'a> Db<'a> {
 
     /// Runs one statement; returns how many rows it changed.
     pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
+        self.spend()?;
         match &self.conn {
             Conn::Sqlite(c) => {
                 let n = c.prepare_cached(sql)?.execute(rusqlite::params_from_iter(bind(params)))?;
@@ -315,6 +337,7 @@ impl<'a> Db<'a> {
 
     /// At most `max` rows of one query.
     fn rows(&self, sql: &str, params: &[&dyn ToValue], max: usize) -> Result<Vec<Row>> {
+        self.spend()?;
         match &self.conn {
             Conn::Postgres(c) => {
                 Ok(c.borrow_mut().rows(sql, params, max)?.into_iter().map(|values| Row { values }).collect())
@@ -343,6 +366,7 @@ impl<'a> Db<'a> {
 
     /// Runs several statements without parameters (schema changes, pragmas).
     pub fn batch(&self, sql: &str) -> Result<()> {
+        self.spend()?;
         match &self.conn {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(c) => c.borrow_mut().batch(sql),
@@ -610,6 +634,17 @@ mod tests {
         atomic(&db, |tx| tx.execute("INSERT INTO parent (id) VALUES (1)", params![])).unwrap();
         assert_eq!(db.query_one("SELECT count(*) FROM child", params![]).unwrap().get::<i64>(0).unwrap(), 0);
         assert_eq!(db.query_one("SELECT count(*) FROM parent", params![]).unwrap().get::<i64>(0).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_single_statement_handle_refuses_a_second_statement() {
+        let conn = memory();
+        let db = Db::sqlite(&conn).single_statement();
+        assert_eq!(db.query_one("SELECT count(*) FROM t", params![]).unwrap().get::<i64>(0).unwrap(), 0);
+        let second = db.query_opt("SELECT id FROM t", params![]).unwrap_err();
+        assert!(second.to_string().contains("second statement"), "{second}");
+        assert!(db.execute("INSERT INTO t (name) VALUES ('x')", params![]).is_err());
+        assert_eq!(Db::sqlite(&conn).query_one("SELECT count(*) FROM t", params![]).unwrap().get::<i64>(0).unwrap(), 0);
     }
 
     #[test]

@@ -24,15 +24,57 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] =
 
 /// Applies pending migrations to a SQLite connection.
 pub fn migrate(conn: &mut Connection) -> Result<usize> {
-    migrate_db(&Db::sqlite(conn))
+    migrate_db(&Db::sqlite(conn)).map(|applied| applied.len())
 }
 
-/// Applies pending migrations of `db`'s backend. A landed migration whose text changed stops
-/// start-up: migrations are append-only.
-pub(crate) fn migrate_db(db: &Db) -> Result<usize> {
-    let (migrations, blob) = match db.dialect() {
-        Dialect::Sqlite => (MIGRATIONS, "BLOB"),
-        Dialect::Postgres => (MIGRATIONS_POSTGRES, "BYTEA"),
+/// The migrations of `db`'s backend, in order.
+fn migrations_of(db: &Db) -> &'static [(&'static str, &'static str)] {
+    match db.dialect() {
+        Dialect::Sqlite => MIGRATIONS,
+        Dialect::Postgres => MIGRATIONS_POSTGRES,
+    }
+}
+
+/// The migrations not yet applied to `db`, by name, without applying anything (a database with
+/// no `schema_migrations` table has them all pending). A landed migration whose text changed is
+/// an error, as in [`migrate_db`].
+pub(crate) fn pending(db: &Db) -> Result<Vec<&'static str>> {
+    let exists = match db.dialect() {
+        Dialect::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        Dialect::Postgres => {
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'"
+        }
+    };
+    if db.query_one(exists, params![])?.get::<i64>(0)? == 0 {
+        return Ok(migrations_of(db).iter().map(|(name, _)| *name).collect());
+    }
+    let mut pending = Vec::new();
+    for (index, (name, sql)) in migrations_of(db).iter().enumerate() {
+        let landed =
+            db.query_opt("SELECT checksum FROM schema_migrations WHERE version = ?1", params![index as i64 + 1])?;
+        match landed.map(|r| r.get::<Vec<u8>>(0)).transpose()? {
+            Some(existing) if existing == digest(&SHA256, sql.as_bytes()).as_ref() => {}
+            Some(_) => return Err(edited(name)),
+            None => pending.push(*name),
+        }
+    }
+    Ok(pending)
+}
+
+fn edited(name: &str) -> StoreError {
+    StoreError::Migration {
+        name: name.into(),
+        reason: "was edited after it was applied; migrations are append-only".into(),
+    }
+}
+
+/// Applies pending migrations of `db`'s backend; returns the names of those it applied. A landed
+/// migration whose text changed stops start-up: migrations are append-only.
+pub(crate) fn migrate_db(db: &Db) -> Result<Vec<&'static str>> {
+    let migrations = migrations_of(db);
+    let blob = match db.dialect() {
+        Dialect::Sqlite => "BLOB",
+        Dialect::Postgres => "BYTEA",
     };
     // Under the writer lock: replicas starting at once on a new PostgreSQL database would
     // otherwise race in `CREATE TABLE IF NOT EXISTS` (which is not safe against itself there:
@@ -47,7 +89,7 @@ pub(crate) fn migrate_db(db: &Db) -> Result<usize> {
              )"
         ))
     })?;
-    let mut applied = 0;
+    let mut applied = Vec::new();
     for (index, (name, sql)) in migrations.iter().enumerate() {
         let version = index as i64 + 1;
         let checksum = digest(&SHA256, sql.as_bytes()).as_ref().to_vec();
@@ -56,10 +98,7 @@ pub(crate) fn migrate_db(db: &Db) -> Result<usize> {
             let landed = tx.query_opt("SELECT checksum FROM schema_migrations WHERE version = ?1", params![version])?;
             match landed.map(|r| r.get::<Vec<u8>>(0)).transpose()? {
                 Some(existing) if existing == checksum => Ok(false),
-                Some(_) => Err(StoreError::Migration {
-                    name: (*name).into(),
-                    reason: "was edited after it was applied; migrations are append-only".into(),
-                }),
+                Some(_) => Err(edited(name)),
                 None => {
                     if tx.dialect() == Dialect::Sqlite {
                         precheck(name, tx)?;
@@ -76,7 +115,7 @@ pub(crate) fn migrate_db(db: &Db) -> Result<usize> {
         })?;
         if ran {
             log::info!("applied migration {name}");
-            applied += 1;
+            applied.push(*name);
         }
     }
     Ok(applied)

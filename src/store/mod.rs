@@ -13,8 +13,10 @@ mod migrate;
 pub mod namespaces;
 pub mod pats;
 pub mod pg;
+pub mod pgconnect;
 pub mod settings;
 pub mod tokens;
+pub mod transfer;
 pub mod users;
 
 use std::cell::RefCell;
@@ -161,7 +163,7 @@ impl Owned {
             Owned::Sqlite(conn) => f(&Db::sqlite(conn)),
             Owned::Postgres { conn, manager } => {
                 if conn.as_ref().is_none_or(|c| c.is_closed()) {
-                    *conn = Some(Box::new(pg::PgConn::connect(&manager.config)?));
+                    *conn = Some(Box::new(pg::PgConn::connect(&manager.target)?));
                 }
                 match conn.as_mut() {
                     Some(c) => {
@@ -192,11 +194,7 @@ impl Store {
     }
 
     fn open_sqlite(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Migration { name: "create data directory".into(), reason: e.to_string() })?;
-        }
-        let conn = open_connection(path)?;
+        let conn = create_sqlite(path)?;
         migrate::migrate_db(&Db::sqlite(&conn))?;
         drop(conn);
         let pool = r2d2::Pool::builder()
@@ -213,7 +211,7 @@ impl Store {
     /// then answers 503), and the token writer on its own connection.
     fn open_postgres(url: &str) -> Result<Store> {
         let manager = pg::Manager::new(url)?;
-        let mut conn = pg::PgConn::connect(&manager.config)?;
+        let mut conn = pg::PgConn::connect(&manager.target)?;
         migrate::migrate_db(&Db::postgres(&mut conn))?;
         let pool = r2d2::Pool::builder()
             .test_on_check_out(false)
@@ -281,6 +279,30 @@ impl Store {
         }
     }
 
+    /// [`Store::read`] for an `f` that runs exactly one statement (client authentication): on
+    /// PostgreSQL that statement runs on its own, its own snapshot, without the `BEGIN` and
+    /// `COMMIT` round trips of a read transaction; a second statement is refused.
+    pub async fn read_one<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite { .. } => self.read_sync(f),
+            Backend::Postgres { pool } => {
+                let pool = pool.clone();
+                actix_web::web::block(move || {
+                    let mut conn = pool.get()?;
+                    let db = Db::postgres(&mut conn);
+                    db.reset()?;
+                    f(&db.single_statement())
+                })
+                .await
+                .map_err(|_| StoreError::Blocking)?
+            }
+        }
+    }
+
     /// Runs `f` with a pooled connection on actix's blocking thread pool.
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
@@ -311,6 +333,27 @@ impl Store {
     pub fn tokens(&self) -> &TokenWriter {
         &self.tokens
     }
+}
+
+/// Applies pending migrations to the database `setting` names, creating a SQLite file if needed,
+/// and returns the names of those applied (`jobtoken migrate`); starts nothing else.
+pub fn migrate_database(setting: &Path) -> Result<Vec<&'static str>> {
+    match Location::parse(setting) {
+        Location::Sqlite(path) => migrate::migrate_db(&Db::sqlite(&create_sqlite(&path)?)),
+        Location::Postgres(url) => {
+            let mut conn = pg::PgConn::connect(&pg::Manager::new(&url)?.target)?;
+            migrate::migrate_db(&Db::postgres(&mut conn))
+        }
+    }
+}
+
+/// Opens (creating it and its directory if needed) a SQLite database file.
+fn create_sqlite(path: &Path) -> Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Migration { name: "create data directory".into(), reason: e.to_string() })?;
+    }
+    Ok(open_connection(path)?)
 }
 
 /// One read transaction: one snapshot and one lock round for all of `f`'s statements.

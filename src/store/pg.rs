@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
-use postgres::{Client, Config, NoTls, Statement};
+use postgres::{Client, Statement};
 
 use super::db::{ToValue, Value, ValueRef};
+use super::pgconnect::Target;
 use super::{Result, StoreError};
 
 /// How long opening a connection (and waiting for a pooled one) may take before the database
@@ -63,8 +64,8 @@ pub struct PgConn {
 impl PgConn {
     /// Opens a connection; any failure to connect (refused, timed out, the database not
     /// accepting connections) means the database is unavailable.
-    pub fn connect(config: &Config) -> Result<PgConn> {
-        let client = config.connect(NoTls).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    pub fn connect(target: &Target) -> Result<PgConn> {
+        let client = target.connect().map_err(|e| StoreError::Unavailable(with_causes(&e)))?;
         Ok(PgConn { client, statements: HashMap::new(), depth: 0, failed: false })
     }
 
@@ -119,27 +120,30 @@ impl PgConn {
     }
 }
 
+/// `e` with its causes (the client's own text for a refused connection is only "db error" or
+/// "error performing TLS handshake").
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// Opens pooled PostgreSQL connections.
 #[derive(Debug, Clone)]
 pub struct Manager {
-    pub config: Config,
+    pub target: Target,
 }
 
 impl Manager {
-    /// Parses a libpq-style URL; `sslmode=disable` and `prefer` connect in plain text, `require`
-    /// is refused (this build has no TLS for PostgreSQL).
+    /// Parses a libpq-style URL: TLS as `sslmode` says, the time bounds of
+    /// [`pgconnect`](super::pgconnect).
     pub fn new(url: &str) -> Result<Manager> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|e| StoreError::Unavailable(format!("the database URL {} is invalid: {e}", redact(url))))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        config.keepalives(true).keepalives_idle(Duration::from_secs(30));
-        if config.get_application_name().is_none() {
-            config.application_name("jobtoken");
-        }
-        Ok(Manager { config })
+        Ok(Manager { target: Target::parse(url)? })
     }
 }
 
@@ -148,7 +152,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<PgConn> {
-        PgConn::connect(&self.config)
+        PgConn::connect(&self.target)
     }
 
     fn is_valid(&self, conn: &mut PgConn) -> Result<()> {
@@ -254,14 +258,24 @@ impl<'a> FromSql<'a> for PgValue {
 }
 
 /// PostgreSQL errors in backend-neutral terms: 23505 is `Unique`; a refusal raised by a trigger
-/// (PL/pgSQL) is `Refused`; a lost or refused connection is `Unavailable`.
+/// (PL/pgSQL) is `Refused`; a lost or refused connection is `Unavailable`, and so is a statement
+/// cut by `statement_timeout` (57014) or `lock_timeout` (55P03): the database is too busy or
+/// blocked to answer within the bound, which the client should retry, not a fault of its request.
 pub fn map_error(e: postgres::Error) -> StoreError {
     use postgres::error::SqlState;
     let text = e.to_string();
     match e.as_db_error() {
         Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => StoreError::Unique(db.message().to_owned()),
         Some(db) if db.where_().is_some_and(|w| w.contains("PL/pgSQL")) => StoreError::Refused(db.message().to_owned()),
+        Some(db) if *db.code() == SqlState::QUERY_CANCELED || *db.code() == SqlState::LOCK_NOT_AVAILABLE => {
+            log::warn!("database statement cut short ({}): {}", db.code().code(), db.message());
+            StoreError::Unavailable(db.message().to_owned())
+        }
         Some(db) if db.code().code().starts_with("08") || db.code().code().starts_with("57P") => {
+            StoreError::Unavailable(db.message().to_owned())
+        }
+        Some(db) if *db.code() == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT => {
+            log::warn!("database session ended: {}", db.message());
             StoreError::Unavailable(db.message().to_owned())
         }
         Some(db) => StoreError::Database(format!("{}: {}", db.code().code(), db.message())),

@@ -13,6 +13,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 pub mod pg;
+pub mod pg_tls;
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
 

@@ -74,11 +74,7 @@ pub fn database_with(options: &str) -> String {
 /// A cluster of the caller's own, not shared with the other tests of the binary: one to stop and
 /// start ([`Cluster::stop`], [`Cluster::start_again`]). Its watchdog removes it when dropped.
 pub fn private_cluster() -> Cluster {
-    static PRIVATE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = PRIVATE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let dir = scratch_space().join(format!("jobtoken-pg-{}-private-{n}-{nanos}", std::process::id()));
-    Cluster::start(dir, Instant::now())
+    Cluster::start_with(&Setup::default())
 }
 
 /// A connection to a database URL from [`database`].
@@ -154,6 +150,16 @@ impl Cluster {
         admin.batch_execute("SELECT pg_advisory_unlock(8080)").unwrap();
     }
 
+    /// Starts a cluster of the caller's own (see [`private_cluster`]) with `setup`'s extra files,
+    /// settings and client authentication.
+    pub fn start_with(setup: &Setup) -> Cluster {
+        static PRIVATE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = PRIVATE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let dir = scratch_space().join(format!("jobtoken-pg-{}-private-{n}-{nanos}", std::process::id()));
+        Cluster::start(dir, Instant::now(), setup)
+    }
+
     /// Starts this process's cluster, or joins the one another copy of this module started.
     fn start_or_join() -> Cluster {
         let begun = Instant::now();
@@ -174,7 +180,7 @@ impl Cluster {
                 _watchdog: None,
             },
             None => {
-                let cluster = Cluster::start(dir, begun);
+                let cluster = Cluster::start(dir, begun, &Setup::default());
                 let port_file = cluster.dir.with_extension("port");
                 std::fs::write(&port_file, cluster.port.to_string()).unwrap();
                 std::fs::rename(&port_file, cluster.dir.join("port")).unwrap();
@@ -185,7 +191,7 @@ impl Cluster {
         cluster
     }
 
-    fn start(dir: PathBuf, begun: Instant) -> Cluster {
+    fn start(dir: PathBuf, begun: Instant, setup: &Setup) -> Cluster {
         let bindir = bindir();
         let run_as = running_as_root().then(unprivileged_user);
         std::fs::create_dir_all(&dir).unwrap();
@@ -200,7 +206,16 @@ impl Cluster {
         initdb.arg("-D").arg(&data).args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"]);
         run(initdb, "initdb");
         // Trust, but only on the socket in our own directory and on 127.0.0.1.
-        std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhost all all 127.0.0.1/32 trust\n").unwrap();
+        let hba = setup.hba.as_deref().unwrap_or("local all all trust\nhost all all 127.0.0.1/32 trust\n");
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        for (name, contents) in &setup.files {
+            let path = data.join(name);
+            std::fs::write(&path, contents).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+            if let Some(user) = &run_as {
+                std::os::unix::fs::chown(&path, Some(id(user, "-u")), Some(id(user, "-g"))).unwrap();
+            }
+        }
 
         let mut attempt = 0;
         let port = loop {
@@ -211,8 +226,9 @@ impl Cluster {
                 conf,
                 "\n# jobtoken test harness (the last setting wins)\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
                  unix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
-                 max_connections = 300\n",
-                dir.display()
+                 max_connections = 300\n{}\n",
+                dir.display(),
+                setup.conf
             )
             .unwrap();
             let mut pg_ctl = command(&bindir, run_as.as_deref(), "pg_ctl");
@@ -296,6 +312,17 @@ pub fn drop_database(url: &str) {
     if let Err(e) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
         eprintln!("DROP DATABASE {name}: {e}");
     }
+}
+
+/// What a cluster of [`Cluster::start_with`] has beyond the default one.
+#[derive(Debug, Default)]
+pub struct Setup {
+    /// `pg_hba.conf` (default: trust on the socket and on 127.0.0.1).
+    pub hba: Option<String>,
+    /// Lines appended to `postgresql.conf`.
+    pub conf: String,
+    /// Files written into the data directory (mode 0600, owned by the cluster's user).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// Where the server binaries are: `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`.
