@@ -149,10 +149,8 @@ fn token_decode_prints_header_and_claims_unverified() {
 
 /// `keys list` (or `keys rotate`) on `dir`: the JSON lines it printed, and any other lines.
 fn keys(dir: &Path, command: &[&str]) -> (Vec<Value>, Vec<String>) {
-    let db = std::path::PathBuf::from(common::database_of(dir));
-    let keys_dir = dir.join("keys");
     let args: Vec<&str> = ["keys"].into_iter().chain(command.iter().copied()).collect();
-    let out = jobtoken(&args, &[("JOBTOKEN_DATABASE", &db), ("JOBTOKEN_KEYS_DIR", &keys_dir)]);
+    let out = common::cli_in(dir, &args, &[("RUST_LOG", "warn")]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     let (json, other): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with('{'));
@@ -180,13 +178,7 @@ fn keys_list_and_rotate_work_on_a_stopped_servers_directory() {
     assert!(listed.iter().all(|k| k["alg"] == "ES256"), "{listed:?}");
 
     // The next key was created a moment ago: verifiers' cached JWKS may not hold it yet.
-    let refused = jobtoken(
-        &["keys", "rotate"],
-        &[
-            ("JOBTOKEN_DATABASE", &std::path::PathBuf::from(common::database_of(&dir))),
-            ("JOBTOKEN_KEYS_DIR", &dir.join("keys")),
-        ],
-    );
+    let refused = common::cli_in(&dir, &["keys", "rotate"], &[]).output().unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(&refused).contains("force"), "{}", stderr(&refused));
     let (unchanged, _) = keys(&dir, &["list"]);

@@ -436,6 +436,27 @@ fn an_outbound_allowlist_limits_private_targets_to_its_entries_and_their_scopes(
     assert!(!f.allowed(&s, f.b, "write_registry"), "the outbound entry lists read_repository only");
 }
 
+#[test]
+fn a_duplicate_outbound_entry_is_a_conflict_that_keeps_the_first_and_later_additions_work() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let outbound = format!("/api/v1/projects/{}/job_token_scope/outbound", f.a);
+    let first =
+        s.json("POST", &outbound, Auth::Admin, json!({"target_project_id": f.b, "scopes": ["read_repository"]}));
+    assert_eq!(first.status, 201, "{}", first.text);
+    let before = s.admin("GET", &outbound, Value::Null);
+
+    let again = s.json("POST", &outbound, Auth::Admin, json!({"target_project_id": f.b, "scopes": ["api"]}));
+
+    assert_api_error(&again, 409);
+    assert_eq!(s.admin("GET", &outbound, Value::Null), before, "the refused duplicate changed the outbound entries");
+    let other =
+        s.json("POST", &outbound, Auth::Admin, json!({"target_group_id": f.grp, "scopes": ["read_repository"]}));
+    assert_eq!(other.status, 201, "{}", other.text);
+    assert_eq!(s.admin("GET", &outbound, Value::Null).as_array().unwrap().len(), 2);
+    assert!(!s.log().contains("transaction is aborted"), "{}", s.log());
+}
+
 // ---- 2. who may edit ----
 
 #[test]
@@ -571,6 +592,46 @@ fn a_duplicate_entry_is_a_conflict() {
 
     assert_api_error(&res, 409);
     assert_eq!(names(&f.decide(&s, f.b, "read_repository")["granted_scopes"]), set(&["read_repository"]));
+}
+
+/// The duplicate is refused by the database's unique index inside the edit's transaction: on
+/// PostgreSQL that statement's failure must not poison the rest (a 500, or the next edit failing).
+#[test]
+fn concurrent_identical_entries_give_one_201_and_409s_never_a_500_and_later_edits_work() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let group_path = format!("/api/v1/projects/{}/job_token_scope/groups_allowlist", f.b);
+    let barrier = std::sync::Barrier::new(6);
+
+    let statuses: Vec<(u16, u16)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    let project = s.json("POST", &allowlist_path(f.b), Auth::Admin, json!({"source_project_id": f.a}));
+                    let group = s.json("POST", &group_path, Auth::Admin, json!({"source_group_id": f.grp}));
+                    for res in [&project, &group] {
+                        if res.status != 201 {
+                            assert_api_error(res, 409);
+                        }
+                    }
+                    (project.status, group.status)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+
+    for pick in [|p: &(u16, u16)| p.0, |p: &(u16, u16)| p.1] {
+        let created = statuses.iter().map(pick).filter(|status| *status == 201).count();
+        assert_eq!(created, 1, "one addition wins, the others are conflicts: {statuses:?}");
+    }
+    let (projects, groups) = entries(&s, f.b);
+    assert_eq!(projects.as_array().unwrap().len(), 1, "{projects}");
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
+    let third = project(&s, "c", f.grp, json!({}));
+    admit(&s, f.b, json!({"source_project_id": third}));
+    assert!(!s.log().contains("panicked") && !s.log().contains("transaction is aborted"), "{}", s.log());
 }
 
 #[test]

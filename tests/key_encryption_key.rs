@@ -39,6 +39,9 @@ fn serve_refuses_a_malformed_or_weak_key_encryption_key_naming_the_setting_and_n
         assert!(!log.contains(&key[..16]), "the refusal repeats the key: {log}");
         assert!(!dir.join("db/jobtoken.db").exists(), "a database was created although the key was refused");
         assert!(!dir.join("keys").exists(), "signing keys were created although the key was refused");
+        if common::on_postgres() {
+            assert_eq!(common::key_rows(&dir), Vec::<String>::new(), "keys were stored although the key was refused");
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
@@ -297,6 +297,10 @@ fn a_new_signing_algorithm_is_published_as_the_next_key_first_and_signs_only_aft
 #[test]
 fn private_keys_are_pem_files_readable_only_by_the_owner_and_never_served() {
     use std::os::unix::fs::PermissionsExt;
+    // On PostgreSQL the keys are sealed in the database: tests/sealed_keys.rs checks them there.
+    if common::sqlite_only("private_keys_are_pem_files_readable_only_by_the_owner… (PostgreSQL has no key files)") {
+        return;
+    }
     let s = Server::start();
     let kids = published_kids(&s);
 
@@ -329,14 +333,8 @@ fn client_secrets_and_the_admin_token_are_stored_only_as_hashes() {
         ("resource server secret", rs.json["client_secret"].as_str().unwrap().to_owned()),
     ];
     let dir = s.stop();
-    if common::sqlite_only("client_secrets_and_the_admin_token_are_stored_only_as_hashes (scans the SQLite files)") {
-        return;
-    }
 
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(dir.join("db")).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
+    let stored = common::stored_bytes(&dir);
 
     assert!(!stored.is_empty());
     for (what, secret) in &secrets {
@@ -401,6 +399,18 @@ fn concurrent_unforced_rotations_from_the_api_and_the_cli_give_exactly_one_succe
 
 /// Mints for `job` on `threads` threads until `stop` is set; returns every token answered 200.
 fn mint_until(s: &Server, w: &World, job: i64, threads: usize, stop: &AtomicBool) -> Vec<String> {
+    mint_counting(s, w, job, threads, stop, &AtomicUsize::new(0))
+}
+
+/// [`mint_until`], counting the tokens answered 200 in `minted` as they come.
+fn mint_counting(
+    s: &Server,
+    w: &World,
+    job: i64,
+    threads: usize,
+    stop: &AtomicBool,
+    minted: &AtomicUsize,
+) -> Vec<String> {
     std::thread::scope(|scope| {
         let minters: Vec<_> = (0..threads)
             .map(|_| {
@@ -410,6 +420,7 @@ fn mint_until(s: &Server, w: &World, job: i64, threads: usize, stop: &AtomicBool
                         let res = w.mint(s, job, &[]);
                         if res.status == 200 {
                             got.push(res.json["access_token"].as_str().unwrap().to_owned());
+                            minted.fetch_add(1, Ordering::SeqCst);
                         }
                     }
                     got
@@ -440,18 +451,24 @@ fn forced_rotations_during_concurrent_minting_keep_the_key_of_every_token_that_g
         let out = cli_in(&s.dir, &["keys", "rotate", "--force"], &[]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let stop = AtomicBool::new(false);
+    let (stop, minted) = (AtomicBool::new(false), AtomicUsize::new(0));
 
     // Then forced rotations through the API, two back to back, while three runners mint: a key
     // is often retired moments after it started signing, its tokens still in the writer's queue.
+    // They rotate for at least 1.5 s, and on until the runners have 50 tokens (however loaded
+    // the machine), within a minute.
     let (tokens, rotations) = std::thread::scope(|scope| {
         let rotators: Vec<_> = (0..2)
             .map(|_| {
                 scope.spawn(|| {
                     std::thread::sleep(Duration::from_millis(300));
                     let mut rotations = 0;
-                    let until = Instant::now() + Duration::from_millis(1500);
-                    while Instant::now() < until {
+                    let started = Instant::now();
+                    let until = started + Duration::from_millis(1500);
+                    let deadline = started + Duration::from_secs(60);
+                    while Instant::now() < until
+                        || (minted.load(Ordering::SeqCst) < 50 || rotations < 2) && Instant::now() < deadline
+                    {
                         let res = s.json("POST", "/api/v1/keys/rotate?force=true", Auth::Admin, Value::Null);
                         assert_eq!(res.status, 200, "{}", res.text);
                         rotations += 1;
@@ -461,7 +478,7 @@ fn forced_rotations_during_concurrent_minting_keep_the_key_of_every_token_that_g
                 })
             })
             .collect();
-        let tokens = mint_until(&s, &w, job, 3, &stop);
+        let tokens = mint_counting(&s, &w, job, 3, &stop, &minted);
         (tokens, rotators.into_iter().map(|h| h.join().unwrap()).sum::<usize>())
     });
     let s = Server::start_in(s.stop(), &[]);
@@ -534,9 +551,15 @@ fn kill_9_during_a_rotation_loop_leaves_one_active_and_one_next_key_and_every_is
     kid_in(&listed, "active");
     kid_in(&listed, "next");
     assert_ne!(kid_in(&listed, "active"), first_active);
-    let files = key_files(&s.dir);
+    // Its private key: a key file, or on PostgreSQL sealed in its row.
+    let (files, sealed) = (key_files(&s.dir), common::sealed_key_rows(&s.dir));
     for kid in published_kids(&s) {
-        assert!(files.iter().any(|(name, _)| *name == format!("{kid}.pem")), "published {kid} has its key file");
+        let kept = if common::on_postgres() {
+            sealed.iter().any(|(k, key)| *k == kid && key.is_some())
+        } else {
+            files.iter().any(|(name, _)| *name == format!("{kid}.pem"))
+        };
+        assert!(kept, "published {kid} has its private key");
     }
     assert!(!tokens.is_empty());
     assert_all_answered(&s, &w, &tokens);

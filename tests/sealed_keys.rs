@@ -180,6 +180,11 @@ fn rotation_with_database_storage_seals_new_keys_and_a_dropped_key_leaves_with_i
 
 #[test]
 fn switching_an_installation_between_key_files_and_the_database_is_refused_naming_the_setting() {
+    if common::sqlite_only(
+        "switching_an_installation_between_key_files_and_the_database… (PostgreSQL has no key files)",
+    ) {
+        return;
+    }
     // Arrange: one installation with key files, one with sealed keys.
     let files = Server::start().stop();
     let sealed = Server::start_with(&[(KEK, &random_key())]).stop();

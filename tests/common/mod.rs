@@ -17,10 +17,11 @@ pub mod pg_tls;
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
-/// True when the suite runs on PostgreSQL (`JOBTOKEN_TEST_BACKEND=postgres`): every server
-/// directory then gets its own fresh database on this binary's throwaway cluster.
+/// True when the suite runs on PostgreSQL: always in `tests/on_postgres.rs` (the black-box suites
+/// compiled again as its modules), and in every binary under `JOBTOKEN_TEST_BACKEND=postgres`.
+/// Every server directory then gets its own fresh database on this process's throwaway cluster.
 pub fn on_postgres() -> bool {
-    std::env::var("JOBTOKEN_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+    env!("CARGO_CRATE_NAME") == "on_postgres" || std::env::var("JOBTOKEN_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
 /// The `JOBTOKEN_DATABASE` of a server directory: its SQLite file, or on PostgreSQL the URL of
@@ -34,7 +35,7 @@ pub fn database_of(dir: &std::path::Path) -> String {
     if !on_postgres() {
         return dir.join("db/jobtoken.db").display().to_string();
     }
-    let url = pg::database();
+    let url = pg::migrated_database();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(&file, &url).unwrap();
     url
@@ -53,11 +54,50 @@ pub fn kek_of(dir: &std::path::Path) -> String {
     kek
 }
 
+/// Everything a server directory's database stores, as bytes to search for a secret: the SQLite
+/// files (database, WAL) as they are on disk, or on PostgreSQL every row of every table as text,
+/// with `bytea` columns shown both in hex and as their raw bytes.
+pub fn stored_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let url = database_of(dir);
+    let mut stored = Vec::new();
+    if !url.starts_with("postgres") {
+        for entry in std::fs::read_dir(dir.join("db")).unwrap() {
+            stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        return stored;
+    }
+    let mut conn = pg::connect(&url);
+    let tables = conn.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", &[]).unwrap();
+    for table in tables.iter().map(|r| r.get::<_, String>(0)) {
+        for row in conn.query(&format!("SELECT t::text FROM \"{table}\" t"), &[]).unwrap() {
+            stored.extend(row.get::<_, String>(0).into_bytes());
+            stored.push(b'\n');
+        }
+    }
+    let blobs = conn
+        .query(
+            "SELECT table_name, column_name FROM information_schema.columns
+             WHERE table_schema = 'public' AND data_type = 'bytea'",
+            &[],
+        )
+        .unwrap();
+    for (table, column) in blobs.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))) {
+        for row in
+            conn.query(&format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"), &[]).unwrap()
+        {
+            stored.extend(row.get::<_, Vec<u8>>(0));
+            stored.push(b'\n');
+        }
+    }
+    stored
+}
+
 /// Says (on stderr, so `cargo test -- --nocapture` and CI logs show it) that part of a test
-/// reads the SQLite file directly and did not run on PostgreSQL; true when it must be skipped.
+/// checks something only SQLite mode has (the SQLite file itself, key files) and did not run on
+/// PostgreSQL; true when it must be skipped.
 pub fn sqlite_only(what: &str) -> bool {
     if on_postgres() {
-        eprintln!("NOT RUN on PostgreSQL (reads the SQLite file directly): {what}");
+        eprintln!("NOT RUN on PostgreSQL (SQLite mode only): {what}");
         return true;
     }
     false
@@ -165,7 +205,6 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("JOBTOKEN_BIND", "127.0.0.1:0")
-            .env("JOBTOKEN_DATABASE", database_of(dir))
             .env("JOBTOKEN_KEYS_DIR", dir.join("keys"))
             .env("JOBTOKEN_WORKERS", "2")
             .env("RUST_LOG", "info")
@@ -176,8 +215,12 @@ impl Server {
         if let Some(admin) = admin {
             cmd.env("JOBTOKEN_ADMIN_TOKEN", admin);
         }
-        if on_postgres() && !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
-            cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
+        // The directory's own database, unless the test names one (none is made for nothing).
+        if !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
+            cmd.env("JOBTOKEN_DATABASE", database_of(dir));
+            if on_postgres() {
+                cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
+            }
         }
         for (k, v) in env {
             cmd.env(k, v);
@@ -330,6 +373,9 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !self.keep && !std::thread::panicking() {
+            if let Ok(url) = std::fs::read_to_string(self.dir.join("database_url")) {
+                pg::drop_database(&url);
+            }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
@@ -655,10 +701,12 @@ pub fn cli_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Com
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
-        .env("JOBTOKEN_DATABASE", database_of(dir))
         .env("JOBTOKEN_KEYS_DIR", dir.join("keys"));
-    if on_postgres() && !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
-        cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
+    if !env.iter().any(|(k, _)| *k == "JOBTOKEN_DATABASE") {
+        cmd.env("JOBTOKEN_DATABASE", database_of(dir));
+        if on_postgres() {
+            cmd.env("JOBTOKEN_KEY_ENCRYPTION_KEY", kek_of(dir));
+        }
     }
     for (k, v) in env {
         cmd.env(k, v);
@@ -776,6 +824,12 @@ pub fn authorize(s: &Server, client: &Client, token: &str, project: Value, scope
 
 /// Every key row's kid and sealed private key (`None` for a key kept in the keys directory).
 pub fn sealed_key_rows(dir: &std::path::Path) -> Vec<(String, Option<Vec<u8>>)> {
+    let url = database_of(dir);
+    if url.starts_with("postgres") {
+        let rows =
+            pg::connect(&url).query("SELECT kid, sealed_private_key FROM signing_keys ORDER BY kid", &[]).unwrap();
+        return rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    }
     let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     let mut stmt = conn.prepare("SELECT kid, sealed_private_key FROM signing_keys ORDER BY kid").unwrap();
