@@ -39,13 +39,7 @@ fn migrations_of(db: &Db) -> &'static [(&'static str, &'static str)] {
 /// no `schema_migrations` table has them all pending). A landed migration whose text changed is
 /// an error, as in [`migrate_db`].
 pub(crate) fn pending(db: &Db) -> Result<Vec<&'static str>> {
-    let exists = match db.dialect() {
-        Dialect::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
-        Dialect::Postgres => {
-            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'"
-        }
-    };
-    if db.query_one(exists, params![])?.get::<i64>(0)? == 0 {
+    if !has_migrations_table(db)? {
         return Ok(migrations_of(db).iter().map(|(name, _)| *name).collect());
     }
     let mut pending = Vec::new();
@@ -59,6 +53,17 @@ pub(crate) fn pending(db: &Db) -> Result<Vec<&'static str>> {
         }
     }
     Ok(pending)
+}
+
+/// Whether `schema_migrations` exists yet (a new database has none).
+fn has_migrations_table(db: &Db) -> Result<bool> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        Dialect::Postgres => {
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'"
+        }
+    };
+    Ok(db.query_one(sql, params![])?.get::<i64>(0)? > 0)
 }
 
 fn edited(name: &str) -> StoreError {
@@ -80,6 +85,11 @@ pub(crate) fn migrate_db(db: &Db) -> Result<Vec<&'static str>> {
     // otherwise race in `CREATE TABLE IF NOT EXISTS` (which is not safe against itself there:
     // the loser fails on `pg_type_typname_nsp_index`) and all but one refuse to start.
     atomic(db, |tx| {
+        // Checked first: PostgreSQL answers `IF NOT EXISTS` on an existing table with a NOTICE
+        // that the client would log at every start.
+        if has_migrations_table(tx)? {
+            return Ok(());
+        }
         tx.batch(&format!(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                  version    INTEGER PRIMARY KEY,
