@@ -25,7 +25,7 @@ pub struct Group {
 const GROUP_COLUMNS: &str =
     "id, path, full_path, parent_id, traversal_ids, inbound_enabled, job_token_elevation_allowed";
 
-fn group_from_row(r: &Row) -> Result<Group> {
+pub(crate) fn group_from_row(r: &Row) -> Result<Group> {
     let traversal: String = r.get(4)?;
     Ok(Group {
         id: r.get(0)?,
