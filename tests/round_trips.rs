@@ -10,13 +10,16 @@ use serde_json::json;
 
 /// A cluster that counts statements, a fresh database on it with the extension, and a server.
 fn counted_server() -> (Cluster, postgres::Client, Server) {
-    let cluster =
-        Cluster::start_with(&Setup { conf: "shared_preload_libraries = 'pg_stat_statements'".into(), ..Setup::default() });
+    let cluster = Cluster::start_with(&Setup {
+        conf: "shared_preload_libraries = 'pg_stat_statements'".into(),
+        ..Setup::default()
+    });
     let url = cluster.new_database("");
     let mut db = pg::connect(&url);
     db.batch_execute("CREATE EXTENSION pg_stat_statements").unwrap();
     let kek = random_key_encryption_key();
-    let server = Server::start_with(&[("JOBTOKEN_DATABASE", url.as_str()), ("JOBTOKEN_KEY_ENCRYPTION_KEY", kek.as_str())]);
+    let server =
+        Server::start_with(&[("JOBTOKEN_DATABASE", url.as_str()), ("JOBTOKEN_KEY_ENCRYPTION_KEY", kek.as_str())]);
     (cluster, db, server)
 }
 

@@ -217,7 +217,8 @@ fn job_context_point_reads(db: &Db, job_id: JobId) -> Result<Option<JobContext>>
 /// One row per group of the project's namespace chain, nearest first; every row repeats the
 /// job, pipeline, project, user, instance settings and project membership, and adds the group
 /// with the user's membership on it. Column ranges below follow the row readers' layouts.
-const GRANT_CONTEXT_POSTGRES: &str = "SELECT j.id, j.name, j.stage, j.status, j.pipeline_id, pl.project_id, j.runner_id,
+const GRANT_CONTEXT_POSTGRES: &str =
+    "SELECT j.id, j.name, j.stage, j.status, j.pipeline_id, pl.project_id, j.runner_id,
         j.timeout, j.environment, j.started_at, j.finished_at,
         pl.id, pl.project_id, pl.user_id, pl.ref, pl.ref_type, pl.ref_protected, pl.sha, pl.source,
         p.id, p.path, p.namespace_id, p.path_with_namespace, p.visibility, p.build_timeout,
