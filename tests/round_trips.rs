@@ -1,6 +1,7 @@
 //! On PostgreSQL every statement is a round trip, so the hot paths read the job and its grant's
 //! inputs in one statement whatever the depth of the project's group chain. Counted with
 //! `pg_stat_statements` on a cluster of this binary's own.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
