@@ -10,11 +10,11 @@ use crate::policy::{self, MintRefusal, MintStep, OwnGrant, Principal};
 use crate::service::clients::{self as client_auth, Client, ClientCredentials};
 use crate::service::decision::{self, JobSide, TargetRef};
 use crate::store::clients::{self, RunnerAuth};
-use crate::store::jobs::{self, JobContext};
+use crate::store::jobs::{self, GrantContext, JobContext};
 use crate::store::namespaces::Project;
 use crate::store::settings::InstanceSettings;
 use crate::store::tokens::IssuedToken;
-use crate::store::{allowlist, namespaces, settings, Db, Result as StoreResult, StoreError};
+use crate::store::{allowlist, namespaces, Db, Result as StoreResult, StoreError};
 use crate::token::details;
 use crate::token::{self, subject, Audience, Claims};
 
@@ -176,9 +176,10 @@ fn own_grant(
 /// recomputed from today's rights, features, configured scopes and elevation settings. An online
 /// answer gives a token at most its `scope` ∩ this, so a right lost after mint is lost at once.
 pub fn own_grant_now(db: &Db, job_id: JobId) -> StoreResult<ScopeSet> {
-    let Some(ctx) = jobs::job_context(db, job_id)? else { return Ok(ScopeSet::EMPTY) };
-    let access = namespaces::effective_access(db, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
-    Ok(own_grant(&ctx, access, &settings::get(db)?, None))
+    let Some(GrantContext { ctx, access, settings }) = jobs::grant_context(db, job_id)? else {
+        return Ok(ScopeSet::EMPTY);
+    };
+    Ok(own_grant(&ctx, access, &settings, None))
 }
 
 /// Signs `claims` with the active key and records the token durably before returning it.
@@ -231,10 +232,10 @@ fn load(
     job_id: JobId,
     requested: &[details::Requested],
 ) -> Result<Option<Loaded>, MintError> {
-    let Some(ctx) = jobs::job_context(conn, job_id)? else { return Err(not_served(job_id)) };
-    match eligibility(conn, runner, &ctx)? {
+    let Some(grant) = jobs::grant_context(conn, job_id)? else { return Err(not_served(job_id)) };
+    match eligibility(conn, runner, &grant.ctx)? {
         MintStep::Start => Ok(None),
-        MintStep::Continue => Ok(Some(finish_loading(conn, ctx, requested)?)),
+        MintStep::Continue => Ok(Some(finish_loading(conn, grant, requested)?)),
     }
 }
 
@@ -256,9 +257,8 @@ fn eligibility(conn: &Db, runner: &RunnerAuth, ctx: &JobContext) -> Result<MintS
     .map_err(|refusal| MintError::Refused { refusal, job_id: ctx.job.id })
 }
 
-fn finish_loading(conn: &Db, ctx: JobContext, requested: &[details::Requested]) -> StoreResult<Loaded> {
-    let access = namespaces::effective_access(conn, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
-    let settings = settings::get(conn)?;
+fn finish_loading(conn: &Db, grant: GrantContext, requested: &[details::Requested]) -> StoreResult<Loaded> {
+    let GrantContext { ctx, access, settings } = grant;
     let (details, logged) = cross_project_grants(conn, &ctx, requested)?;
     Ok(Loaded { ctx, access, settings, details, logged })
 }
@@ -272,17 +272,18 @@ fn load_and_start(
     now: i64,
 ) -> Result<Loaded, MintError> {
     for _attempt in 0..2 {
-        let Some(ctx) = jobs::job_context(conn, job_id)? else { return Err(not_served(job_id)) };
-        let ctx = match eligibility(conn, runner, &ctx)? {
-            MintStep::Continue => ctx,
+        let Some(grant) = jobs::grant_context(conn, job_id)? else { return Err(not_served(job_id)) };
+        let grant = match eligibility(conn, runner, &grant.ctx)? {
+            MintStep::Continue => grant,
             MintStep::Start => {
                 if !jobs::start(conn, job_id, runner.id, now)? {
                     continue; // another request started it first: decide again on fresh state
                 }
-                JobContext { job: jobs::get_job(conn, job_id)?, ..ctx }
+                let ctx = JobContext { job: jobs::get_job(conn, job_id)?, ..grant.ctx };
+                GrantContext { ctx, ..grant }
             }
         };
-        return Ok(finish_loading(conn, ctx, requested)?);
+        return Ok(finish_loading(conn, grant, requested)?);
     }
     Err(MintError::Refused { refusal: MintRefusal::OtherRunner, job_id })
 }

@@ -215,6 +215,14 @@ impl Row {
         self.values.get(idx).ok_or_else(|| StoreError::Database(format!("column {idx} does not exist")))
     }
 
+    /// Columns `range` as a row of their own, to read a joined row table by table.
+    pub fn columns(&self, range: std::ops::Range<usize>) -> Result<Row> {
+        match self.values.get(range.clone()) {
+            Some(values) => Ok(Row { values: values.to_vec() }),
+            None => Err(StoreError::Database(format!("columns {range:?} do not exist"))),
+        }
+    }
+
     /// Column `idx` as a `T`; a value of another type is a `Database` error.
     pub fn get<T: FromValue>(&self, idx: usize) -> Result<T> {
         let value = self.value(idx)?;

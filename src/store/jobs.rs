@@ -2,11 +2,13 @@
 
 use serde::Serialize;
 
-use super::db::{params, Db, Row};
+use super::db::{params, Db, Dialect, Row};
 use super::namespaces::{self, Group, Project};
+use super::settings::{self, InstanceSettings};
 use super::users::{self, User};
 use super::{atomic, OptionalExt, Result, StoreError};
-use crate::domain::{JobId, JobStatus, PipelineId, ProjectId, RefType, RunnerId, UserId};
+use crate::domain::{AccessLevel, JobId, JobStatus, PipelineId, ProjectId, RefType, RunnerId, UserId};
+use crate::policy;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Pipeline {
@@ -109,6 +111,10 @@ pub fn get_pipeline(db: &Db, id: PipelineId) -> Result<Pipeline> {
             params![id],
         )
         .or_not_found(|| format!("pipeline {id} not found"))?;
+    pipeline_from_row(&r)
+}
+
+fn pipeline_from_row(r: &Row) -> Result<Pipeline> {
     Ok(Pipeline {
         id: r.get(0)?,
         project_id: r.get(1)?,
@@ -162,7 +168,39 @@ pub struct JobContext {
     pub user: User,
 }
 
+/// The job, or `None` when there is none. On PostgreSQL this is [`grant_context`]'s one
+/// statement (the extra columns cost less than the round trips they save).
 pub fn job_context(db: &Db, job_id: JobId) -> Result<Option<JobContext>> {
+    match db.dialect() {
+        Dialect::Sqlite => job_context_point_reads(db, job_id),
+        Dialect::Postgres => Ok(grant_context_postgres(db, job_id)?.map(|g| g.ctx)),
+    }
+}
+
+/// A [`JobContext`] with everything else the job's own-project grant is computed from.
+#[derive(Debug, Clone)]
+pub struct GrantContext {
+    pub ctx: JobContext,
+    /// The user's effective access on the project (SPEC §4.1).
+    pub access: Option<AccessLevel>,
+    pub settings: InstanceSettings,
+}
+
+/// The job with its grant's inputs; `None` when there is no such job. SQLite reads them point
+/// by point (each a few microseconds, prepared once); PostgreSQL in one statement, since there
+/// every statement is a round trip that costs more than the query.
+pub fn grant_context(db: &Db, job_id: JobId) -> Result<Option<GrantContext>> {
+    match db.dialect() {
+        Dialect::Sqlite => {
+            let Some(ctx) = job_context_point_reads(db, job_id)? else { return Ok(None) };
+            let access = namespaces::effective_access(db, ctx.user.id, ctx.project.id, &ctx.namespace.traversal_ids)?;
+            Ok(Some(GrantContext { ctx, access, settings: settings::get(db)? }))
+        }
+        Dialect::Postgres => grant_context_postgres(db, job_id),
+    }
+}
+
+fn job_context_point_reads(db: &Db, job_id: JobId) -> Result<Option<JobContext>> {
     let job = match get_job(db, job_id) {
         Ok(job) => job,
         Err(StoreError::NotFound(_)) => return Ok(None),
@@ -174,6 +212,55 @@ pub fn job_context(db: &Db, job_id: JobId) -> Result<Option<JobContext>> {
     let ancestors = namespaces::groups_nearest_first(db, &namespace.traversal_ids)?;
     let user = users::get(db, pipeline.user_id)?;
     Ok(Some(JobContext { job, pipeline, project, namespace, ancestors, user }))
+}
+
+/// One row per group of the project's namespace chain, nearest first; every row repeats the
+/// job, pipeline, project, user, instance settings and project membership, and adds the group
+/// with the user's membership on it. Column ranges below follow the row readers' layouts.
+const GRANT_CONTEXT_POSTGRES: &str =
+    "SELECT j.id, j.name, j.stage, j.status, j.pipeline_id, pl.project_id, j.runner_id,
+        j.timeout, j.environment, j.started_at, j.finished_at,
+        pl.id, pl.project_id, pl.user_id, pl.ref, pl.ref_type, pl.ref_protected, pl.sha, pl.source,
+        p.id, p.path, p.namespace_id, p.path_with_namespace, p.visibility, p.build_timeout,
+        p.repository_access_level, p.container_registry_access_level, p.package_registry_access_level,
+        p.job_token_scopes, p.inbound_enabled, p.outbound_enabled,
+        u.id, u.username, u.state, u.created_at,
+        s.enforce_job_token_allowlist, s.job_token_elevation_allowed,
+        (SELECT access_level FROM project_members WHERE project_id = p.id AND user_id = u.id),
+        g.id, g.path, g.full_path, g.parent_id, g.traversal_ids, g.inbound_enabled, g.job_token_elevation_allowed,
+        (SELECT access_level FROM group_members WHERE group_id = g.id AND user_id = u.id)
+     FROM jobs j
+     JOIN pipelines pl ON pl.id = j.pipeline_id
+     JOIN projects p ON p.id = pl.project_id
+     JOIN users u ON u.id = pl.user_id
+     JOIN groups ns ON ns.id = p.namespace_id
+     JOIN instance_settings s ON s.id = 1
+     CROSS JOIN LATERAL unnest(string_to_array(ns.traversal_ids, ' ')::bigint[]) WITH ORDINALITY AS chain(id, pos)
+     JOIN groups g ON g.id = chain.id
+     WHERE j.id = ?1
+     ORDER BY chain.pos DESC";
+
+fn grant_context_postgres(db: &Db, job_id: JobId) -> Result<Option<GrantContext>> {
+    let rows = db.query(GRANT_CONTEXT_POSTGRES, params![job_id])?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let ancestors = rows.iter().map(|r| namespaces::group_from_row(&r.columns(38..45)?)).collect::<Result<Vec<_>>>()?;
+    let Some(namespace) = ancestors.first().cloned() else { return Ok(None) };
+    let mut levels = vec![first.get::<Option<i64>>(37)?];
+    for r in &rows {
+        levels.push(r.get(45)?);
+    }
+    let levels = levels.into_iter().flatten().filter_map(|l| AccessLevel::from_i64(l).ok());
+    let ctx = JobContext {
+        job: job_from_row(&first.columns(0..11)?)?,
+        pipeline: pipeline_from_row(&first.columns(11..19)?)?,
+        project: namespaces::project_from_row(&first.columns(19..31)?)?,
+        namespace,
+        ancestors,
+        user: users::from_row(&first.columns(31..35)?)?,
+    };
+    let settings =
+        InstanceSettings { enforce_job_token_allowlist: first.get(35)?, job_token_elevation_allowed: first.get(36)? };
+    Ok(Some(GrantContext { ctx, access: policy::effective_access(levels), settings }))
 }
 
 /// Moves a pending job to running on `runner` at `now`. Returns false when another request got

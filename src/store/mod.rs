@@ -184,6 +184,14 @@ thread_local! {
     static READERS: RefCell<HashMap<PathBuf, Connection>> = RefCell::new(HashMap::new());
 }
 
+/// Connections per `jobtoken serve` to PostgreSQL: two per core. Each request holds one only for
+/// its few statements, so more connections than that just queue inside PostgreSQL, whose
+/// backends then compete with this process for the same cores (measured: benches/results/latest.md).
+fn postgres_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(cores * 2).unwrap_or(u32::MAX).clamp(4, 32)
+}
+
 impl Store {
     /// Opens the database `JOBTOKEN_DATABASE` names (see [`Location`]), creating a SQLite file
     /// if needed, and applies pending migrations.
@@ -216,7 +224,7 @@ impl Store {
         migrate::migrate_db(&Db::postgres(&mut conn))?;
         let pool = r2d2::Pool::builder()
             .test_on_check_out(false)
-            .max_size(8)
+            .max_size(postgres_pool_size())
             .min_idle(Some(0))
             .connection_timeout(pg::CONNECT_TIMEOUT)
             .build_unchecked(manager.clone());

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::db::{params, Db, Row};
+use super::db::{params, Db, Dialect, Row};
 use super::{atomic, OptionalExt, Result, StoreError};
 use crate::domain::{AccessLevel, FeatureAccess, GroupId, ProjectId, ScopeSet, UserId, Visibility};
 use crate::policy::{self, ProjectFacts};
@@ -25,7 +25,7 @@ pub struct Group {
 const GROUP_COLUMNS: &str =
     "id, path, full_path, parent_id, traversal_ids, inbound_enabled, job_token_elevation_allowed";
 
-fn group_from_row(r: &Row) -> Result<Group> {
+pub(crate) fn group_from_row(r: &Row) -> Result<Group> {
     let traversal: String = r.get(4)?;
     Ok(Group {
         id: r.get(0)?,
@@ -72,6 +72,26 @@ pub fn get_group(db: &Db, id: GroupId) -> Result<Group> {
 
 /// The groups with the given ids, nearest (last id) first.
 pub fn groups_nearest_first(db: &Db, traversal_ids: &[GroupId]) -> Result<Vec<Group>> {
+    if db.dialect() == Dialect::Postgres {
+        // One round trip for the whole chain; a missing group is an error, as below.
+        let chain: Vec<String> = traversal_ids.iter().map(i64::to_string).collect();
+        let rows = db.query(
+            &format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = ANY (string_to_array(?1, ' ')::bigint[])"),
+            params![chain.join(" ")],
+        )?;
+        let groups = rows.iter().map(group_from_row).collect::<Result<Vec<_>>>()?;
+        return traversal_ids
+            .iter()
+            .rev()
+            .map(|id| {
+                groups
+                    .iter()
+                    .find(|g| g.id == *id)
+                    .cloned()
+                    .ok_or_else(|| StoreError::Database(format!("group {id} is missing")))
+            })
+            .collect();
+    }
     let sql = format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = ?1");
     traversal_ids.iter().rev().map(|id| group_from_row(&db.query_one(&sql, params![id])?)).collect()
 }
@@ -311,6 +331,19 @@ pub fn effective_access(
     project_id: ProjectId,
     traversal_ids: &[GroupId],
 ) -> Result<Option<AccessLevel>> {
+    if db.dialect() == Dialect::Postgres {
+        // One round trip for the project and every group of the chain.
+        let chain: Vec<String> = traversal_ids.iter().map(i64::to_string).collect();
+        let rows = db.query(
+            "SELECT access_level FROM project_members WHERE project_id = ?1 AND user_id = ?2
+             UNION ALL
+             SELECT access_level FROM group_members
+             WHERE user_id = ?2 AND group_id = ANY (string_to_array(?3, ' ')::bigint[])",
+            params![project_id, user_id, chain.join(" ")],
+        )?;
+        let levels = rows.iter().map(|r| r.get::<i64>(0)).collect::<Result<Vec<_>>>()?;
+        return Ok(policy::effective_access(levels.into_iter().filter_map(|l| AccessLevel::from_i64(l).ok())));
+    }
     let mut levels = Vec::new();
     let direct: Option<i64> = db
         .query_opt(

@@ -17,7 +17,7 @@ pub struct User {
 
 const COLUMNS: &str = "id, username, state, created_at";
 
-fn from_row(r: &Row) -> Result<User> {
+pub(crate) fn from_row(r: &Row) -> Result<User> {
     Ok(User { id: r.get(0)?, username: r.get(1)?, state: r.parse(2)?, created_at: r.get(3)? })
 }
 
