@@ -546,11 +546,13 @@ fi
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 CPU=${CPU:-unknown}
 ELAPSED=$(($(date +%s) - SCRIPT_START))
+# Before the report is written: the report itself is a tracked file.
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
 {
     echo "# jobtoken load benchmark"
     echo
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) — machine: $(nproc) CPUs, $CPU; $(uname -sr)"
-    echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
+    echo "commit $COMMIT"
     echo
     echo "wrk $THREADS threads, $CONNS connections, ${SECONDS_RUN}s per run after a ${WARMUP}s warm-up," \
         "on the same machine; ES256; server workers = one per core."
