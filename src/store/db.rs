@@ -297,7 +297,7 @@ impl<'a> Db<'a> {
 
     /// This handle, allowed one statement only: a read that runs outside a transaction is one
     /// snapshot only while it is one statement, so a second one is refused (a bug, not a race).
-    pub(crate) fn single_statement(self) -> Db<'a> {
+    pub(crate) fn single_statement(&self) -> &Self {
         self.budget.set(Some(1));
         self
     }
@@ -664,7 +664,8 @@ mod tests {
     #[test]
     fn a_single_statement_handle_refuses_a_second_statement() {
         let conn = memory();
-        let db = Db::sqlite(&conn).single_statement();
+        let db = Db::sqlite(&conn);
+        let db = db.single_statement();
         assert_eq!(db.query_one("SELECT count(*) FROM t", params![]).unwrap().get::<i64>(0).unwrap(), 0);
         let second = db.query_opt("SELECT id FROM t", params![]).unwrap_err();
         assert!(second.to_string().contains("second statement"), "{second}");

@@ -298,17 +298,7 @@ impl Store {
     {
         match &self.backend {
             Backend::Sqlite { .. } => self.read_sync(f),
-            Backend::Postgres { pool } => {
-                let pool = pool.clone();
-                actix_web::web::block(move || {
-                    let mut conn = pool.get()?;
-                    let db = Db::postgres(&mut conn);
-                    db.reset()?;
-                    f(&db.single_statement())
-                })
-                .await
-                .map_err(|_| StoreError::Blocking)?
-            }
+            Backend::Postgres { .. } => self.run(move |db| f(db.single_statement())).await,
         }
     }
 
