@@ -10,6 +10,7 @@ mod input;
 mod job_token_scope;
 mod oauth;
 mod ops;
+pub mod page;
 mod wellknown;
 
 pub use wellknown::discovery_document;

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod keys;
 mod migrate;
 pub mod namespaces;
+pub mod page;
 pub mod pats;
 pub mod pg;
 pub mod pgconnect;
@@ -30,6 +31,7 @@ use rusqlite::Connection;
 
 pub use db::{atomic, atomic_with, Db, Dialect, Row, Value};
 pub use migrate::{migrate, MIGRATIONS, MIGRATIONS_POSTGRES};
+pub use page::{Listed, Page};
 pub use tokens::TokenWriter;
 
 /// A storage failure. `NotFound` and `Conflict` carry a safe, client-facing sentence.
