@@ -21,7 +21,31 @@ use crate::keys::{
     rotation, Alg, JwksDocument, KeyAction, KeyEncryptionKey, KeyMeta, KeyPair, KeyState, KeyStorage, PublicKey,
     RotationPolicy, SealError, StorageError,
 };
+use crate::store::audit::{self, Actor as AuditActor, Event, Target};
 use crate::store::{self, Store, StoreError};
+
+/// What key events are recorded against: the instance's signing keys.
+fn keys_target() -> Target {
+    Target::new("signing_keys", None, None)
+}
+
+/// The public facts of the stored keys for an audit event: kid (a public thumbprint), algorithm
+/// and state. Never key material.
+fn keys_json(keys: &[KeyMeta]) -> serde_json::Value {
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| serde_json::json!({ "kid": k.kid, "alg": k.alg.as_str(), "state": k.state.as_str() }))
+        .collect();
+    serde_json::json!({ "keys": keys })
+}
+
+/// `keys` with the recorded algorithm in force, when known.
+fn keys_json_with_alg(mut keys: serde_json::Value, alg: Option<Option<crate::keys::Alg>>) -> serde_json::Value {
+    if let Some(alg) = alg {
+        keys["algorithm"] = serde_json::Value::from(alg.map(|a| a.as_str()));
+    }
+    keys
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
@@ -167,7 +191,7 @@ pub fn stored_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, StoreError> 
 /// Runs one maintenance request against the database and the keys directory without loading the
 /// keys (the CLI's `keys rotate` and `keys set-algorithm`).
 pub fn maintain(store: &Store, config: &Config, request: KeyRequest, now: i64) -> Result<Maintained, KeyRingError> {
-    let maintained = Maintainer::new(config)?.maintain(store, request, now)?;
+    let maintained = Maintainer::new(config)?.maintain(store, request, AuditActor::Cli, now)?;
     warn_if_ignored(&maintained.alg);
     Ok(maintained)
 }
@@ -226,6 +250,12 @@ pub fn rewrap(store: &Store, old: &KeyEncryptionKey, new: &KeyEncryptionKey) -> 
             for (kid, bytes) in &resealed {
                 store::keys::set_sealed_private_key(tx, kid, bytes)?;
             }
+            if !resealed.is_empty() {
+                let kids: Vec<&str> = resealed.iter().map(|(kid, _)| kid.as_str()).collect();
+                let event = Event::new(AuditActor::Cli, "signing_keys.rewrapped", keys_target(), crate::service::now())
+                    .after(serde_json::json!({ "resealed": kids }));
+                audit::record(tx, &event)?;
+            }
             Ok(Ok(RewrapCount { resealed: resealed.len(), unchanged }))
         })
     })?;
@@ -245,7 +275,7 @@ impl KeyRing {
     /// none, applies any due rotation, and loads the keys.
     pub fn open(store: &Store, config: &Config, now: i64) -> Result<KeyRing, KeyRingError> {
         let maintainer = Maintainer::new(config)?;
-        let maintained = maintainer.maintain(store, KeyRequest::Scheduled, now)?;
+        let maintained = maintainer.maintain(store, KeyRequest::Scheduled, AuditActor::System, now)?;
         warn_if_ignored(&maintained.alg);
         let loaded = maintainer.load_retrying(store, &maintained.keys, maintained.alg.alg, now)?;
         Ok(KeyRing { maintainer, loaded: RwLock::new(Arc::new(loaded)), applying: Mutex::new(()) })
@@ -283,7 +313,7 @@ impl KeyRing {
     /// The key tick: applies what is due, then reloads (picking up other processes' changes).
     pub async fn tick(self: &Arc<Self>, store: &Store, now: i64) -> Result<(), KeyRingError> {
         let (ring, store) = (self.clone(), store.clone());
-        actix_web::web::block(move || ring.apply(&store, KeyRequest::Scheduled, now))
+        actix_web::web::block(move || ring.apply(&store, KeyRequest::Scheduled, AuditActor::System, now))
             .await
             .map_err(|_| KeyRingError::Store(StoreError::Blocking))?
     }
@@ -292,14 +322,15 @@ impl KeyRing {
     /// key is younger than the JWKS cache lifetime: promoting it would let it sign tokens that
     /// verifiers holding a cached JWKS cannot verify yet. The check and the rotation are one
     /// transaction, so of concurrent rotations (any process) only one passes the check.
+    /// The rotation is recorded as the admin's (the API's only caller).
     pub fn rotate_manual(&self, store: &Store, force: bool, now: i64) -> Result<(), KeyRingError> {
-        self.apply(store, KeyRequest::Rotate { force }, now)
+        self.apply(store, KeyRequest::Rotate { force }, AuditActor::Admin, now)
     }
 
-    /// Runs `request`, then replaces the loaded view.
-    fn apply(&self, store: &Store, request: KeyRequest, now: i64) -> Result<(), KeyRingError> {
+    /// Runs `request` (audited as `by`'s), then replaces the loaded view.
+    fn apply(&self, store: &Store, request: KeyRequest, by: AuditActor, now: i64) -> Result<(), KeyRingError> {
         let _guard = self.applying.lock().unwrap_or_else(|p| p.into_inner());
-        let maintained = self.maintainer.maintain(store, request, now)?;
+        let maintained = self.maintainer.maintain(store, request, by, now)?;
         let loaded = self.maintainer.load_retrying(store, &maintained.keys, maintained.alg.alg, now)?;
         match self.loaded.write() {
             Ok(mut guard) => *guard = Arc::new(loaded),
@@ -346,12 +377,18 @@ impl Maintainer {
     /// A concurrent change between the two is caught by the re-read: the pass runs again with
     /// what it found. Key files of dropped keys are removed after the commit; generated keys the
     /// final plan did not use are orphans nobody references, and are removed as well.
-    fn maintain(&self, store: &Store, request: KeyRequest, now: i64) -> Result<Maintained, KeyRingError> {
+    fn maintain(
+        &self,
+        store: &Store,
+        request: KeyRequest,
+        by: AuditActor,
+        now: i64,
+    ) -> Result<Maintained, KeyRingError> {
         let mut fresh: Vec<Fresh> = Vec::new();
         for _ in 0..MAX_PASSES {
             // On a failed transaction the generated key files stay: whether a failed COMMIT
             // committed is not worth betting a key on, and an orphan key file is harmless.
-            let pass = store.run_sync(|conn| store::atomic(conn, |tx| self.pass(tx, request, &fresh, now)))?;
+            let pass = store.run_sync(|conn| store::atomic(conn, |tx| self.pass(tx, request, by, &fresh, now)))?;
             match pass {
                 Pass::NeedKeys(algs) => self.generate(&mut fresh, &algs)?,
                 Pass::Refused(refusal) => {
@@ -372,13 +409,24 @@ impl Maintainer {
     }
 
     /// One maintenance transaction (see [`Maintainer::maintain`]).
-    fn pass(&self, tx: &Db, request: KeyRequest, fresh: &[Fresh], now: i64) -> Result<Pass, StoreError> {
+    /// Every change it makes is one audit event of `by`'s, in the same transaction (key ids,
+    /// algorithms and states only: never key material).
+    fn pass(
+        &self,
+        tx: &Db,
+        request: KeyRequest,
+        by: AuditActor,
+        fresh: &[Fresh],
+        now: i64,
+    ) -> Result<Pass, StoreError> {
         for (kid, sealed) in store::keys::sealed_private_keys(tx)? {
             if let Err(refused) = self.storage.check(&kid, sealed.as_deref()) {
                 return Ok(Pass::Refused(refused.into()));
             }
         }
-        let mut alg = rotation::algorithm_in_force(store::keys::algorithm(tx)?, self.configured_alg);
+        let recorded_alg = store::keys::algorithm(tx)?;
+        let previous_alg = recorded_alg;
+        let mut alg = rotation::algorithm_in_force(recorded_alg, self.configured_alg);
         let changed_from = match request {
             KeyRequest::SetAlgorithm(wanted) if alg.record || wanted != alg.alg => {
                 let previous = (!alg.record).then_some(alg.alg);
@@ -447,7 +495,21 @@ impl Maintainer {
                 }
             }
         }
+        let before = keys_json(&keys);
         let keys = if actions.is_empty() { keys } else { store::keys::list(tx)? };
+        if !actions.is_empty() || changed_from.is_some() {
+            let action = match request {
+                KeyRequest::Scheduled => "signing_keys.scheduled_change",
+                KeyRequest::Rotate { force: false } => "signing_keys.rotated",
+                KeyRequest::Rotate { force: true } => "signing_keys.rotation_forced",
+                KeyRequest::SetAlgorithm(_) => "signing_keys.algorithm_changed",
+            };
+            let previous = changed_from.map(|_| previous_alg);
+            let event = Event::new(by, action, keys_target(), now)
+                .before(keys_json_with_alg(before, previous))
+                .after(keys_json_with_alg(keys_json(&keys), Some(Some(alg.alg))));
+            audit::record(tx, &event)?;
+        }
         Ok(Pass::Applied { keys, alg, dropped, used })
     }
 

@@ -14,6 +14,8 @@
 
 #[path = "admin_api.rs"]
 mod admin_api;
+#[path = "audit.rs"]
+mod audit;
 #[path = "bad_input.rs"]
 mod bad_input;
 #[path = "cli.rs"]

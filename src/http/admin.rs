@@ -13,15 +13,20 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::secret::Secret;
+use crate::service::admin as audited;
 use crate::service::credentials::{self, PatError};
 use crate::service::jobs::{self as job_service, FinishError, Finisher};
 use crate::service::now;
+use crate::store::audit::Actor as AuditActor;
 use crate::store::clients::{self, NewResourceServer, NewRunner, ResourceServerPatch, RunnerPatch};
 use crate::store::jobs::{self, NewJob, NewPipeline};
 use crate::store::namespaces::{self, MemberOf, ProjectFields};
 use crate::store::{pats, settings, users};
 
 type Reply = Result<HttpResponse, ApiError>;
+
+/// Every change through these routes is the admin's (the `Admin` extractor), recorded as such.
+const BY_ADMIN: AuditActor = AuditActor::Admin;
 
 fn created(body: impl serde::Serialize) -> Reply {
     Ok(HttpResponse::Created().json(body))
@@ -48,7 +53,7 @@ pub struct NewUserBody {
 
 pub async fn create_user(_: Admin, state: web::Data<AppState>, body: web::Json<NewUserBody>) -> Reply {
     let username = input::path_segment("username", &body.username)?;
-    created(state.store.run(move |c| users::insert(c, &username, now())).await?)
+    created(state.store.run(move |c| audited::create_user(c, BY_ADMIN, &username, now())).await?)
 }
 
 pub async fn get_user(_: Admin, state: web::Data<AppState>, id: web::Path<UserId>) -> Reply {
@@ -69,7 +74,7 @@ pub async fn update_user(
     body: web::Json<UserPatch>,
 ) -> Reply {
     let (id, new_state) = (id.into_inner(), body.state);
-    ok(state.store.run(move |c| users::set_state(c, id, new_state)).await?)
+    ok(state.store.run(move |c| audited::set_user_state(c, BY_ADMIN, id, new_state, now())).await?)
 }
 
 #[derive(Deserialize)]
@@ -88,7 +93,7 @@ pub async fn create_pat(
 ) -> Reply {
     let (user, name) = (id.into_inner(), input::text("name", &body.name, 255, false)?);
     let expires_at = body.expires_at.as_deref().map(|t| input::instant("expires_at", t)).transpose()?;
-    let (pat, token) = credentials::create_pat(&state.store, user, name, expires_at, now()).await?;
+    let (pat, token) = credentials::create_pat(&state.store, BY_ADMIN, user, name, expires_at, now()).await?;
     created(shown_once(pat, "token", &token)?)
 }
 
@@ -101,7 +106,7 @@ pub async fn list_pats(_: Admin, state: web::Data<AppState>, id: web::Path<UserI
 /// Revokes a personal access token: it authenticates nothing from now on.
 pub async fn revoke_pat(_: Admin, state: web::Data<AppState>, path: web::Path<(UserId, i64)>) -> Reply {
     let ((user, pat), at) = (path.into_inner(), now());
-    state.store.run(move |c| pats::revoke(c, user, pat, at)).await?;
+    state.store.run(move |c| credentials::revoke_pat(c, BY_ADMIN, user, pat, at)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -126,7 +131,7 @@ pub struct NewGroupBody {
 pub async fn create_group(_: Admin, state: web::Data<AppState>, body: web::Json<NewGroupBody>) -> Reply {
     let path = input::path_segment("path", &body.path)?;
     let parent = body.parent_id;
-    created(state.store.run(move |c| namespaces::insert_group(c, &path, parent, now())).await?)
+    created(state.store.run(move |c| audited::create_group(c, BY_ADMIN, &path, parent, now())).await?)
 }
 
 pub async fn get_group(_: Admin, state: web::Data<AppState>, id: web::Path<GroupId>) -> Reply {
@@ -164,7 +169,7 @@ pub async fn create_project(_: Admin, state: web::Data<AppState>, body: web::Jso
     let path = input::path_segment("path", body.path.as_deref().unwrap_or_default())?;
     let namespace = body.namespace_id.ok_or_else(|| ApiError::Unprocessable("namespace_id is required".into()))?;
     let fields = body.fields()?;
-    created(state.store.run(move |c| namespaces::insert_project(c, &path, namespace, &fields, now())).await?)
+    created(state.store.run(move |c| audited::create_project(c, BY_ADMIN, &path, namespace, &fields, now())).await?)
 }
 
 pub async fn get_project(_: Admin, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
@@ -182,7 +187,7 @@ pub async fn update_project(
         return Err(ApiError::Unprocessable("path and namespace_id cannot be changed".into()));
     }
     let (id, fields) = (id.into_inner(), body.fields()?);
-    ok(state.store.run(move |c| namespaces::update_project(c, id, &fields)).await?)
+    ok(state.store.run(move |c| audited::update_project(c, BY_ADMIN, id, &fields, now())).await?)
 }
 
 // ---- memberships ----
@@ -200,7 +205,10 @@ pub async fn put_project_member(
     body: web::Json<MemberBody>,
 ) -> Reply {
     let ((project, user), level) = (path.into_inner(), body.access_level);
-    ok(state.store.run(move |c| namespaces::put_member(c, MemberOf::Project(project), user, level)).await?)
+    ok(state
+        .store
+        .run(move |c| audited::put_member(c, BY_ADMIN, MemberOf::Project(project), user, level, now()))
+        .await?)
 }
 
 pub async fn delete_project_member(
@@ -209,7 +217,7 @@ pub async fn delete_project_member(
     path: web::Path<(ProjectId, UserId)>,
 ) -> Reply {
     let (project, user) = path.into_inner();
-    state.store.run(move |c| namespaces::delete_member(c, MemberOf::Project(project), user)).await?;
+    state.store.run(move |c| audited::delete_member(c, BY_ADMIN, MemberOf::Project(project), user, now())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -220,12 +228,12 @@ pub async fn put_group_member(
     body: web::Json<MemberBody>,
 ) -> Reply {
     let ((group, user), level) = (path.into_inner(), body.access_level);
-    ok(state.store.run(move |c| namespaces::put_member(c, MemberOf::Group(group), user, level)).await?)
+    ok(state.store.run(move |c| audited::put_member(c, BY_ADMIN, MemberOf::Group(group), user, level, now())).await?)
 }
 
 pub async fn delete_group_member(_: Admin, state: web::Data<AppState>, path: web::Path<(GroupId, UserId)>) -> Reply {
     let (group, user) = path.into_inner();
-    state.store.run(move |c| namespaces::delete_member(c, MemberOf::Group(group), user)).await?;
+    state.store.run(move |c| audited::delete_member(c, BY_ADMIN, MemberOf::Group(group), user, now())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -272,13 +280,14 @@ impl NewRunnerBody {
 
 pub async fn create_runner(_: Admin, state: web::Data<AppState>, body: web::Json<NewRunnerBody>) -> Reply {
     let new = body.validate()?;
-    let (runner, client_secret) = state.store.run(move |c| credentials::register_runner(c, &new, now())).await?;
+    let (runner, client_secret) = state.store.run(move |c| audited::register_runner(c, BY_ADMIN, &new, now())).await?;
     created(shown_once(runner, "client_secret", &client_secret)?)
 }
 
 /// A new secret for the runner, shown once; the old one is dead at once.
 pub async fn reset_runner_secret(_: Admin, state: web::Data<AppState>, id: web::Path<RunnerId>) -> Reply {
-    let (runner, client_secret) = credentials::reset_runner_secret(&state.store, id.into_inner()).await?;
+    let (runner, client_secret) =
+        credentials::reset_runner_secret(&state.store, BY_ADMIN, id.into_inner(), now()).await?;
     ok(shown_once(runner, "client_secret", &client_secret)?)
 }
 
@@ -311,7 +320,7 @@ pub async fn update_runner(
         description: body.description.as_deref().map(|d| input::text("description", d, 255, true)).transpose()?,
     };
     let id = id.into_inner();
-    ok(state.store.run(move |c| clients::update_runner(c, id, &patch)).await?)
+    ok(state.store.run(move |c| audited::update_runner(c, BY_ADMIN, id, &patch, now())).await?)
 }
 
 #[derive(Deserialize)]
@@ -332,7 +341,7 @@ pub async fn create_resource_server(
         audience: input::audience(&body.audience)?,
     };
     let (server, client_secret) =
-        state.store.run(move |c| credentials::register_resource_server(c, &new, now())).await?;
+        state.store.run(move |c| audited::register_resource_server(c, BY_ADMIN, &new, now())).await?;
     created(shown_once(server, "client_secret", &client_secret)?)
 }
 
@@ -368,18 +377,19 @@ pub async fn update_resource_server(
         disabled: body.disabled,
     };
     let id = id.into_inner();
-    ok(state.store.run(move |c| clients::update_resource_server(c, id, &patch)).await?)
+    ok(state.store.run(move |c| audited::update_resource_server(c, BY_ADMIN, id, &patch, now())).await?)
 }
 
 pub async fn delete_resource_server(_: Admin, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
     let id = id.into_inner();
-    state.store.run(move |c| clients::delete_resource_server(c, id)).await?;
+    state.store.run(move |c| audited::delete_resource_server(c, BY_ADMIN, id, now())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// A new secret for the resource server, shown once; the old one is dead at once.
 pub async fn reset_resource_server_secret(_: Admin, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
-    let (server, client_secret) = credentials::reset_resource_server_secret(&state.store, id.into_inner()).await?;
+    let (server, client_secret) =
+        credentials::reset_resource_server_secret(&state.store, BY_ADMIN, id.into_inner(), now()).await?;
     ok(shown_once(server, "client_secret", &client_secret)?)
 }
 
@@ -451,7 +461,7 @@ pub async fn create_pipeline(
     body: web::Json<NewPipelineBody>,
 ) -> Reply {
     let (project, new) = (id.into_inner(), body.validate()?);
-    created(state.store.run(move |c| jobs::insert_pipeline(c, project, &new, now())).await?)
+    created(state.store.run(move |c| audited::create_pipeline(c, BY_ADMIN, project, &new, now())).await?)
 }
 
 pub async fn get_job(_: Admin, state: web::Data<AppState>, id: web::Path<JobId>) -> Reply {
@@ -506,5 +516,5 @@ pub struct SettingsPatch {
 
 pub async fn update_settings(_: Admin, state: web::Data<AppState>, body: web::Json<SettingsPatch>) -> Reply {
     let (enforce, elevation) = (body.enforce_job_token_allowlist, body.job_token_elevation_allowed);
-    ok(state.store.run(move |c| settings::update(c, enforce, elevation)).await?)
+    ok(state.store.run(move |c| audited::update_settings(c, BY_ADMIN, enforce, elevation, now())).await?)
 }

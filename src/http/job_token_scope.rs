@@ -68,7 +68,7 @@ pub async fn patch_project(
         outbound_enabled: body.outbound_enabled,
         job_token_scopes: body.job_token_scopes.as_deref().map(parse_scopes).transpose()?,
     };
-    let view = service::change_project_settings(&state.store, actor, id.into_inner(), change).await?;
+    let view = service::change_project_settings(&state.store, actor, id.into_inner(), change, now()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -96,7 +96,7 @@ pub async fn patch_group(
         inbound_enabled: body.inbound_enabled,
         job_token_elevation_allowed: body.job_token_elevation_allowed,
     };
-    let view = service::change_group_settings(&state.store, actor, id.into_inner(), change).await?;
+    let view = service::change_group_settings(&state.store, actor, id.into_inner(), change, now()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -197,13 +197,13 @@ macro_rules! entry_handlers {
             }
             let (owner, source) = path.into_inner();
             let (owner, source) = (Node::$owner(owner), Node::$source(source));
-            let changed = service::change_entry(&state.store, actor, owner, source, body.grant()?).await?;
+            let changed = service::change_entry(&state.store, actor, owner, source, body.grant()?, now()).await?;
             Ok(HttpResponse::Ok().json(entry_view(&changed)))
         }
 
         pub async fn $remove(actor: Actor, state: web::Data<AppState>, path: web::Path<(i64, i64)>) -> Reply {
             let (owner, source) = path.into_inner();
-            service::remove_entry(&state.store, actor, Node::$owner(owner), Node::$source(source)).await?;
+            service::remove_entry(&state.store, actor, Node::$owner(owner), Node::$source(source), now()).await?;
             Ok(HttpResponse::NoContent().finish())
         }
     };
@@ -266,13 +266,13 @@ pub async fn add_outbound(
 
 pub async fn remove_outbound_project(actor: Actor, state: web::Data<AppState>, path: web::Path<(i64, i64)>) -> Reply {
     let (id, target) = path.into_inner();
-    service::remove_outbound(&state.store, actor, id, Node::Project(target)).await?;
+    service::remove_outbound(&state.store, actor, id, Node::Project(target), now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn remove_outbound_group(actor: Actor, state: web::Data<AppState>, path: web::Path<(i64, i64)>) -> Reply {
     let (id, target) = path.into_inner();
-    service::remove_outbound(&state.store, actor, id, Node::Group(target)).await?;
+    service::remove_outbound(&state.store, actor, id, Node::Group(target), now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -290,6 +290,6 @@ pub async fn autopopulate(actor: Actor, state: web::Data<AppState>, id: web::Pat
 }
 
 pub async fn remove_autopopulated(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
-    service::remove_autopopulated(&state.store, actor, id.into_inner()).await?;
+    service::remove_autopopulated(&state.store, actor, id.into_inner(), now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

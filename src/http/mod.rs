@@ -3,6 +3,7 @@
 //! the one `From` mapping of its use cases' error enums to `ApiError` or `OAuthError`.
 
 mod admin;
+mod audit;
 pub mod auth;
 mod decision;
 pub mod form;
@@ -136,6 +137,9 @@ routes! {
     DELETE "/api/v1/resource_servers/{id}" => admin::delete_resource_server,
     POST "/api/v1/resource_servers/{id}/reset_secret" => admin::reset_resource_server_secret,
     GET "/api/v1/jobs/{id}" => admin::get_job,
+    GET "/api/v1/audit_events" => audit::list,
+    GET "/api/v1/projects/{id}/audit_events" => audit::list_project,
+    GET "/api/v1/groups/{id}/audit_events" => audit::list_group,
     POST "/api/v1/jobs/{id}/finish" => admin::finish_job,
 }
 

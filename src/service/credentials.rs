@@ -5,12 +5,15 @@
 
 use crate::store::Db;
 
+use crate::domain::time::rfc3339;
 use crate::domain::{RunnerId, UserId, UserState};
 use crate::policy::{self, ExpiryRefused};
 use crate::secret::{self, Secret};
+use crate::store::audit::{audited, Actor, Event, Target};
 use crate::store::clients::{self, NewResourceServer, NewRunner, ResourceServer, Runner};
 use crate::store::pats::{self, Pat};
 use crate::store::{Result as StoreResult, Store, StoreError};
+use serde_json::json;
 
 /// Prefixes of the secrets handed out, so that secret scanners can tell them apart.
 const RUNNER_SECRET_PREFIX: &str = "jtrs_";
@@ -33,19 +36,26 @@ pub fn register_resource_server(conn: &Db, new: &NewResourceServer, now: i64) ->
     Ok((server, client_secret))
 }
 
-/// Gives runner `id` a new secret; the old one stops authenticating with the commit.
-pub async fn reset_runner_secret(store: &Store, id: RunnerId) -> StoreResult<(Runner, Secret)> {
+/// Gives runner `id` a new secret; the old one stops authenticating with the commit, which
+/// also records the reset (never the secret).
+pub async fn reset_runner_secret(store: &Store, actor: Actor, id: RunnerId, now: i64) -> StoreResult<(Runner, Secret)> {
     let client_secret = Secret::generate(RUNNER_SECRET_PREFIX);
     let hash = client_secret.hash();
-    let runner = store.run(move |c| clients::set_runner_secret(c, id, &hash)).await?;
+    let runner = store.run(move |c| super::admin::set_runner_secret(c, actor, id, &hash, now)).await?;
     Ok((runner, client_secret))
 }
 
-/// Gives resource server `id` a new secret; the old one stops authenticating with the commit.
-pub async fn reset_resource_server_secret(store: &Store, id: i64) -> StoreResult<(ResourceServer, Secret)> {
+/// Gives resource server `id` a new secret; the old one stops authenticating with the commit,
+/// which also records the reset (never the secret).
+pub async fn reset_resource_server_secret(
+    store: &Store,
+    actor: Actor,
+    id: i64,
+    now: i64,
+) -> StoreResult<(ResourceServer, Secret)> {
     let client_secret = Secret::generate(RESOURCE_SERVER_SECRET_PREFIX);
     let hash = client_secret.hash();
-    let server = store.run(move |c| clients::set_resource_server_secret(c, id, &hash)).await?;
+    let server = store.run(move |c| super::admin::set_resource_server_secret(c, actor, id, &hash, now)).await?;
     Ok((server, client_secret))
 }
 
@@ -62,6 +72,7 @@ pub enum PatError {
 /// 365 days from `now`). The token is returned this once.
 pub async fn create_pat(
     store: &Store,
+    actor: Actor,
     user: UserId,
     name: String,
     expires_at: Option<i64>,
@@ -70,8 +81,33 @@ pub async fn create_pat(
     let expires_at = policy::pat_expiry(expires_at, now)?;
     let token = Secret::generate(PAT_PREFIX);
     let hash = token.hash();
-    let pat = store.run(move |c| pats::insert(c, user, &name, &hash, expires_at, now)).await?;
+    let pat = store
+        .run(move |c| {
+            audited(c, |tx| {
+                let pat = pats::insert(tx, user, &name, &hash, expires_at, now)?;
+                Ok((pat.clone(), pat_event(actor, "personal_access_token.created", &pat, now).after(&pat)))
+            })
+        })
+        .await?;
     Ok((pat, token))
+}
+
+fn pat_event(actor: Actor, action: &'static str, pat: &Pat, now: i64) -> Event {
+    Event::new(actor, action, Target::new("personal_access_token", pat.id, pat.name.clone()), now)
+}
+
+/// Revokes personal access token `id` of `user` from `now` on; revoking it again changes (and
+/// records) nothing.
+pub fn revoke_pat(db: &Db, actor: Actor, user: UserId, id: i64, now: i64) -> StoreResult<()> {
+    audited(db, |tx| {
+        let before = pats::get(tx, user, id)?;
+        pats::revoke(tx, user, id, now)?;
+        let after = pats::get(tx, user, id)?;
+        let event = pat_event(actor, "personal_access_token.revoked", &after, now)
+            .before(json!({ "revoked_at": before.revoked_at.map(rfc3339) }))
+            .after(json!({ "revoked_at": after.revoked_at.map(rfc3339) }));
+        Ok(((), event))
+    })
 }
 
 /// The active user a personal access token authenticates at `now`: `None` for an unknown,

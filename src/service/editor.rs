@@ -14,6 +14,15 @@ pub enum Actor {
     User(UserId),
 }
 
+impl From<Actor> for crate::store::audit::Actor {
+    fn from(actor: Actor) -> Self {
+        match actor {
+            Actor::Admin => crate::store::audit::Actor::Admin,
+            Actor::User(id) => crate::store::audit::Actor::User(id),
+        }
+    }
+}
+
 /// The owner's full path and its groups (root first, the group itself included for a group).
 fn locate(conn: &Db, node: Node) -> Result<(String, Vec<i64>, Option<Visibility>)> {
     Ok(match node {

@@ -6,11 +6,13 @@
 //! nothing. Results are typed rows with the paths the API shows; rendering is the caller's.
 
 use serde::Serialize;
+use serde_json::{json, Value as Json};
 
 use super::editor::{self, Actor};
 use crate::domain::{GroupId, ProjectId, ScopeSet, UserId};
 use crate::policy::{self, autopopulate, ElevationBlock};
 use crate::store::allowlist::{self, Authorization, Entry, EntryScopes, Node, OutboundEntry, MAX_ENTRIES};
+use crate::store::audit::{self, Event, Target};
 use crate::store::namespaces::{self, Group};
 use crate::store::{settings, Db, Result as StoreResult, Store, StoreError};
 
@@ -62,6 +64,76 @@ where
         f(tx)
     })
     .await
+}
+
+/// What an audited edit returns besides its result: the state before and after (public fields).
+type Change<T> = (T, Option<Json>, Option<Json>);
+
+/// [`edit`], recording `action` on `owner` in the same transaction. An edit whose `before`
+/// equals its `after` changed nothing and records nothing.
+async fn change<T, F>(
+    store: &Store,
+    actor: Actor,
+    owner: Node,
+    action: &'static str,
+    now: i64,
+    f: F,
+) -> Result<T, ScopeError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Db) -> Result<Change<T>, ScopeError> + Send + 'static,
+{
+    super::transaction(store, move |tx| {
+        let path = editor::may_edit(tx, actor, owner)?;
+        let (value, before, after) = f(tx)?;
+        if before.is_none() || before != after {
+            let event = match owner {
+                Node::Project(id) => {
+                    Event::new(actor.into(), action, Target::new("project", id, path), now).of_project(id)
+                }
+                Node::Group(id) => Event::new(actor.into(), action, Target::new("group", id, path), now).of_group(id),
+            };
+            audit::record(tx, &Event { before, after, ..event })?;
+        }
+        Ok(value)
+    })
+    .await
+}
+
+fn to_json(value: impl Serialize) -> Option<Json> {
+    serde_json::to_value(value).ok()
+}
+
+/// An allowlist entry's public fields, as its audit events show them.
+fn entry_json(shown: &ShownEntry) -> Json {
+    let (kind, id) = match shown.entry.source {
+        Node::Project(id) => ("project", id),
+        Node::Group(id) => ("group", id),
+    };
+    json!({
+        "source_type": kind,
+        "source_id": id,
+        "source_path": shown.source_path,
+        "default_permissions": shown.entry.scopes.is_none(),
+        "scopes": shown.entry.scopes,
+        "autopopulated": shown.entry.autopopulated,
+    })
+}
+
+fn outbound_json(shown: &ShownOutbound) -> Json {
+    let (kind, id) = match shown.entry.target {
+        Node::Project(id) => ("project", id),
+        Node::Group(id) => ("group", id),
+    };
+    json!({ "target_type": kind, "target_id": id, "target_path": shown.target_path, "scopes": shown.entry.scopes })
+}
+
+/// `job_token_scope.allowlist.<verb>` for a project source, `….groups_allowlist.<verb>` for a group.
+fn entry_action(source: Node, verbs: (&'static str, &'static str)) -> &'static str {
+    match source {
+        Node::Project(_) => verbs.0,
+        Node::Group(_) => verbs.1,
+    }
 }
 
 /// The owner's groups, nearest first (a group owner's own group first).
@@ -185,9 +257,12 @@ pub async fn change_project_settings(
     actor: Actor,
     id: ProjectId,
     change: ProjectChange,
+    now: i64,
 ) -> Result<ProjectSettings, ScopeError> {
-    edit(store, actor, Node::Project(id), move |c| {
+    let action = "job_token_scope.settings.updated";
+    self::change(store, actor, Node::Project(id), action, now, move |c| {
         refuse_disabling_enforced(c, change.inbound_enabled)?;
+        let before = to_json(project_settings(c, id)?);
         if let Some(scopes) = change.job_token_scopes {
             check_elevation(c, Node::Project(id), scopes)?;
             namespaces::set_job_token_scopes(c, id, scopes)?;
@@ -198,7 +273,9 @@ pub async fn change_project_settings(
         if let Some(value) = change.outbound_enabled {
             allowlist::set_project_outbound(c, id, value)?;
         }
-        Ok(project_settings(c, id)?)
+        let after = project_settings(c, id)?;
+        let shown = to_json(&after);
+        Ok((after, before, shown))
     })
     .await
 }
@@ -213,16 +290,21 @@ pub async fn change_group_settings(
     actor: Actor,
     id: GroupId,
     change: GroupChange,
+    now: i64,
 ) -> Result<GroupSettings, ScopeError> {
-    edit(store, actor, Node::Group(id), move |c| {
+    let action = "job_token_scope.settings.updated";
+    self::change(store, actor, Node::Group(id), action, now, move |c| {
         refuse_disabling_enforced(c, change.inbound_enabled)?;
+        let before = to_json(group_settings(c, id)?);
         if let Some(value) = change.inbound_enabled {
             allowlist::set_group_inbound(c, id, value)?;
         }
         if let Some(value) = change.job_token_elevation_allowed {
             allowlist::set_group_elevation(c, id, value)?;
         }
-        Ok(group_settings(c, id)?)
+        let after = group_settings(c, id)?;
+        let shown = to_json(&after);
+        Ok((after, before, shown))
     })
     .await
 }
@@ -300,13 +382,16 @@ pub async fn add_entry(
         Actor::User(id) => Some(id),
         Actor::Admin => None,
     };
-    edit(store, actor, owner, move |c| {
+    let action = entry_action(source, ("job_token_scope.allowlist.added", "job_token_scope.groups_allowlist.added"));
+    change(store, actor, owner, action, now, move |c| {
         let source_path = editor::may_see(c, actor, source)?;
         if let Some(scopes) = grant {
             check_elevation(c, owner, scopes)?;
         }
         let entry = allowlist::insert_entry(c, owner, source, grant, false, added_by, now)?;
-        Ok(ShownEntry { entry, source_path })
+        let shown = ShownEntry { entry, source_path };
+        let after = entry_json(&shown);
+        Ok((shown, None, Some(after)))
     })
     .await
 }
@@ -318,18 +403,31 @@ pub async fn change_entry(
     owner: Node,
     source: Node,
     grant: EntryScopes,
+    now: i64,
 ) -> Result<ShownEntry, ScopeError> {
-    edit(store, actor, owner, move |c| {
+    let action =
+        entry_action(source, ("job_token_scope.allowlist.updated", "job_token_scope.groups_allowlist.updated"));
+    change(store, actor, owner, action, now, move |c| {
         if let Some(scopes) = grant {
             check_elevation(c, owner, scopes)?;
         }
-        Ok(shown(c, allowlist::update_entry(c, owner, source, grant)?)?)
+        let before = allowlist::get_entry(c, owner, source)?.map(|e| shown(c, e)).transpose()?;
+        let after = shown(c, allowlist::update_entry(c, owner, source, grant)?)?;
+        let shown_after = entry_json(&after);
+        Ok((after, before.as_ref().map(entry_json), Some(shown_after)))
     })
     .await
 }
 
-pub async fn remove_entry(store: &Store, actor: Actor, owner: Node, source: Node) -> Result<(), ScopeError> {
-    edit(store, actor, owner, move |c| Ok(allowlist::delete_entry(c, owner, source)?)).await
+pub async fn remove_entry(store: &Store, actor: Actor, owner: Node, source: Node, now: i64) -> Result<(), ScopeError> {
+    let action =
+        entry_action(source, ("job_token_scope.allowlist.removed", "job_token_scope.groups_allowlist.removed"));
+    change(store, actor, owner, action, now, move |c| {
+        let before = allowlist::get_entry(c, owner, source)?.map(|e| shown(c, e)).transpose()?;
+        allowlist::delete_entry(c, owner, source)?;
+        Ok(((), before.as_ref().map(entry_json), None))
+    })
+    .await
 }
 
 // ---- outbound ----
@@ -354,17 +452,31 @@ pub async fn add_outbound(
     if target == Node::Project(id) {
         return Err(ScopeError::OwnProjectAsTarget);
     }
-    edit(store, actor, Node::Project(id), move |c| {
+    change(store, actor, Node::Project(id), "job_token_scope.outbound.added", now, move |c| {
         editor::may_see(c, actor, target)?;
         allowlist::insert_outbound(c, id, target, scopes, now)?;
         let entry = allowlist::list_outbound(c, id)?.into_iter().find(|e| e.target == target);
-        Ok(entry.map(|e| shown_outbound(c, e)).transpose()?)
+        let shown = entry.map(|e| shown_outbound(c, e)).transpose()?;
+        let after = shown.as_ref().map(outbound_json);
+        Ok((shown, None, after))
     })
     .await
 }
 
-pub async fn remove_outbound(store: &Store, actor: Actor, id: ProjectId, target: Node) -> Result<(), ScopeError> {
-    edit(store, actor, Node::Project(id), move |c| Ok(allowlist::delete_outbound(c, id, target)?)).await
+pub async fn remove_outbound(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+    target: Node,
+    now: i64,
+) -> Result<(), ScopeError> {
+    change(store, actor, Node::Project(id), "job_token_scope.outbound.removed", now, move |c| {
+        let before = allowlist::list_outbound(c, id)?.into_iter().find(|e| e.target == target);
+        let before = before.map(|e| shown_outbound(c, e)).transpose()?;
+        allowlist::delete_outbound(c, id, target)?;
+        Ok(((), before.as_ref().map(outbound_json), None))
+    })
+    .await
 }
 
 // ---- authorization log and autopopulate ----
@@ -388,7 +500,7 @@ pub async fn autopopulate(
     let (log, flushed) = (authlog.clone(), store.clone());
     actix_web::web::block(move || log.flush_all(&flushed, now)).await.map_err(|_| StoreError::Blocking)?;
     let owner = Node::Project(id);
-    edit(store, actor, owner, move |c| {
+    change(store, actor, owner, "job_token_scope.autopopulated", now, move |c| {
         let mut seen = Vec::new();
         for row in allowlist::list_authorizations(c, id)? {
             let source = namespaces::get_project(c, row.source_project_id)?;
@@ -433,18 +545,25 @@ pub async fn autopopulate(
             }
         }
         allowlist::switch_inbound_on_for_autopopulate(c, id)?;
-        Ok(added)
+        let after = json!({ "added": added.iter().map(entry_json).collect::<Vec<_>>() });
+        Ok((added, None, Some(after)))
     })
     .await
 }
 
 /// Removes every autopopulated entry and restores the inbound setting autopopulate replaced.
-pub async fn remove_autopopulated(store: &Store, actor: Actor, id: ProjectId) -> Result<(), ScopeError> {
+pub async fn remove_autopopulated(store: &Store, actor: Actor, id: ProjectId, now: i64) -> Result<(), ScopeError> {
     let owner = Node::Project(id);
-    edit(store, actor, owner, move |c| {
+    change(store, actor, owner, "job_token_scope.autopopulated.removed", now, move |c| {
+        let mut removed = Vec::new();
+        for kind in ["project", "group"] {
+            for entry in allowlist::list_entries(c, owner, kind)?.into_iter().filter(|e| e.autopopulated) {
+                removed.push(entry_json(&shown(c, entry)?));
+            }
+        }
         allowlist::delete_autopopulated(c, owner)?;
         allowlist::restore_inbound_after_autopopulate(c, id)?;
-        Ok(())
+        Ok(((), Some(json!({ "autopopulated": removed })), Some(json!({ "autopopulated": [] }))))
     })
     .await
 }

@@ -4,6 +4,8 @@
 //! Services take what they use (`&Store`, `&KeyRing`, or [`Deps`] for the token use cases that
 //! need most of it) and never import `crate::http` or `crate::app` (tests/layering.rs checks).
 
+pub mod admin;
+pub mod audit;
 pub mod authlog;
 pub mod clients;
 pub mod credentials;

@@ -5,6 +5,7 @@
 //! [`Store::read`] (inline reads) and [`Store::run`] (the blocking pool), the async boundaries.
 
 pub mod allowlist;
+pub mod audit;
 pub mod clients;
 pub mod db;
 pub mod health;

@@ -323,6 +323,21 @@ pub fn delete_member(db: &Db, of: MemberOf, user_id: UserId) -> Result<()> {
     }
 }
 
+/// The user's own membership on `of` (not inherited), if any.
+pub fn member(db: &Db, of: MemberOf, user_id: UserId) -> Result<Option<Membership>> {
+    let (table, column, id) = of.table();
+    let row = db.query_opt(
+        &format!("SELECT access_level FROM {table} WHERE {column} = ?1 AND user_id = ?2"),
+        params![id, user_id],
+    )?;
+    row.map(|r| {
+        let level: i64 = r.get(0)?;
+        let access_level = AccessLevel::from_i64(level).map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(Membership { user_id, access_level })
+    })
+    .transpose()
+}
+
 /// The user's effective access level on a project whose groups are `traversal_ids`
 /// (SPEC §4.1): the highest of the project membership and every ancestor group membership.
 pub fn effective_access(
