@@ -456,3 +456,38 @@ fn key_changes_name_who_made_them_and_never_key_material() {
     let text = stored_audit_text(&s);
     assert!(!text.contains("PRIVATE KEY") && !text.contains("\"d\""), "key material in the audit table");
 }
+
+#[test]
+fn autopopulate_and_its_removal_each_record_the_entries_they_changed() {
+    let s = Server::start();
+    let dev = user(&s, "dev");
+    let grp = group(&s, "grp", None);
+    let a = project(&s, "a", grp, json!({"visibility": "private"}));
+    let b = project(&s, "b", grp, json!({"visibility": "private"}));
+    project_member(&s, a, dev, 30);
+    project_member(&s, b, dev, 30);
+    let runner = common::runner(&s, json!({"runner_type": "instance"}));
+    let job = common::job_for(&s, a, dev, true);
+    let scope = format!("/api/v1/projects/{b}/job_token_scope");
+    s.admin("POST", &format!("{scope}/allowlist"), json!({"source_project_id": a, "scopes": ["read_repository"]}));
+    let ask = json!([{"type": "ci_project_access", "project_id": b, "actions": ["read_repository"]}]).to_string();
+    let minted = common::mint_as(&s, &runner, job, &[("authorization_details", ask.as_str())]);
+    assert_eq!(minted.status, 200, "{}", minted.text);
+    let logged = common::eventually(std::time::Duration::from_secs(10), || {
+        !s.admin("GET", &format!("{scope}/authorizations"), Value::Null).as_array().unwrap().is_empty()
+    });
+    assert!(logged, "the cross-project grant is logged");
+    s.admin("DELETE", &format!("{scope}/allowlist/{a}"), Value::Null);
+
+    s.admin("POST", &format!("{scope}/autopopulate"), json!({}));
+    s.admin("DELETE", &format!("{scope}/autopopulated"), Value::Null);
+
+    let all = events(&s, &format!("/api/v1/projects/{b}/audit_events"), Auth::Admin);
+    let populated = one(&all, "job_token_scope.autopopulated");
+    let added = populated["details"]["after"]["added"].as_array().unwrap();
+    assert_eq!(added.len(), 1, "{populated}");
+    assert_eq!((added[0]["source_id"].clone(), added[0]["autopopulated"].clone()), (json!(a), json!(true)));
+    let removed = one(&all, "job_token_scope.autopopulated.removed");
+    assert_eq!(removed["details"]["before"]["autopopulated"][0]["source_path"], "grp/a", "{removed}");
+    assert_eq!(removed["details"]["after"]["autopopulated"], json!([]));
+}
