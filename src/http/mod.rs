@@ -11,6 +11,7 @@ mod job_token_scope;
 mod oauth;
 mod ops;
 pub mod page;
+pub mod refs;
 mod wellknown;
 
 pub use wellknown::discovery_document;
@@ -81,9 +82,13 @@ routes! {
     GET "/api/v1/keys" => ops::list_keys,
     POST "/api/v1/keys/rotate" => ops::rotate_keys,
     POST "/api/v1/users" => admin::create_user,
+    GET "/api/v1/users" => admin::list_users,
     POST "/api/v1/groups" => admin::create_group,
+    GET "/api/v1/groups" => admin::list_groups,
     POST "/api/v1/projects" => admin::create_project,
+    GET "/api/v1/projects" => admin::list_projects,
     POST "/api/v1/runners" => admin::create_runner,
+    GET "/api/v1/runners" => admin::list_runners,
     POST "/api/v1/resource_servers" => admin::create_resource_server,
     GET "/api/v1/resource_servers" => admin::list_resource_servers,
     GET "/api/v1/settings" => admin::get_settings,
@@ -91,13 +96,18 @@ routes! {
     GET "/api/v1/users/{id}" => admin::get_user,
     PATCH "/api/v1/users/{id}" => admin::update_user,
     GET "/api/v1/groups/{id}" => admin::get_group,
+    DELETE "/api/v1/groups/{id}" => admin::delete_group,
+    GET "/api/v1/groups/{id}/members" => admin::list_group_members,
     PUT "/api/v1/groups/{id}/members/{user_id}" => admin::put_group_member,
     DELETE "/api/v1/groups/{id}/members/{user_id}" => admin::delete_group_member,
     GET "/api/v1/projects/{id}" => admin::get_project,
     PATCH "/api/v1/projects/{id}" => admin::update_project,
+    DELETE "/api/v1/projects/{id}" => admin::delete_project,
+    GET "/api/v1/projects/{id}/members" => admin::list_project_members,
     PUT "/api/v1/projects/{id}/members/{user_id}" => admin::put_project_member,
     DELETE "/api/v1/projects/{id}/members/{user_id}" => admin::delete_project_member,
     POST "/api/v1/projects/{id}/pipelines" => admin::create_pipeline,
+    GET "/api/v1/projects/{id}/pipelines" => admin::list_pipelines,
     GET "/api/v1/projects/{id}/job_token_scope" => job_token_scope::get_project,
     PATCH "/api/v1/projects/{id}/job_token_scope" => job_token_scope::patch_project,
     GET "/api/v1/projects/{id}/job_token_scope/allowlist" => job_token_scope::list_pp,
@@ -130,12 +140,16 @@ routes! {
     DELETE "/api/v1/users/{id}/personal_access_tokens/{pat_id}" => admin::revoke_pat,
     GET "/api/v1/runners/{id}" => admin::get_runner,
     PATCH "/api/v1/runners/{id}" => admin::update_runner,
+    DELETE "/api/v1/runners/{id}" => admin::delete_runner,
     POST "/api/v1/runners/{id}/reset_secret" => admin::reset_runner_secret,
     GET "/api/v1/resource_servers/{id}" => admin::get_resource_server,
     PATCH "/api/v1/resource_servers/{id}" => admin::update_resource_server,
     DELETE "/api/v1/resource_servers/{id}" => admin::delete_resource_server,
     POST "/api/v1/resource_servers/{id}/reset_secret" => admin::reset_resource_server_secret,
+    GET "/api/v1/pipelines/{id}" => admin::get_pipeline,
+    GET "/api/v1/pipelines/{id}/jobs" => admin::list_jobs,
     GET "/api/v1/jobs/{id}" => admin::get_job,
+    GET "/api/v1/jobs/{id}/tokens" => admin::list_job_tokens,
     POST "/api/v1/jobs/{id}/finish" => admin::finish_job,
 }
 

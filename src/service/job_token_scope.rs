@@ -12,7 +12,7 @@ use crate::domain::{GroupId, ProjectId, ScopeSet, UserId};
 use crate::policy::{self, autopopulate, ElevationBlock};
 use crate::store::allowlist::{self, Authorization, Entry, EntryScopes, Node, OutboundEntry, MAX_ENTRIES};
 use crate::store::namespaces::{self, Group};
-use crate::store::{settings, Db, Result as StoreResult, Store, StoreError};
+use crate::store::{settings, Db, Listed, Page, Result as StoreResult, Store, StoreError};
 
 /// Why a job token scope request was refused. The messages are safe for clients; a store
 /// failure keeps its cause for the log.
@@ -267,16 +267,18 @@ impl From<allowlist::InsertError> for ScopeError {
     }
 }
 
-/// The owner's entries whose source is of `kind` (`"project"` or `"group"`).
+/// One page of the owner's entries whose source is of `kind` (`"project"` or `"group"`).
 pub async fn entries(
     store: &Store,
     actor: Actor,
     owner: Node,
     kind: &'static str,
-) -> Result<Vec<ShownEntry>, ScopeError> {
+    page: Page,
+) -> Result<Listed<ShownEntry>, ScopeError> {
     edit(store, actor, owner, move |c| {
-        let entries = allowlist::list_entries(c, owner, kind)?;
-        Ok(entries.into_iter().map(|e| shown(c, e)).collect::<StoreResult<Vec<_>>>()?)
+        let listed = allowlist::list_entries(c, owner, kind, page)?;
+        let items = listed.items.into_iter().map(|e| shown(c, e)).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Listed { total: listed.total, items })
     })
     .await
 }
@@ -334,10 +336,17 @@ pub async fn remove_entry(store: &Store, actor: Actor, owner: Node, source: Node
 
 // ---- outbound ----
 
-pub async fn outbound(store: &Store, actor: Actor, id: ProjectId) -> Result<Vec<ShownOutbound>, ScopeError> {
+/// One page of project `id`'s outbound entries.
+pub async fn outbound(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+    page: Page,
+) -> Result<Listed<ShownOutbound>, ScopeError> {
     edit(store, actor, Node::Project(id), move |c| {
-        let entries = allowlist::list_outbound(c, id)?;
-        Ok(entries.into_iter().map(|e| shown_outbound(c, e)).collect::<StoreResult<Vec<_>>>()?)
+        let listed = allowlist::list_outbound_page(c, id, page)?;
+        let items = listed.items.into_iter().map(|e| shown_outbound(c, e)).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Listed { total: listed.total, items })
     })
     .await
 }
@@ -369,8 +378,14 @@ pub async fn remove_outbound(store: &Store, actor: Actor, id: ProjectId, target:
 
 // ---- authorization log and autopopulate ----
 
-pub async fn authorizations(store: &Store, actor: Actor, id: ProjectId) -> Result<Vec<Authorization>, ScopeError> {
-    edit(store, actor, Node::Project(id), move |c| Ok(allowlist::list_authorizations(c, id)?)).await
+/// One page of project `id`'s authorization log.
+pub async fn authorizations(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+    page: Page,
+) -> Result<Listed<Authorization>, ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| Ok(allowlist::list_authorizations_page(c, id, page)?)).await
 }
 
 /// Turns the target's authorization log into allowlist entries with exactly the scopes each
