@@ -264,13 +264,13 @@ pub fn list_outbound(db: &Db, project: ProjectId) -> Result<Vec<OutboundEntry>> 
     .collect()
 }
 
-/// One page of `project`'s outbound entries: group targets, then project targets, each by id.
+/// One page of `project`'s outbound entries: project targets, then group targets, each by id.
 pub fn list_outbound_page(db: &Db, project: ProjectId, page: Page) -> Result<Listed<OutboundEntry>> {
     super::page::fetch(
         db,
         "project_id, target_kind, target_id, scopes, created_at",
         "outbound_entries WHERE project_id = ?1",
-        "target_kind, target_id",
+        "target_kind DESC, target_id",
         params![project],
         page,
         outbound_from_row,
