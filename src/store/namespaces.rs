@@ -398,7 +398,7 @@ impl Filter {
         self.conditions.push(condition.replace('?', &format!("?{}", self.values.len())));
     }
 
-    fn from_where(&self, from: &str) -> String {
+    fn tables_where(&self, from: &str) -> String {
         match self.conditions.is_empty() {
             true => from.to_owned(),
             false => format!("{from} WHERE {}", self.conditions.join(" AND ")),
@@ -418,7 +418,7 @@ pub fn list_groups(db: &Db, search: Option<&str>, page: Page) -> Result<Listed<G
         filter.and(r"lower(full_path) LIKE ? ESCAPE '\'", Value::Text(contains_pattern(text)));
     }
     let params = filter.params();
-    page::fetch(db, GROUP_COLUMNS, &filter.from_where("groups"), "id", &params, page, group_from_row)
+    page::fetch(db, GROUP_COLUMNS, &filter.tables_where("groups"), "id", &params, page, group_from_row)
 }
 
 /// What a project list is narrowed to; `None` does not narrow.
@@ -439,7 +439,7 @@ pub fn list_projects(db: &Db, f: &ProjectFilter, page: Page) -> Result<Listed<Pr
         filter.and(r"lower(path_with_namespace) LIKE ? ESCAPE '\'", Value::Text(contains_pattern(text)));
     }
     let params = filter.params();
-    page::fetch(db, PROJECT_COLUMNS, &filter.from_where("projects"), "id", &params, page, project_from_row)
+    page::fetch(db, PROJECT_COLUMNS, &filter.tables_where("projects"), "id", &params, page, project_from_row)
 }
 
 /// A membership as a list shows it.
