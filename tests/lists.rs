@@ -160,6 +160,14 @@ fn every_resource_kind_is_listed_and_read_alone() {
     let w = World::new(&s);
     let project_runner = runner(&s, json!({"runner_type": "project", "project_ids": [w.project]}));
     personal_access_token(&s, w.user);
+    let pats = ok(&s, &format!("/api/v1/users/{}/personal_access_tokens", w.user));
+    let pat_id = ids(&pats)[0];
+    let one = ok(&s, &format!("/api/v1/users/{}/personal_access_tokens/{pat_id}", w.user));
+    assert_eq!((one.json["id"].as_i64(), one.json.get("token")), (Some(pat_id), None), "metadata only");
+    assert_eq!(
+        s.get(&format!("/api/v1/users/{}/personal_access_tokens/{pat_id}", w.user + 1), Auth::Admin).status,
+        404
+    );
 
     let runners = ok(&s, "/api/v1/runners");
     assert_eq!(ids(&runners), [w.runner.id, project_runner.id]);
@@ -291,13 +299,12 @@ fn projects_and_groups_are_found_by_url_encoded_full_path_on_every_route() {
     assert_eq!(header(&listed, "x-total"), "1");
     let group_scope = s.get("/api/v1/groups/grp%2Fsub/job_token_scope", Auth::Bearer(&pat));
     assert_eq!(group_scope.status, 200, "{}", group_scope.text);
-    let removed = s.json(
-        "DELETE",
-        &format!("/api/v1/projects/grp%2Fapp/job_token_scope/allowlist/{lib}"),
-        Auth::Bearer(&pat),
-        Value::Null,
-    );
+    let entry = format!("/api/v1/projects/grp%2Fapp/job_token_scope/allowlist/{lib}");
+    let one = s.get(&entry, Auth::Bearer(&pat));
+    assert_eq!((one.status, one.json["source_path"].as_str()), (200, Some("grp/sub/lib")), "{}", one.text);
+    let removed = s.json("DELETE", &entry, Auth::Bearer(&pat), Value::Null);
     assert_eq!(removed.status, 204, "{}", removed.text);
+    assert_eq!(s.get(&entry, Auth::Bearer(&pat)).status, 404, "gone");
 
     for unknown in ["/api/v1/projects/grp%2Fnope", "/api/v1/groups/nope", "/api/v1/projects/grp%2Fnope/members"] {
         let res = s.get(unknown, Auth::Admin);

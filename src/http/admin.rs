@@ -131,6 +131,12 @@ pub async fn list_pats(
     Ok(page::respond(&req, p, state.store.read(move |c| pats::list(c, user, p)).await?))
 }
 
+/// One personal access token's metadata; another user's token is not found.
+pub async fn get_pat(_: Admin, state: web::Data<AppState>, path: web::Path<(UserId, i64)>) -> Reply {
+    let (user, pat) = path.into_inner();
+    ok(state.store.read(move |c| pats::get(c, user, pat)).await?)
+}
+
 /// Revokes a personal access token: it authenticates nothing from now on.
 pub async fn revoke_pat(_: Admin, state: web::Data<AppState>, path: web::Path<(UserId, i64)>) -> Reply {
     let ((user, pat), at) = (path.into_inner(), now());

@@ -183,7 +183,12 @@ pub struct TargetPath {
 
 /// Declares the list/add/update/remove handlers for one (owner kind, source kind) pair.
 macro_rules! entry_handlers {
-    ($list:ident, $add:ident, $update:ident, $remove:ident, $owner:ident, $by:ident, $source:ident, $kind:literal, $pick:ident) => {
+    ($list:ident, $get:ident, $add:ident, $update:ident, $remove:ident, $owner:ident, $by:ident, $source:ident, $kind:literal, $pick:ident) => {
+        pub async fn $get(actor: Actor, state: web::Data<AppState>, owner: $by, path: web::Path<SourcePath>) -> Reply {
+            let (owner, source) = (Node::$owner(owner.into_inner()), Node::$source(path.id()));
+            Ok(HttpResponse::Ok().json(entry_view(&service::entry(&state.store, actor, owner, source).await?)))
+        }
+
         pub async fn $list(
             actor: Actor,
             state: web::Data<AppState>,
@@ -231,10 +236,10 @@ macro_rules! entry_handlers {
     };
 }
 
-entry_handlers!(list_pp, add_pp, update_pp, remove_pp, Project, ProjectRef, Project, "project", project_source);
-entry_handlers!(list_pg, add_pg, update_pg, remove_pg, Project, ProjectRef, Group, "group", group_source);
-entry_handlers!(list_gp, add_gp, update_gp, remove_gp, Group, GroupRef, Project, "project", project_source);
-entry_handlers!(list_gg, add_gg, update_gg, remove_gg, Group, GroupRef, Group, "group", group_source);
+entry_handlers!(list_pp, get_pp, add_pp, update_pp, remove_pp, Project, ProjectRef, Project, "project", project_source);
+entry_handlers!(list_pg, get_pg, add_pg, update_pg, remove_pg, Project, ProjectRef, Group, "group", group_source);
+entry_handlers!(list_gp, get_gp, add_gp, update_gp, remove_gp, Group, GroupRef, Project, "project", project_source);
+entry_handlers!(list_gg, get_gg, add_gg, update_gg, remove_gg, Group, GroupRef, Group, "group", group_source);
 
 // ---- outbound ----
 

@@ -330,6 +330,16 @@ pub async fn change_entry(
     .await
 }
 
+/// The owner's entry for `source`; none is `NotFound`, as in [`change_entry`].
+pub async fn entry(store: &Store, actor: Actor, owner: Node, source: Node) -> Result<ShownEntry, ScopeError> {
+    edit(store, actor, owner, move |c| {
+        let found = allowlist::get_entry(c, owner, source)?;
+        let entry = found.ok_or_else(|| allowlist::not_on_allowlist(source))?;
+        Ok(shown(c, entry)?)
+    })
+    .await
+}
+
 pub async fn remove_entry(store: &Store, actor: Actor, owner: Node, source: Node) -> Result<(), ScopeError> {
     edit(store, actor, owner, move |c| Ok(allowlist::delete_entry(c, owner, source)?)).await
 }

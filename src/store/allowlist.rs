@@ -201,7 +201,8 @@ pub fn delete_autopopulated(db: &Db, owner: Node) -> Result<u64> {
     )
 }
 
-fn not_on_allowlist(source: Node) -> StoreError {
+/// The `NotFound` of an entry that does not exist.
+pub fn not_on_allowlist(source: Node) -> StoreError {
     StoreError::NotFound(format!("the {} {} is not on the allowlist", kind(source), id(source)))
 }
 
