@@ -1,6 +1,6 @@
 //! The `{id}` of every project and group route: a numeric id, or the project's or group's
 //! URL-encoded full path (`/api/v1/projects/grp%2Fapp`). An id is taken as it is (no query); a
-//! path is resolved once, here, through the store's one lookup by path.
+//! path is resolved once, here, through the store's lookups by path (the decision endpoint's too).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -90,8 +90,8 @@ fn resolve(req: &HttpRequest, kind: Kind) -> Resolving {
         let found = state
             .store
             .read(move |db| match kind {
-                Kind::Project => namespaces::project_id_by_path(db, &path),
-                Kind::Group => namespaces::group_id_by_path(db, &path),
+                Kind::Project => Ok(namespaces::find_project_by_path(db, &path)?.map(|p| p.id)),
+                Kind::Group => Ok(namespaces::find_group_by_path(db, &path)?.map(|g| g.id)),
             })
             .await?;
         found.ok_or(missing)

@@ -244,6 +244,8 @@ pub fn get_project(db: &Db, id: ProjectId) -> Result<Project> {
         .and_then(|r| project_from_row(&r))
 }
 
+/// The project at `full_path` (exact, as stored), if any: the one lookup by path, for the
+/// decision endpoint's targets and the API's `{id}` segments alike.
 pub fn find_project_by_path(db: &Db, full_path: &str) -> Result<Option<Project>> {
     db.query_opt(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE path_with_namespace = ?1"), params![full_path])?
         .map(|r| project_from_row(&r))
@@ -372,16 +374,11 @@ pub fn group_access(db: &Db, user_id: UserId, traversal_ids: &[GroupId]) -> Resu
 
 // ---- lookups, lists and deletion ----
 
-/// The id of the project at `full_path` (exact, as stored), if any.
-pub fn project_id_by_path(db: &Db, full_path: &str) -> Result<Option<ProjectId>> {
-    db.query_opt("SELECT id FROM projects WHERE path_with_namespace = ?1", params![full_path])?
-        .map(|r| r.get(0))
+/// The group at `full_path` (exact, as stored), if any.
+pub fn find_group_by_path(db: &Db, full_path: &str) -> Result<Option<Group>> {
+    db.query_opt(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE full_path = ?1"), params![full_path])?
+        .map(|r| group_from_row(&r))
         .transpose()
-}
-
-/// The id of the group at `full_path` (exact, as stored), if any.
-pub fn group_id_by_path(db: &Db, full_path: &str) -> Result<Option<GroupId>> {
-    db.query_opt("SELECT id FROM groups WHERE full_path = ?1", params![full_path])?.map(|r| r.get(0)).transpose()
 }
 
 /// `WHERE` conditions and their parameters, numbered in the order they are added.
