@@ -338,6 +338,9 @@ fn job_token_scope_lists_stay_json_arrays_with_the_pagination_headers() {
     let shown: Vec<i64> =
         page.json.as_array().unwrap().iter().map(|e| e["source_project_id"].as_i64().unwrap()).collect();
     assert_eq!((shown, header(&page, "x-total"), header(&page, "x-prev-page")), (vec![sources[2]], "3", "1"));
+    let one = ok(&s, &format!("{base}/outbound/projects/{}", sources[1]));
+    assert_eq!(one.json["target_project_id"].as_i64(), Some(sources[1]));
+    assert_eq!(s.get(&format!("{base}/outbound/groups/{}", w.group), Auth::Admin).status, 404);
     let outbound = ok(&s, &format!("{base}/outbound?per_page=2"));
     assert_eq!((outbound.json.as_array().unwrap().len(), header(&outbound, "x-total-pages")), (2, "2"));
     let groups = ok(&s, &format!("{base}/groups_allowlist"));

@@ -297,6 +297,26 @@ pub async fn add_outbound(
     Ok(HttpResponse::Created().json(added.as_ref().map(outbound_view)))
 }
 
+pub async fn get_outbound_project(
+    actor: Actor,
+    state: web::Data<AppState>,
+    id: ProjectRef,
+    path: web::Path<TargetPath>,
+) -> Reply {
+    let entry = service::outbound_entry(&state.store, actor, id.into_inner(), Node::Project(path.target_id)).await?;
+    Ok(HttpResponse::Ok().json(outbound_view(&entry)))
+}
+
+pub async fn get_outbound_group(
+    actor: Actor,
+    state: web::Data<AppState>,
+    id: ProjectRef,
+    path: web::Path<TargetPath>,
+) -> Reply {
+    let entry = service::outbound_entry(&state.store, actor, id.into_inner(), Node::Group(path.target_id)).await?;
+    Ok(HttpResponse::Ok().json(outbound_view(&entry)))
+}
+
 pub async fn remove_outbound_project(
     actor: Actor,
     state: web::Data<AppState>,

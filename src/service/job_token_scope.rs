@@ -382,6 +382,21 @@ pub async fn add_outbound(
     .await
 }
 
+/// Project `id`'s outbound entry for `target`; none is `NotFound`, as in [`remove_outbound`].
+pub async fn outbound_entry(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+    target: Node,
+) -> Result<ShownOutbound, ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| {
+        let found = allowlist::outbound_covering(c, id, &[target])?.into_iter().next();
+        let entry = found.ok_or_else(|| allowlist::not_an_outbound_target(target))?;
+        Ok(shown_outbound(c, entry)?)
+    })
+    .await
+}
+
 pub async fn remove_outbound(store: &Store, actor: Actor, id: ProjectId, target: Node) -> Result<(), ScopeError> {
     edit(store, actor, Node::Project(id), move |c| Ok(allowlist::delete_outbound(c, id, target)?)).await
 }

@@ -300,9 +300,14 @@ pub fn delete_outbound(db: &Db, project: ProjectId, target: Node) -> Result<()> 
         params![project, kind(target), id(target)],
     )?;
     match n {
-        0 => Err(StoreError::NotFound(format!("the {} {} is not an outbound target", kind(target), id(target)))),
+        0 => Err(not_an_outbound_target(target)),
         _ => Ok(()),
     }
+}
+
+/// The `NotFound` of an outbound entry that does not exist.
+pub fn not_an_outbound_target(target: Node) -> StoreError {
+    StoreError::NotFound(format!("the {} {} is not an outbound target", kind(target), id(target)))
 }
 
 // ---- settings ----
