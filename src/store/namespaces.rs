@@ -468,7 +468,8 @@ pub fn list_members(db: &Db, of: MemberOf, page: Page) -> Result<Listed<Member>>
     )
 }
 
-/// How many rows `sql` counts and, for the message, the first few of the values it lists.
+/// How many rows `count_sql` counts and, for the message, the values `list_sql` lists (it
+/// limits itself to [`NAMED`]).
 fn dependants(db: &Db, count_sql: &str, list_sql: &str, id: i64) -> Result<(i64, Vec<String>)> {
     let count: i64 = db.query_one(count_sql, params![id])?.get(0)?;
     if count == 0 {
