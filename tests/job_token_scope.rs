@@ -91,10 +91,24 @@ fn patch_scope(s: &Server, project: i64, body: Value) -> Value {
     s.admin("PATCH", &scope_path(project), body)
 }
 
-/// A project's project and group allowlist entries, as the admin sees them.
+/// Every entry of a paged list, page by page (100 a page) until `X-Next-Page` is empty.
+fn all_pages(s: &Server, path: &str) -> Value {
+    let mut rows = Vec::new();
+    for page in 1.. {
+        let res = s.get(&format!("{path}?per_page=100&page={page}"), Auth::Admin);
+        assert_eq!(res.status, 200, "{}", res.text);
+        rows.extend(res.json.as_array().unwrap().iter().cloned());
+        if res.header("x-next-page").unwrap_or_default().is_empty() {
+            break;
+        }
+    }
+    Value::Array(rows)
+}
+
+/// A project's project and group allowlist entries (every page), as the admin sees them.
 fn entries(s: &Server, owner: i64) -> (Value, Value) {
-    let projects = s.admin("GET", &allowlist_path(owner), Value::Null);
-    let groups = s.admin("GET", &format!("/api/v1/projects/{owner}/job_token_scope/groups_allowlist"), Value::Null);
+    let projects = all_pages(s, &allowlist_path(owner));
+    let groups = all_pages(s, &format!("/api/v1/projects/{owner}/job_token_scope/groups_allowlist"));
     (projects, groups)
 }
 

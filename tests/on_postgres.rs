@@ -38,6 +38,8 @@ mod key_encryption_key;
 mod keys;
 #[path = "lifecycle.rs"]
 mod lifecycle;
+#[path = "lists.rs"]
+mod lists;
 #[path = "minting.rs"]
 mod minting;
 #[path = "names.rs"]

@@ -13,13 +13,13 @@ use std::time::Duration;
 use common::pg;
 use postgres::error::SqlState;
 
-const SCHEMA: &str = include_str!("../migrations/postgres/0001_schema.sql");
-
-/// A fresh database with the PostgreSQL schema applied: its URL and a connection.
+/// A fresh database with every PostgreSQL migration applied, in order: its URL and a connection.
 fn schema() -> (String, postgres::Client) {
     let url = pg::database();
     let mut conn = pg::connect(&url);
-    conn.batch_execute(SCHEMA).unwrap();
+    for (_, sql) in jobtoken::store::MIGRATIONS_POSTGRES {
+        conn.batch_execute(sql).unwrap();
+    }
     (url, conn)
 }
 
@@ -403,7 +403,7 @@ fn booleans_enumerations_and_the_one_active_key_are_checked() {
 fn text_orders_byte_by_byte_as_in_sqlite_even_where_the_database_collates_otherwise() {
     let url = pg::database_with("TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'");
     let mut conn = pg::connect(&url);
-    conn.batch_execute(SCHEMA).unwrap();
+    conn.batch_execute(jobtoken::store::MIGRATIONS_POSTGRES[0].1).unwrap();
     conn.batch_execute("INSERT INTO users (username, created_at) VALUES ('b', 0), ('B_x', 0), ('a', 0), ('Ab', 0)")
         .unwrap();
     // The database's own collation would put 'a' before 'Ab' before 'b' before 'B_x'.

@@ -1,15 +1,17 @@
 //! The admin API: the domain of SPEC §2 (Appendix A shapes).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::auth::{Admin, ApiCaller, Client};
 use super::input::{self, nullable};
+use super::page::{self, Pagination};
+use super::refs::{GroupRef, ProjectRef};
 use crate::app::AppState;
 use crate::domain::{
-    AccessLevel, FeatureAccess, GroupId, JobId, JobStatus, ProjectId, RefType, RunnerId, RunnerType, UserId, UserState,
-    Visibility,
+    AccessLevel, FeatureAccess, GroupId, JobId, JobStatus, PipelineId, ProjectId, RefType, RunnerId, RunnerType,
+    UserId, UserState, Visibility,
 };
 use crate::error::ApiError;
 use crate::secret::Secret;
@@ -20,8 +22,8 @@ use crate::service::now;
 use crate::store::audit::Actor as AuditActor;
 use crate::store::clients::{self, NewResourceServer, NewRunner, ResourceServerPatch, RunnerPatch};
 use crate::store::jobs::{self, NewJob, NewPipeline};
-use crate::store::namespaces::{self, MemberOf, ProjectFields};
-use crate::store::{pats, settings, users};
+use crate::store::namespaces::{self, MemberOf, ProjectFields, ProjectFilter};
+use crate::store::{pats, settings, tokens, users};
 
 type Reply = Result<HttpResponse, ApiError>;
 
@@ -34,6 +36,31 @@ fn created(body: impl serde::Serialize) -> Reply {
 
 fn ok(body: impl serde::Serialize) -> Reply {
     Ok(HttpResponse::Ok().json(body))
+}
+
+fn no_content() -> Reply {
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The `user_id` segment of a membership route (its `{id}` is a [`ProjectRef`] or [`GroupRef`]).
+#[derive(Deserialize)]
+pub struct MemberPath {
+    user_id: UserId,
+}
+
+/// `search`: a substring of a full path, 1 to 255 characters (empty is no filter).
+fn search_filter(search: Option<&str>) -> Result<Option<String>, ApiError> {
+    match search {
+        None | Some("") => Ok(None),
+        Some(text) if text.chars().count() > 255 || text.chars().any(char::is_control) => {
+            Err(ApiError::BadRequest("search must be up to 255 characters without control characters".into()))
+        }
+        Some(text) => Ok(Some(text.to_owned())),
+    }
+}
+
+pub async fn list_users(_: Admin, state: web::Data<AppState>, req: HttpRequest, Pagination(p): Pagination) -> Reply {
+    Ok(page::respond(&req, p, state.store.read(move |c| users::list(c, p)).await?))
 }
 
 /// `body` with a freshly generated secret added under `field`: the only time it is shown.
@@ -98,9 +125,21 @@ pub async fn create_pat(
 }
 
 /// A user's personal access tokens: metadata only, never the token or its hash.
-pub async fn list_pats(_: Admin, state: web::Data<AppState>, id: web::Path<UserId>) -> Reply {
+pub async fn list_pats(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<UserId>,
+    Pagination(p): Pagination,
+) -> Reply {
     let user = id.into_inner();
-    ok(state.store.run(move |c| pats::list(c, user)).await?)
+    Ok(page::respond(&req, p, state.store.read(move |c| pats::list(c, user, p)).await?))
+}
+
+/// One personal access token's metadata; another user's token is not found.
+pub async fn get_pat(_: Admin, state: web::Data<AppState>, path: web::Path<(UserId, i64)>) -> Reply {
+    let (user, pat) = path.into_inner();
+    ok(state.store.read(move |c| pats::get(c, user, pat)).await?)
 }
 
 /// Revokes a personal access token: it authenticates nothing from now on.
@@ -134,9 +173,45 @@ pub async fn create_group(_: Admin, state: web::Data<AppState>, body: web::Json<
     created(state.store.run(move |c| audited::create_group(c, BY_ADMIN, &path, parent, now())).await?)
 }
 
-pub async fn get_group(_: Admin, state: web::Data<AppState>, id: web::Path<GroupId>) -> Reply {
+pub async fn get_group(_: Admin, state: web::Data<AppState>, id: GroupRef) -> Reply {
     let id = id.into_inner();
-    ok(state.store.run(move |c| namespaces::get_group(c, id)).await?)
+    ok(state.store.read(move |c| namespaces::get_group(c, id)).await?)
+}
+
+#[derive(Deserialize)]
+pub struct GroupQuery {
+    search: Option<String>,
+}
+
+/// Groups by id; `search` keeps those whose full path contains it (case-insensitive).
+pub async fn list_groups(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<GroupQuery>,
+    Pagination(p): Pagination,
+) -> Reply {
+    let search = search_filter(query.search.as_deref())?;
+    Ok(page::respond(&req, p, state.store.read(move |c| namespaces::list_groups(c, search.as_deref(), p)).await?))
+}
+
+/// Deletes an empty group: refused (409, naming them) while subgroups, projects, group runners
+/// or other owners' job token entries depend on it.
+pub async fn delete_group(_: Admin, state: web::Data<AppState>, id: GroupRef) -> Reply {
+    let id = id.into_inner();
+    state.store.run(move |c| audited::delete_group(c, BY_ADMIN, id, now())).await?;
+    no_content()
+}
+
+pub async fn list_group_members(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: GroupRef,
+    Pagination(p): Pagination,
+) -> Reply {
+    let of = MemberOf::Group(id.into_inner());
+    Ok(page::respond(&req, p, state.store.read(move |c| namespaces::list_members(c, of, p)).await?))
 }
 
 // ---- projects ----
@@ -172,15 +247,67 @@ pub async fn create_project(_: Admin, state: web::Data<AppState>, body: web::Jso
     created(state.store.run(move |c| audited::create_project(c, BY_ADMIN, &path, namespace, &fields, now())).await?)
 }
 
-pub async fn get_project(_: Admin, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
+pub async fn get_project(_: Admin, state: web::Data<AppState>, id: ProjectRef) -> Reply {
     let id = id.into_inner();
-    ok(state.store.run(move |c| namespaces::get_project(c, id)).await?)
+    ok(state.store.read(move |c| namespaces::get_project(c, id)).await?)
+}
+
+#[derive(Deserialize)]
+pub struct ProjectQuery {
+    namespace_id: Option<GroupId>,
+    search: Option<String>,
+}
+
+/// Projects by id; `namespace_id` keeps those directly in that group, `search` those whose path
+/// with namespace contains it (case-insensitive).
+pub async fn list_projects(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ProjectQuery>,
+    Pagination(p): Pagination,
+) -> Reply {
+    if query.namespace_id.is_some_and(|id| id < 1) {
+        return Err(ApiError::BadRequest("namespace_id must be a positive integer".into()));
+    }
+    let filter = ProjectFilter { namespace_id: query.namespace_id, search: search_filter(query.search.as_deref())? };
+    Ok(page::respond(&req, p, state.store.read(move |c| namespaces::list_projects(c, &filter, p)).await?))
+}
+
+/// Deletes a project without pipelines: refused (409, naming them) while it has pipelines or
+/// other projects' and groups' job token entries name it.
+pub async fn delete_project(_: Admin, state: web::Data<AppState>, id: ProjectRef) -> Reply {
+    let id = id.into_inner();
+    state.store.run(move |c| audited::delete_project(c, BY_ADMIN, id, now())).await?;
+    no_content()
+}
+
+pub async fn list_project_members(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: ProjectRef,
+    Pagination(p): Pagination,
+) -> Reply {
+    let of = MemberOf::Project(id.into_inner());
+    Ok(page::respond(&req, p, state.store.read(move |c| namespaces::list_members(c, of, p)).await?))
+}
+
+pub async fn list_pipelines(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: ProjectRef,
+    Pagination(p): Pagination,
+) -> Reply {
+    let project = id.into_inner();
+    Ok(page::respond(&req, p, state.store.read(move |c| jobs::list_pipelines(c, project, p)).await?))
 }
 
 pub async fn update_project(
     _: Admin,
     state: web::Data<AppState>,
-    id: web::Path<ProjectId>,
+    id: ProjectRef,
     body: web::Json<ProjectBody>,
 ) -> Reply {
     if body.path.is_some() || body.namespace_id.is_some() {
@@ -201,10 +328,11 @@ pub struct MemberBody {
 pub async fn put_project_member(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(ProjectId, UserId)>,
+    project: ProjectRef,
+    path: web::Path<MemberPath>,
     body: web::Json<MemberBody>,
 ) -> Reply {
-    let ((project, user), level) = (path.into_inner(), body.access_level);
+    let (project, user, level) = (project.into_inner(), path.user_id, body.access_level);
     ok(state
         .store
         .run(move |c| audited::put_member(c, BY_ADMIN, MemberOf::Project(project), user, level, now()))
@@ -214,27 +342,34 @@ pub async fn put_project_member(
 pub async fn delete_project_member(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(ProjectId, UserId)>,
+    project: ProjectRef,
+    path: web::Path<MemberPath>,
 ) -> Reply {
-    let (project, user) = path.into_inner();
+    let (project, user) = (project.into_inner(), path.user_id);
     state.store.run(move |c| audited::delete_member(c, BY_ADMIN, MemberOf::Project(project), user, now())).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 pub async fn put_group_member(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(GroupId, UserId)>,
+    group: GroupRef,
+    path: web::Path<MemberPath>,
     body: web::Json<MemberBody>,
 ) -> Reply {
-    let ((group, user), level) = (path.into_inner(), body.access_level);
+    let (group, user, level) = (group.into_inner(), path.user_id, body.access_level);
     ok(state.store.run(move |c| audited::put_member(c, BY_ADMIN, MemberOf::Group(group), user, level, now())).await?)
 }
 
-pub async fn delete_group_member(_: Admin, state: web::Data<AppState>, path: web::Path<(GroupId, UserId)>) -> Reply {
-    let (group, user) = path.into_inner();
+pub async fn delete_group_member(
+    _: Admin,
+    state: web::Data<AppState>,
+    group: GroupRef,
+    path: web::Path<MemberPath>,
+) -> Reply {
+    let (group, user) = (group.into_inner(), path.user_id);
     state.store.run(move |c| audited::delete_member(c, BY_ADMIN, MemberOf::Group(group), user, now())).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 // ---- runners and resource servers ----
@@ -293,7 +428,19 @@ pub async fn reset_runner_secret(_: Admin, state: web::Data<AppState>, id: web::
 
 pub async fn get_runner(_: Admin, state: web::Data<AppState>, id: web::Path<RunnerId>) -> Reply {
     let id = id.into_inner();
-    ok(state.store.run(move |c| clients::get_runner(c, id)).await?)
+    ok(state.store.read(move |c| clients::get_runner(c, id)).await?)
+}
+
+pub async fn list_runners(_: Admin, state: web::Data<AppState>, req: HttpRequest, Pagination(p): Pagination) -> Reply {
+    Ok(page::respond(&req, p, state.store.read(move |c| clients::list_runners(c, p)).await?))
+}
+
+/// Deletes a runner and its credentials: refused (409, naming them) while jobs it runs hold
+/// live tokens.
+pub async fn delete_runner(_: Admin, state: web::Data<AppState>, id: web::Path<RunnerId>) -> Reply {
+    let id = id.into_inner();
+    state.store.run(move |c| audited::delete_runner(c, BY_ADMIN, id, now())).await?;
+    no_content()
 }
 
 #[derive(Deserialize)]
@@ -345,8 +492,13 @@ pub async fn create_resource_server(
     created(shown_once(server, "client_secret", &client_secret)?)
 }
 
-pub async fn list_resource_servers(_: Admin, state: web::Data<AppState>) -> Reply {
-    ok(state.store.run(clients::list_resource_servers).await?)
+pub async fn list_resource_servers(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Pagination(p): Pagination,
+) -> Reply {
+    Ok(page::respond(&req, p, state.store.read(move |c| clients::list_resource_servers(c, p)).await?))
 }
 
 pub async fn get_resource_server(_: Admin, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
@@ -383,7 +535,7 @@ pub async fn update_resource_server(
 pub async fn delete_resource_server(_: Admin, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
     let id = id.into_inner();
     state.store.run(move |c| audited::delete_resource_server(c, BY_ADMIN, id, now())).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 /// A new secret for the resource server, shown once; the old one is dead at once.
@@ -457,7 +609,7 @@ impl NewPipelineBody {
 pub async fn create_pipeline(
     _: Admin,
     state: web::Data<AppState>,
-    id: web::Path<ProjectId>,
+    id: ProjectRef,
     body: web::Json<NewPipelineBody>,
 ) -> Reply {
     let (project, new) = (id.into_inner(), body.validate()?);
@@ -466,7 +618,43 @@ pub async fn create_pipeline(
 
 pub async fn get_job(_: Admin, state: web::Data<AppState>, id: web::Path<JobId>) -> Reply {
     let id = id.into_inner();
-    ok(state.store.run(move |c| jobs::get_job(c, id)).await?)
+    ok(state.store.read(move |c| jobs::get_job(c, id)).await?)
+}
+
+/// The pipeline with its jobs, as its creation answered.
+pub async fn get_pipeline(_: Admin, state: web::Data<AppState>, id: web::Path<PipelineId>) -> Reply {
+    let id = id.into_inner();
+    ok(state.store.read(move |c| jobs::get_pipeline_with_jobs(c, id)).await?)
+}
+
+#[derive(Deserialize)]
+pub struct JobQuery {
+    status: Option<JobStatus>,
+}
+
+/// A pipeline's jobs by id; `status` keeps those in that status.
+pub async fn list_jobs(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<PipelineId>,
+    query: web::Query<JobQuery>,
+    Pagination(p): Pagination,
+) -> Reply {
+    let (pipeline, status) = (id.into_inner(), query.status);
+    Ok(page::respond(&req, p, state.store.read(move |c| jobs::list_jobs(c, pipeline, status, p)).await?))
+}
+
+/// The tokens issued for a job: metadata only (jti, kid, times, parent), never a token.
+pub async fn list_job_tokens(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<JobId>,
+    Pagination(p): Pagination,
+) -> Reply {
+    let job = id.into_inner();
+    Ok(page::respond(&req, p, state.store.read(move |c| tokens::list_for_job(c, job, p)).await?))
 }
 
 #[derive(Deserialize)]

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use super::auth::{Actor, Admin};
 use super::input;
 use super::page::{self, Pagination};
+use super::refs::{GroupRef, ProjectRef};
 use crate::app::AppState;
-use crate::domain::{GroupId, ProjectId};
 use crate::error::ApiError;
 use crate::service::audit as service;
 use crate::store::allowlist::Node;
@@ -76,7 +76,7 @@ pub async fn list_project(
     actor: Actor,
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<ProjectId>,
+    id: ProjectRef,
     Pagination(page): Pagination,
     query: web::Query<AuditQuery>,
 ) -> Reply {
@@ -89,7 +89,7 @@ pub async fn list_group(
     actor: Actor,
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<GroupId>,
+    id: GroupRef,
     Pagination(page): Pagination,
     query: web::Query<AuditQuery>,
 ) -> Reply {

@@ -120,7 +120,7 @@ async fn api_caller(state: &AppState, req: &HttpRequest) -> Result<ApiCaller, Ap
     authenticate_client(&state.store, &state.metrics, creds).await?.map(ApiCaller::Client).ok_or(ApiError::Unauthorized)
 }
 
-fn caller_of(req: &HttpRequest) -> Option<std::cell::Ref<'_, ApiCaller>> {
+pub(super) fn caller_of(req: &HttpRequest) -> Option<std::cell::Ref<'_, ApiCaller>> {
     std::cell::Ref::filter_map(req.extensions(), |ext| ext.get::<ApiCaller>()).ok()
 }
 

@@ -2,12 +2,14 @@
 //! settings, the authorization log and autopopulate (SPEC §4.3–§4.5). Each handler parses its
 //! input, calls one use case of [`crate::service::job_token_scope`] and renders the answer.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Actor;
 use super::input::nullable;
+use super::page::{self, Pagination};
+use super::refs::{GroupRef, ProjectRef};
 use crate::app::AppState;
 use crate::domain::{GroupId, ProjectId, ScopeSet};
 use crate::error::ApiError;
@@ -43,7 +45,7 @@ fn parse_scopes(names: &[String]) -> Result<ScopeSet, ApiError> {
 
 // ---- settings ----
 
-pub async fn get_project(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
+pub async fn get_project(actor: Actor, state: web::Data<AppState>, id: ProjectRef) -> Reply {
     let view = service::project_settings_of(&state.store, actor, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -60,7 +62,7 @@ pub struct ProjectPatch {
 pub async fn patch_project(
     actor: Actor,
     state: web::Data<AppState>,
-    id: web::Path<ProjectId>,
+    id: ProjectRef,
     body: web::Json<ProjectPatch>,
 ) -> Reply {
     let change = ProjectChange {
@@ -72,7 +74,7 @@ pub async fn patch_project(
     Ok(HttpResponse::Ok().json(view))
 }
 
-pub async fn get_group(actor: Actor, state: web::Data<AppState>, id: web::Path<GroupId>) -> Reply {
+pub async fn get_group(actor: Actor, state: web::Data<AppState>, id: GroupRef) -> Reply {
     let view = service::group_settings_of(&state.store, actor, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -86,12 +88,7 @@ pub struct GroupPatch {
     job_token_elevation_allowed: Option<Option<bool>>,
 }
 
-pub async fn patch_group(
-    actor: Actor,
-    state: web::Data<AppState>,
-    id: web::Path<GroupId>,
-    body: web::Json<GroupPatch>,
-) -> Reply {
+pub async fn patch_group(actor: Actor, state: web::Data<AppState>, id: GroupRef, body: web::Json<GroupPatch>) -> Reply {
     let change = GroupChange {
         inbound_enabled: body.inbound_enabled,
         job_token_elevation_allowed: body.job_token_elevation_allowed,
@@ -165,20 +162,45 @@ fn no_source(body: &EntryBody) -> Result<(), ApiError> {
     }
 }
 
+/// The source segment of an entry route (`{source_project_id}` or `{source_group_id}`).
+#[derive(Deserialize)]
+pub struct SourcePath {
+    source_project_id: Option<i64>,
+    source_group_id: Option<i64>,
+}
+
+impl SourcePath {
+    fn id(&self) -> i64 {
+        self.source_project_id.or(self.source_group_id).unwrap_or_default()
+    }
+}
+
+/// The `{target_id}` segment of an outbound route.
+#[derive(Deserialize)]
+pub struct TargetPath {
+    target_id: i64,
+}
+
 /// Declares the list/add/update/remove handlers for one (owner kind, source kind) pair.
 macro_rules! entry_handlers {
-    ($list:ident, $add:ident, $update:ident, $remove:ident, $owner:ident, $source:ident, $kind:literal, $pick:ident) => {
-        pub async fn $list(actor: Actor, state: web::Data<AppState>, id: web::Path<i64>) -> Reply {
-            let views = service::entries(&state.store, actor, Node::$owner(id.into_inner()), $kind).await?;
-            Ok(HttpResponse::Ok().json(views.iter().map(entry_view).collect::<Vec<_>>()))
+    ($list:ident, $get:ident, $add:ident, $update:ident, $remove:ident, $owner:ident, $by:ident, $source:ident, $kind:literal, $pick:ident) => {
+        pub async fn $get(actor: Actor, state: web::Data<AppState>, owner: $by, path: web::Path<SourcePath>) -> Reply {
+            let (owner, source) = (Node::$owner(owner.into_inner()), Node::$source(path.id()));
+            Ok(HttpResponse::Ok().json(entry_view(&service::entry(&state.store, actor, owner, source).await?)))
         }
 
-        pub async fn $add(
+        pub async fn $list(
             actor: Actor,
             state: web::Data<AppState>,
-            id: web::Path<i64>,
-            body: web::Json<EntryBody>,
+            req: HttpRequest,
+            id: $by,
+            Pagination(p): Pagination,
         ) -> Reply {
+            let listed = service::entries(&state.store, actor, Node::$owner(id.into_inner()), $kind, p).await?;
+            Ok(page::respond(&req, p, listed.map(|e| entry_view(&e))))
+        }
+
+        pub async fn $add(actor: Actor, state: web::Data<AppState>, id: $by, body: web::Json<EntryBody>) -> Reply {
             let source = $pick(&body)?;
             let owner = Node::$owner(id.into_inner());
             let added = service::add_entry(&state.store, actor, owner, source, body.grant()?, now()).await?;
@@ -188,31 +210,36 @@ macro_rules! entry_handlers {
         pub async fn $update(
             actor: Actor,
             state: web::Data<AppState>,
-            path: web::Path<(i64, i64)>,
+            owner: $by,
+            path: web::Path<SourcePath>,
             body: web::Json<EntryBody>,
         ) -> Reply {
             no_source(&body)?;
             if body.scopes.is_none() && body.default_permissions.is_none() {
                 return Err(ApiError::Unprocessable("give scopes or default_permissions: true".into()));
             }
-            let (owner, source) = path.into_inner();
-            let (owner, source) = (Node::$owner(owner), Node::$source(source));
+            let (owner, source) = (Node::$owner(owner.into_inner()), Node::$source(path.id()));
             let changed = service::change_entry(&state.store, actor, owner, source, body.grant()?, now()).await?;
             Ok(HttpResponse::Ok().json(entry_view(&changed)))
         }
 
-        pub async fn $remove(actor: Actor, state: web::Data<AppState>, path: web::Path<(i64, i64)>) -> Reply {
-            let (owner, source) = path.into_inner();
-            service::remove_entry(&state.store, actor, Node::$owner(owner), Node::$source(source), now()).await?;
+        pub async fn $remove(
+            actor: Actor,
+            state: web::Data<AppState>,
+            owner: $by,
+            path: web::Path<SourcePath>,
+        ) -> Reply {
+            let (owner, source) = (Node::$owner(owner.into_inner()), Node::$source(path.id()));
+            service::remove_entry(&state.store, actor, owner, source, now()).await?;
             Ok(HttpResponse::NoContent().finish())
         }
     };
 }
 
-entry_handlers!(list_pp, add_pp, update_pp, remove_pp, Project, Project, "project", project_source);
-entry_handlers!(list_pg, add_pg, update_pg, remove_pg, Project, Group, "group", group_source);
-entry_handlers!(list_gp, add_gp, update_gp, remove_gp, Group, Project, "project", project_source);
-entry_handlers!(list_gg, add_gg, update_gg, remove_gg, Group, Group, "group", group_source);
+entry_handlers!(list_pp, get_pp, add_pp, update_pp, remove_pp, Project, ProjectRef, Project, "project", project_source);
+entry_handlers!(list_pg, get_pg, add_pg, update_pg, remove_pg, Project, ProjectRef, Group, "group", group_source);
+entry_handlers!(list_gp, get_gp, add_gp, update_gp, remove_gp, Group, GroupRef, Project, "project", project_source);
+entry_handlers!(list_gg, get_gg, add_gg, update_gg, remove_gg, Group, GroupRef, Group, "group", group_source);
 
 // ---- outbound ----
 
@@ -236,15 +263,21 @@ fn outbound_view(shown: &ShownOutbound) -> serde_json::Value {
     v
 }
 
-pub async fn list_outbound(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
-    let entries = service::outbound(&state.store, actor, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(entries.iter().map(outbound_view).collect::<Vec<_>>()))
+pub async fn list_outbound(
+    actor: Actor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: ProjectRef,
+    Pagination(p): Pagination,
+) -> Reply {
+    let listed = service::outbound(&state.store, actor, id.into_inner(), p).await?;
+    Ok(page::respond(&req, p, listed.map(|e| outbound_view(&e))))
 }
 
 pub async fn add_outbound(
     actor: Actor,
     state: web::Data<AppState>,
-    id: web::Path<ProjectId>,
+    id: ProjectRef,
     body: web::Json<OutboundBody>,
 ) -> Reply {
     let id = id.into_inner();
@@ -264,32 +297,66 @@ pub async fn add_outbound(
     Ok(HttpResponse::Created().json(added.as_ref().map(outbound_view)))
 }
 
-pub async fn remove_outbound_project(actor: Actor, state: web::Data<AppState>, path: web::Path<(i64, i64)>) -> Reply {
-    let (id, target) = path.into_inner();
-    service::remove_outbound(&state.store, actor, id, Node::Project(target), now()).await?;
+pub async fn get_outbound_project(
+    actor: Actor,
+    state: web::Data<AppState>,
+    id: ProjectRef,
+    path: web::Path<TargetPath>,
+) -> Reply {
+    let entry = service::outbound_entry(&state.store, actor, id.into_inner(), Node::Project(path.target_id)).await?;
+    Ok(HttpResponse::Ok().json(outbound_view(&entry)))
+}
+
+pub async fn get_outbound_group(
+    actor: Actor,
+    state: web::Data<AppState>,
+    id: ProjectRef,
+    path: web::Path<TargetPath>,
+) -> Reply {
+    let entry = service::outbound_entry(&state.store, actor, id.into_inner(), Node::Group(path.target_id)).await?;
+    Ok(HttpResponse::Ok().json(outbound_view(&entry)))
+}
+
+pub async fn remove_outbound_project(
+    actor: Actor,
+    state: web::Data<AppState>,
+    id: ProjectRef,
+    path: web::Path<TargetPath>,
+) -> Reply {
+    service::remove_outbound(&state.store, actor, id.into_inner(), Node::Project(path.target_id), now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn remove_outbound_group(actor: Actor, state: web::Data<AppState>, path: web::Path<(i64, i64)>) -> Reply {
-    let (id, target) = path.into_inner();
-    service::remove_outbound(&state.store, actor, id, Node::Group(target), now()).await?;
+pub async fn remove_outbound_group(
+    actor: Actor,
+    state: web::Data<AppState>,
+    id: ProjectRef,
+    path: web::Path<TargetPath>,
+) -> Reply {
+    service::remove_outbound(&state.store, actor, id.into_inner(), Node::Group(path.target_id), now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 // ---- authorization log and autopopulate ----
 
-pub async fn authorizations(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
-    let rows = service::authorizations(&state.store, actor, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(rows))
+pub async fn authorizations(
+    actor: Actor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: ProjectRef,
+    Pagination(p): Pagination,
+) -> Reply {
+    let listed = service::authorizations(&state.store, actor, id.into_inner(), p).await?;
+    Ok(page::respond(&req, p, listed))
 }
 
 /// Turns the authorization log into autopopulated allowlist entries (see [`service::autopopulate`]).
-pub async fn autopopulate(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
+pub async fn autopopulate(actor: Actor, state: web::Data<AppState>, id: ProjectRef) -> Reply {
     let added = service::autopopulate(&state.store, &state.authlog, actor, id.into_inner(), now()).await?;
     Ok(HttpResponse::Ok().json(json!({ "added": added.iter().map(entry_view).collect::<Vec<_>>() })))
 }
 
-pub async fn remove_autopopulated(actor: Actor, state: web::Data<AppState>, id: web::Path<ProjectId>) -> Reply {
+pub async fn remove_autopopulated(actor: Actor, state: web::Data<AppState>, id: ProjectRef) -> Reply {
     service::remove_autopopulated(&state.store, actor, id.into_inner(), now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -54,6 +54,18 @@ pub fn create_group(db: &Db, actor: Actor, path: &str, parent: Option<GroupId>, 
     })
 }
 
+/// Deletes an empty group (the store refuses, naming them, while anything depends on it).
+pub fn delete_group(db: &Db, actor: Actor, id: GroupId, now: i64) -> Result<()> {
+    audited(db, |tx| {
+        let before = namespaces::get_group(tx, id)?;
+        namespaces::delete_group(tx, id)?;
+        let event = Event::new(actor, "group.deleted", Target::new("group", before.id, before.full_path.clone()), now)
+            .of_group(before.id)
+            .before(&before);
+        Ok(((), event))
+    })
+}
+
 fn project_event(actor: Actor, action: &'static str, project: &Project, now: i64) -> Event {
     Event::new(actor, action, Target::new("project", project.id, project.path_with_namespace.clone()), now)
         .of_project(project.id)
@@ -71,6 +83,16 @@ pub fn create_project(
         let project = namespaces::insert_project(tx, path, namespace, fields, now)?;
         let event = project_event(actor, "project.created", &project, now).after(&project);
         Ok((project, event))
+    })
+}
+
+/// Deletes a project without pipelines (the store refuses, naming them, while anything depends
+/// on it).
+pub fn delete_project(db: &Db, actor: Actor, id: ProjectId, now: i64) -> Result<()> {
+    audited(db, |tx| {
+        let before = namespaces::get_project(tx, id)?;
+        namespaces::delete_project(tx, id)?;
+        Ok(((), project_event(actor, "project.deleted", &before, now).before(&before)))
     })
 }
 
@@ -199,6 +221,15 @@ pub fn set_runner_secret(db: &Db, actor: Actor, id: RunnerId, hash: &[u8], now: 
     audited(db, |tx| {
         let runner = clients::set_runner_secret(tx, id, hash)?;
         Ok((runner.clone(), runner_event(actor, "runner.secret_reset", &runner, now)))
+    })
+}
+
+/// Deletes a runner whose jobs hold no live token (the store refuses, naming them, otherwise).
+pub fn delete_runner(db: &Db, actor: Actor, id: RunnerId, now: i64) -> Result<()> {
+    audited(db, |tx| {
+        let before = clients::get_runner(tx, id)?;
+        clients::delete_runner(tx, id)?;
+        Ok(((), runner_event(actor, "runner.deleted", &before, now).before(&before)))
     })
 }
 

@@ -14,7 +14,7 @@ use crate::policy::{self, autopopulate, ElevationBlock};
 use crate::store::allowlist::{self, Authorization, Entry, EntryScopes, Node, OutboundEntry, MAX_ENTRIES};
 use crate::store::audit::{self, Event, Target};
 use crate::store::namespaces::{self, Group};
-use crate::store::{settings, Db, Result as StoreResult, Store, StoreError};
+use crate::store::{settings, Db, Listed, Page, Result as StoreResult, Store, StoreError};
 
 /// Why a job token scope request was refused. The messages are safe for clients; a store
 /// failure keeps its cause for the log.
@@ -349,16 +349,18 @@ impl From<allowlist::InsertError> for ScopeError {
     }
 }
 
-/// The owner's entries whose source is of `kind` (`"project"` or `"group"`).
+/// One page of the owner's entries whose source is of `kind` (`"project"` or `"group"`).
 pub async fn entries(
     store: &Store,
     actor: Actor,
     owner: Node,
     kind: &'static str,
-) -> Result<Vec<ShownEntry>, ScopeError> {
+    page: Page,
+) -> Result<Listed<ShownEntry>, ScopeError> {
     edit(store, actor, owner, move |c| {
-        let entries = allowlist::list_entries(c, owner, kind)?;
-        Ok(entries.into_iter().map(|e| shown(c, e)).collect::<StoreResult<Vec<_>>>()?)
+        let listed = allowlist::list_entries(c, owner, kind, page)?;
+        let items = listed.items.into_iter().map(|e| shown(c, e)).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Listed { total: listed.total, items })
     })
     .await
 }
@@ -419,6 +421,16 @@ pub async fn change_entry(
     .await
 }
 
+/// The owner's entry for `source`; none is `NotFound`, as in [`change_entry`].
+pub async fn entry(store: &Store, actor: Actor, owner: Node, source: Node) -> Result<ShownEntry, ScopeError> {
+    edit(store, actor, owner, move |c| {
+        let found = allowlist::get_entry(c, owner, source)?;
+        let entry = found.ok_or_else(|| allowlist::not_on_allowlist(source))?;
+        Ok(shown(c, entry)?)
+    })
+    .await
+}
+
 pub async fn remove_entry(store: &Store, actor: Actor, owner: Node, source: Node, now: i64) -> Result<(), ScopeError> {
     let action =
         entry_action(source, ("job_token_scope.allowlist.removed", "job_token_scope.groups_allowlist.removed"));
@@ -432,10 +444,17 @@ pub async fn remove_entry(store: &Store, actor: Actor, owner: Node, source: Node
 
 // ---- outbound ----
 
-pub async fn outbound(store: &Store, actor: Actor, id: ProjectId) -> Result<Vec<ShownOutbound>, ScopeError> {
+/// One page of project `id`'s outbound entries.
+pub async fn outbound(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+    page: Page,
+) -> Result<Listed<ShownOutbound>, ScopeError> {
     edit(store, actor, Node::Project(id), move |c| {
-        let entries = allowlist::list_outbound(c, id)?;
-        Ok(entries.into_iter().map(|e| shown_outbound(c, e)).collect::<StoreResult<Vec<_>>>()?)
+        let listed = allowlist::list_outbound_page(c, id, page)?;
+        let items = listed.items.into_iter().map(|e| shown_outbound(c, e)).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Listed { total: listed.total, items })
     })
     .await
 }
@@ -463,6 +482,16 @@ pub async fn add_outbound(
     .await
 }
 
+/// Project `id`'s outbound entry for `target`; none is `NotFound`, as in [`remove_outbound`].
+pub async fn outbound_entry(store: &Store, actor: Actor, id: ProjectId, target: Node) -> Result<ShownOutbound, ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| {
+        let found = allowlist::outbound_covering(c, id, &[target])?.into_iter().next();
+        let entry = found.ok_or_else(|| allowlist::not_an_outbound_target(target))?;
+        Ok(shown_outbound(c, entry)?)
+    })
+    .await
+}
+
 pub async fn remove_outbound(
     store: &Store,
     actor: Actor,
@@ -481,8 +510,14 @@ pub async fn remove_outbound(
 
 // ---- authorization log and autopopulate ----
 
-pub async fn authorizations(store: &Store, actor: Actor, id: ProjectId) -> Result<Vec<Authorization>, ScopeError> {
-    edit(store, actor, Node::Project(id), move |c| Ok(allowlist::list_authorizations(c, id)?)).await
+/// One page of project `id`'s authorization log.
+pub async fn authorizations(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+    page: Page,
+) -> Result<Listed<Authorization>, ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| Ok(allowlist::list_authorizations_page(c, id, page)?)).await
 }
 
 /// Turns the target's authorization log into allowlist entries with exactly the scopes each
@@ -556,10 +591,8 @@ pub async fn remove_autopopulated(store: &Store, actor: Actor, id: ProjectId, no
     let owner = Node::Project(id);
     change(store, actor, owner, "job_token_scope.autopopulated.removed", now, move |c| {
         let mut removed = Vec::new();
-        for kind in ["project", "group"] {
-            for entry in allowlist::list_entries(c, owner, kind)?.into_iter().filter(|e| e.autopopulated) {
-                removed.push(entry_json(&shown(c, entry)?));
-            }
+        for entry in allowlist::autopopulated_entries(c, owner)? {
+            removed.push(entry_json(&shown(c, entry)?));
         }
         allowlist::delete_autopopulated(c, owner)?;
         allowlist::restore_inbound_after_autopopulate(c, id)?;

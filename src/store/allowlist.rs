@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::db::{params, Db, Row};
-use super::{atomic, atomic_with, Result, StoreError};
+use super::{atomic, atomic_with, Listed, Page, Result, StoreError};
 use crate::domain::{GroupId, ProjectId, ScopeSet, UserId};
 
 /// Entries per owner, counted apart for project and group sources (SPEC §4.3).
@@ -158,17 +158,17 @@ pub fn entries_for_sources(db: &Db, owner: Node, sources: &[Node]) -> Result<Vec
     Ok(out)
 }
 
-pub fn list_entries(db: &Db, owner: Node, source_kind: &str) -> Result<Vec<Entry>> {
-    db.query(
-        &format!(
-            "SELECT {ENTRY_COLUMNS} FROM allowlist_entries
-             WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3 ORDER BY source_id"
-        ),
+/// One page of `owner`'s entries whose source is of `source_kind`, by source id.
+pub fn list_entries(db: &Db, owner: Node, source_kind: &str, page: Page) -> Result<Listed<Entry>> {
+    super::page::fetch(
+        db,
+        ENTRY_COLUMNS,
+        "allowlist_entries WHERE owner_kind = ?1 AND owner_id = ?2 AND source_kind = ?3",
+        "source_id",
         params![kind(owner), id(owner), source_kind],
-    )?
-    .iter()
-    .map(entry_from_row)
-    .collect()
+        page,
+        entry_from_row,
+    )
 }
 
 pub fn update_entry(db: &Db, owner: Node, source: Node, scopes: EntryScopes) -> Result<Entry> {
@@ -194,6 +194,20 @@ pub fn delete_entry(db: &Db, owner: Node, source: Node) -> Result<()> {
     }
 }
 
+/// Every autopopulated entry of `owner` (at most 400: the per-owner limits), by source.
+pub fn autopopulated_entries(db: &Db, owner: Node) -> Result<Vec<Entry>> {
+    db.query(
+        &format!(
+            "SELECT {ENTRY_COLUMNS} FROM allowlist_entries
+             WHERE owner_kind = ?1 AND owner_id = ?2 AND autopopulated = 1 ORDER BY source_kind DESC, source_id"
+        ),
+        params![kind(owner), id(owner)],
+    )?
+    .iter()
+    .map(entry_from_row)
+    .collect()
+}
+
 pub fn delete_autopopulated(db: &Db, owner: Node) -> Result<u64> {
     db.execute(
         "DELETE FROM allowlist_entries WHERE owner_kind = ?1 AND owner_id = ?2 AND autopopulated = 1",
@@ -201,7 +215,8 @@ pub fn delete_autopopulated(db: &Db, owner: Node) -> Result<u64> {
     )
 }
 
-fn not_on_allowlist(source: Node) -> StoreError {
+/// The `NotFound` of an entry that does not exist.
+pub fn not_on_allowlist(source: Node) -> StoreError {
     StoreError::NotFound(format!("the {} {} is not on the allowlist", kind(source), id(source)))
 }
 
@@ -264,6 +279,19 @@ pub fn list_outbound(db: &Db, project: ProjectId) -> Result<Vec<OutboundEntry>> 
     .collect()
 }
 
+/// One page of `project`'s outbound entries: project targets, then group targets, each by id.
+pub fn list_outbound_page(db: &Db, project: ProjectId, page: Page) -> Result<Listed<OutboundEntry>> {
+    super::page::fetch(
+        db,
+        "project_id, target_kind, target_id, scopes, created_at",
+        "outbound_entries WHERE project_id = ?1",
+        "target_kind DESC, target_id",
+        params![project],
+        page,
+        outbound_from_row,
+    )
+}
+
 /// The outbound entries of `project` that cover one of `targets` (point lookups).
 pub fn outbound_covering(db: &Db, project: ProjectId, targets: &[Node]) -> Result<Vec<OutboundEntry>> {
     let mut out = Vec::new();
@@ -286,9 +314,14 @@ pub fn delete_outbound(db: &Db, project: ProjectId, target: Node) -> Result<()> 
         params![project, kind(target), id(target)],
     )?;
     match n {
-        0 => Err(StoreError::NotFound(format!("the {} {} is not an outbound target", kind(target), id(target)))),
+        0 => Err(not_an_outbound_target(target)),
         _ => Ok(()),
     }
+}
+
+/// The `NotFound` of an outbound entry that does not exist.
+pub fn not_an_outbound_target(target: Node) -> StoreError {
+    StoreError::NotFound(format!("the {} {} is not an outbound target", kind(target), id(target)))
 }
 
 // ---- settings ----
@@ -401,22 +434,37 @@ pub fn log_authorizations(db: &Db, rows: &[LogRow]) -> Result<()> {
     })
 }
 
+const AUTHORIZATION_COLUMNS: &str =
+    "l.source_project_id, p.path_with_namespace, l.last_authorized_at, l.count, l.scopes";
+const AUTHORIZATIONS_OF: &str =
+    "authorization_log l JOIN projects p ON p.id = l.source_project_id WHERE l.target_project_id = ?1";
+
+fn authorization_from_row(r: &Row) -> Result<Authorization> {
+    Ok(Authorization {
+        source_project_id: r.get(0)?,
+        source_project_path: r.get(1)?,
+        last_authorized_at: r.get(2)?,
+        count: r.get(3)?,
+        scopes: scopes_from_sql(Some(r.get(4)?), 4)?.unwrap_or_default(),
+    })
+}
+
+/// The whole authorization log of `target`, by source path (what autopopulate reads).
 pub fn list_authorizations(db: &Db, target: ProjectId) -> Result<Vec<Authorization>> {
-    let rows = db.query(
-        "SELECT l.source_project_id, p.path_with_namespace, l.last_authorized_at, l.count, l.scopes
-         FROM authorization_log l JOIN projects p ON p.id = l.source_project_id
-         WHERE l.target_project_id = ?1 ORDER BY p.path_with_namespace",
+    let sql = format!("SELECT {AUTHORIZATION_COLUMNS} FROM {AUTHORIZATIONS_OF} ORDER BY p.path_with_namespace");
+    db.query(&sql, params![target])?.iter().map(authorization_from_row).collect()
+}
+
+/// One page of `target`'s authorization log, by source project id.
+pub fn list_authorizations_page(db: &Db, target: ProjectId, page: Page) -> Result<Listed<Authorization>> {
+    let order = "l.source_project_id";
+    super::page::fetch(
+        db,
+        AUTHORIZATION_COLUMNS,
+        AUTHORIZATIONS_OF,
+        order,
         params![target],
-    )?;
-    rows.iter()
-        .map(|r| {
-            Ok(Authorization {
-                source_project_id: r.get(0)?,
-                source_project_path: r.get(1)?,
-                last_authorized_at: r.get(2)?,
-                count: r.get(3)?,
-                scopes: scopes_from_sql(Some(r.get(4)?), 4)?.unwrap_or_default(),
-            })
-        })
-        .collect()
+        page,
+        authorization_from_row,
+    )
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::db::{params, Db, Dialect, Row, Value};
-use super::{atomic, namespaces, OptionalExt, Result, StoreError};
+use super::{atomic, namespaces, Listed, OptionalExt, Page, Result, StoreError};
 use crate::domain::{GroupId, ProjectId, RunnerId, RunnerType};
 use crate::policy::RunnerScope;
 
@@ -74,27 +74,83 @@ pub fn insert_runner(db: &Db, new: &NewRunner, client_id: &str, secret_hash: &[u
     get_runner(db, id)
 }
 
+const RUNNER_COLUMNS: &str = "id, client_id, runner_type, group_id, maximum_timeout, description, paused";
+
+/// A runner row; `project_ids` are filled in by the caller.
+fn runner_from_row(r: &Row) -> Result<Runner> {
+    Ok(Runner {
+        id: r.get(0)?,
+        client_id: r.get(1)?,
+        runner_type: r.parse(2)?,
+        group_id: r.get(3)?,
+        project_ids: Vec::new(),
+        maximum_timeout: r.get(4)?,
+        description: r.get(5)?,
+        paused: r.get(6)?,
+    })
+}
+
 pub fn get_runner(db: &Db, id: RunnerId) -> Result<Runner> {
     let r = db
-        .query_opt(
-            "SELECT id, client_id, runner_type, group_id, maximum_timeout, description, paused FROM runners WHERE id = ?1",
-            params![id],
-        )
+        .query_opt(&format!("SELECT {RUNNER_COLUMNS} FROM runners WHERE id = ?1"), params![id])
         .or_not_found(|| format!("runner {id} not found"))?;
     let project_ids = db
         .query("SELECT project_id FROM runner_projects WHERE runner_id = ?1 ORDER BY project_id", params![id])?
         .iter()
         .map(|p| p.get(0))
         .collect::<Result<_>>()?;
-    Ok(Runner {
-        id: r.get(0)?,
-        client_id: r.get(1)?,
-        runner_type: r.parse(2)?,
-        group_id: r.get(3)?,
-        project_ids,
-        maximum_timeout: r.get(4)?,
-        description: r.get(5)?,
-        paused: r.get(6)?,
+    Ok(Runner { project_ids, ..runner_from_row(&r)? })
+}
+
+/// One page of the runners, ordered by id, each with the projects it serves (one more query for
+/// the whole page).
+pub fn list_runners(db: &Db, page: Page) -> Result<Listed<Runner>> {
+    let mut listed = super::page::fetch(db, RUNNER_COLUMNS, "runners", "id", params![], page, runner_from_row)?;
+    let (Some(first), Some(last)) = (listed.items.first().map(|r| r.id), listed.items.last().map(|r| r.id)) else {
+        return Ok(listed);
+    };
+    let rows = db.query(
+        "SELECT runner_id, project_id FROM runner_projects WHERE runner_id >= ?1 AND runner_id <= ?2
+         ORDER BY runner_id, project_id",
+        params![first, last],
+    )?;
+    for row in rows {
+        let (runner, project): (RunnerId, ProjectId) = (row.get(0)?, row.get(1)?);
+        if let Some(r) = listed.items.iter_mut().find(|r| r.id == runner) {
+            r.project_ids.push(project);
+        }
+    }
+    Ok(listed)
+}
+
+/// Deletes runner `id` and its credentials in one transaction. Refused (`Conflict`, naming
+/// them) while jobs it started are still running: their tokens are live, and finishing them
+/// (which revokes the tokens) comes first. Finished jobs keep their history with no runner.
+pub fn delete_runner(db: &Db, id: RunnerId) -> Result<()> {
+    atomic(db, |tx| {
+        get_runner(tx, id)?;
+        let running: Vec<String> = tx
+            .query(
+                "SELECT CAST(id AS TEXT) FROM jobs WHERE runner_id = ?1 AND status IN ('pending', 'running') ORDER BY id",
+                params![id],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect::<Result<_>>()?;
+        if !running.is_empty() {
+            let shown = running.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+            let more = if running.len() > 10 { format!(" and {} more", running.len() - 10) } else { String::new() };
+            return Err(StoreError::Conflict(format!(
+                "runner {id} cannot be deleted: it still runs {} job{} ({shown}{more}) that hold live tokens; \
+                 finish them first",
+                running.len(),
+                if running.len() == 1 { "" } else { "s" },
+            )));
+        }
+        tx.execute("UPDATE jobs SET runner_id = NULL WHERE runner_id = ?1", params![id])?;
+        tx.execute("DELETE FROM runner_projects WHERE runner_id = ?1", params![id])?;
+        tx.execute("DELETE FROM runners WHERE id = ?1", params![id])?;
+        Ok(())
     })
 }
 
@@ -217,12 +273,9 @@ pub fn get_resource_server(db: &Db, id: i64) -> Result<ResourceServer> {
         .and_then(|r| resource_server_from_row(&r))
 }
 
-/// Every resource server, ordered by id.
-pub fn list_resource_servers(db: &Db) -> Result<Vec<ResourceServer>> {
-    db.query(&format!("SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers ORDER BY id"), params![])?
-        .iter()
-        .map(resource_server_from_row)
-        .collect()
+/// One page of the resource servers, ordered by id.
+pub fn list_resource_servers(db: &Db, page: Page) -> Result<Listed<ResourceServer>> {
+    super::page::fetch(db, RESOURCE_SERVER_COLUMNS, "resource_servers", "id", params![], page, resource_server_from_row)
 }
 
 /// The changeable fields of a resource server; `None` leaves a field as it is, an empty

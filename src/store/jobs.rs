@@ -6,7 +6,7 @@ use super::db::{params, Db, Dialect, Row};
 use super::namespaces::{self, Group, Project};
 use super::settings::{self, InstanceSettings};
 use super::users::{self, User};
-use super::{atomic, OptionalExt, Result, StoreError};
+use super::{atomic, Listed, OptionalExt, Page, Result, StoreError};
 use crate::domain::{AccessLevel, JobId, JobStatus, PipelineId, ProjectId, RefType, RunnerId, UserId};
 use crate::policy;
 
@@ -106,10 +106,7 @@ pub fn insert_pipeline(db: &Db, project_id: ProjectId, new: &NewPipeline, now: i
 
 pub fn get_pipeline(db: &Db, id: PipelineId) -> Result<Pipeline> {
     let r = db
-        .query_opt(
-            "SELECT id, project_id, user_id, ref, ref_type, ref_protected, sha, source FROM pipelines WHERE id = ?1",
-            params![id],
-        )
+        .query_opt(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), params![id])
         .or_not_found(|| format!("pipeline {id} not found"))?;
     pipeline_from_row(&r)
 }
@@ -299,4 +296,57 @@ pub fn job_runner(db: &Db, job_id: JobId) -> Result<Option<RunnerId>> {
         .map(|r| r.get(0))
         .transpose()?
         .flatten())
+}
+
+const PIPELINE_COLUMNS: &str = "id, project_id, user_id, ref, ref_type, ref_protected, sha, source";
+
+/// One page of project `project`'s pipelines, by id. An unknown project is `NotFound`.
+pub fn list_pipelines(db: &Db, project: ProjectId, page: Page) -> Result<Listed<Pipeline>> {
+    namespaces::get_project(db, project)?;
+    super::page::fetch(
+        db,
+        PIPELINE_COLUMNS,
+        "pipelines WHERE project_id = ?1",
+        "id",
+        params![project],
+        page,
+        pipeline_from_row,
+    )
+}
+
+/// The pipeline with all its jobs (at most 500), as its creation answered.
+pub fn get_pipeline_with_jobs(db: &Db, id: PipelineId) -> Result<PipelineWithJobs> {
+    let pipeline = get_pipeline(db, id)?;
+    let jobs = db
+        .query(&format!("SELECT {JOB_COLUMNS} FROM jobs j WHERE j.pipeline_id = ?1 ORDER BY j.id"), params![id])?
+        .iter()
+        .map(job_from_row)
+        .collect::<Result<_>>()?;
+    Ok(PipelineWithJobs { pipeline, jobs })
+}
+
+/// One page of pipeline `pipeline`'s jobs, by id, optionally only those in `status`. An unknown
+/// pipeline is `NotFound`.
+pub fn list_jobs(db: &Db, pipeline: PipelineId, status: Option<JobStatus>, page: Page) -> Result<Listed<Job>> {
+    get_pipeline(db, pipeline)?;
+    match status {
+        None => super::page::fetch(
+            db,
+            JOB_COLUMNS,
+            "jobs j WHERE j.pipeline_id = ?1",
+            "j.id",
+            params![pipeline],
+            page,
+            job_from_row,
+        ),
+        Some(status) => super::page::fetch(
+            db,
+            JOB_COLUMNS,
+            "jobs j WHERE j.pipeline_id = ?1 AND j.status = ?2",
+            "j.id",
+            params![pipeline, status.as_str()],
+            page,
+            job_from_row,
+        ),
+    }
 }

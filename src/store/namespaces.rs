@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::db::{params, Db, Dialect, Row};
+use super::db::{params, Db, Dialect, Row, Value};
+use super::page::{self, contains_pattern, Listed, Page};
 use super::{atomic, OptionalExt, Result, StoreError};
 use crate::domain::{AccessLevel, FeatureAccess, GroupId, ProjectId, ScopeSet, UserId, Visibility};
 use crate::policy::{self, ProjectFacts};
@@ -243,6 +244,8 @@ pub fn get_project(db: &Db, id: ProjectId) -> Result<Project> {
         .and_then(|r| project_from_row(&r))
 }
 
+/// The project at `full_path` (exact, as stored), if any: the one lookup by path, for the
+/// decision endpoint's targets and the API's `{id}` segments alike.
 pub fn find_project_by_path(db: &Db, full_path: &str) -> Result<Option<Project>> {
     db.query_opt(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE path_with_namespace = ?1"), params![full_path])?
         .map(|r| project_from_row(&r))
@@ -382,4 +385,257 @@ pub fn group_access(db: &Db, user_id: UserId, traversal_ids: &[GroupId]) -> Resu
         }
     }
     Ok(policy::effective_access(levels))
+}
+
+// ---- lookups, lists and deletion ----
+
+/// The group at `full_path` (exact, as stored), if any.
+pub fn find_group_by_path(db: &Db, full_path: &str) -> Result<Option<Group>> {
+    db.query_opt(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE full_path = ?1"), params![full_path])?
+        .map(|r| group_from_row(&r))
+        .transpose()
+}
+
+/// `WHERE` conditions and their parameters, numbered in the order they are added.
+#[derive(Default)]
+struct Filter {
+    conditions: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Filter {
+    /// Adds `condition`, in which `?` stands for the next parameter (`value`).
+    fn and(&mut self, condition: &str, value: Value) {
+        self.values.push(value);
+        self.conditions.push(condition.replace('?', &format!("?{}", self.values.len())));
+    }
+
+    fn tables_where(&self, from: &str) -> String {
+        match self.conditions.is_empty() {
+            true => from.to_owned(),
+            false => format!("{from} WHERE {}", self.conditions.join(" AND ")),
+        }
+    }
+
+    fn params(&self) -> Vec<&dyn super::db::ToValue> {
+        self.values.iter().map(|v| v as &dyn super::db::ToValue).collect()
+    }
+}
+
+/// Groups whose full path contains `search` (ASCII case-insensitive; a group's path is part of
+/// its full path), by id.
+pub fn list_groups(db: &Db, search: Option<&str>, page: Page) -> Result<Listed<Group>> {
+    let mut filter = Filter::default();
+    if let Some(text) = search {
+        filter.and(r"lower(full_path) LIKE ? ESCAPE '\'", Value::Text(contains_pattern(text)));
+    }
+    let params = filter.params();
+    page::fetch(db, GROUP_COLUMNS, &filter.tables_where("groups"), "id", &params, page, group_from_row)
+}
+
+/// What a project list is narrowed to; `None` does not narrow.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFilter {
+    /// Projects directly in this group.
+    pub namespace_id: Option<GroupId>,
+    /// Projects whose path with namespace contains this text (ASCII case-insensitive).
+    pub search: Option<String>,
+}
+
+pub fn list_projects(db: &Db, f: &ProjectFilter, page: Page) -> Result<Listed<Project>> {
+    let mut filter = Filter::default();
+    if let Some(group) = f.namespace_id {
+        filter.and("namespace_id = ?", Value::Int(group));
+    }
+    if let Some(text) = &f.search {
+        filter.and(r"lower(path_with_namespace) LIKE ? ESCAPE '\'", Value::Text(contains_pattern(text)));
+    }
+    let params = filter.params();
+    page::fetch(db, PROJECT_COLUMNS, &filter.tables_where("projects"), "id", &params, page, project_from_row)
+}
+
+/// A membership as a list shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub user_id: UserId,
+    pub username: String,
+    pub access_level: AccessLevel,
+}
+
+/// The direct members of a project or group, by user id. An unknown owner is `NotFound`.
+pub fn list_members(db: &Db, of: MemberOf, page: Page) -> Result<Listed<Member>> {
+    match of {
+        MemberOf::Project(id) => get_project(db, id).map(drop)?,
+        MemberOf::Group(id) => get_group(db, id).map(drop)?,
+    }
+    let (table, column, id) = of.table();
+    page::fetch(
+        db,
+        "m.user_id, u.username, m.access_level",
+        &format!("{table} m JOIN users u ON u.id = m.user_id WHERE m.{column} = ?1"),
+        "m.user_id",
+        params![id],
+        page,
+        |r| {
+            let level = AccessLevel::from_i64(r.get(2)?).map_err(|e| StoreError::Database(e.to_string()))?;
+            Ok(Member { user_id: r.get(0)?, username: r.get(1)?, access_level: level })
+        },
+    )
+}
+
+/// How many rows `count_sql` counts and, for the message, the values `list_sql` lists (it
+/// limits itself to [`NAMED`]).
+fn dependants(db: &Db, count_sql: &str, list_sql: &str, id: i64) -> Result<(i64, Vec<String>)> {
+    let count: i64 = db.query_one(count_sql, params![id])?.get(0)?;
+    if count == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let names = db.query(list_sql, params![id])?.iter().map(|r| r.get::<String>(0)).collect::<Result<Vec<_>>>()?;
+    Ok((count, names))
+}
+
+/// "3 pipelines (1, 2, 3)", naming at most [`NAMED`] of them.
+fn describe(count: i64, what: &str, names: &[String]) -> String {
+    let more = match count as usize > names.len() {
+        true => format!(", and {} more", count as usize - names.len()),
+        false => String::new(),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {what}{plural} ({}{more})", names.join(", "))
+}
+
+/// Dependants named in a refusal.
+const NAMED: usize = 10;
+
+/// Deletes project `id` with its own configuration (memberships, its allowlist and outbound
+/// entries, its authorization log, its place in project runners' lists), in one transaction.
+/// Refused (`Conflict`, naming them) while it has pipelines, or while another project's or
+/// group's allowlist or outbound entries name it.
+pub fn delete_project(db: &Db, id: ProjectId) -> Result<()> {
+    atomic(db, |tx| {
+        let project = get_project(tx, id)?;
+        let mut reasons = Vec::new();
+        let (n, ids) = dependants(
+            tx,
+            "SELECT count(*) FROM pipelines WHERE project_id = ?1",
+            &format!("SELECT CAST(id AS TEXT) FROM pipelines WHERE project_id = ?1 ORDER BY id LIMIT {NAMED}"),
+            id,
+        )?;
+        if n > 0 {
+            reasons.push(format!("it still has {}", describe(n, "pipeline", &ids)));
+        }
+        let (n, owners) = dependants(
+            tx,
+            "SELECT count(*) FROM allowlist_entries WHERE source_kind = 'project' AND source_id = ?1
+             AND NOT (owner_kind = 'project' AND owner_id = ?1)",
+            &format!(
+                "SELECT coalesce(p.path_with_namespace, g.full_path) FROM allowlist_entries e
+                 LEFT JOIN projects p ON e.owner_kind = 'project' AND p.id = e.owner_id
+                 LEFT JOIN groups g ON e.owner_kind = 'group' AND g.id = e.owner_id
+                 WHERE e.source_kind = 'project' AND e.source_id = ?1
+                 AND NOT (e.owner_kind = 'project' AND e.owner_id = ?1)
+                 ORDER BY e.owner_kind DESC, e.owner_id LIMIT {NAMED}"
+            ),
+            id,
+        )?;
+        if n > 0 {
+            reasons.push(format!("it is on {}", describe(n, "job token allowlist", &owners)));
+        }
+        let (n, sources) = dependants(
+            tx,
+            "SELECT count(*) FROM outbound_entries WHERE target_kind = 'project' AND target_id = ?1 AND project_id <> ?1",
+            &format!(
+                "SELECT p.path_with_namespace FROM outbound_entries o JOIN projects p ON p.id = o.project_id
+                 WHERE o.target_kind = 'project' AND o.target_id = ?1 AND o.project_id <> ?1
+                 ORDER BY o.project_id LIMIT {NAMED}"
+            ),
+            id,
+        )?;
+        if n > 0 {
+            reasons.push(format!("it is the outbound target of {}", describe(n, "project", &sources)));
+        }
+        if !reasons.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "project {} cannot be deleted: {}",
+                project.path_with_namespace,
+                reasons.join("; ")
+            )));
+        }
+        for sql in [
+            "DELETE FROM project_members WHERE project_id = ?1",
+            "DELETE FROM allowlist_entries WHERE owner_kind = 'project' AND owner_id = ?1",
+            "DELETE FROM outbound_entries WHERE project_id = ?1",
+            "DELETE FROM authorization_log WHERE target_project_id = ?1 OR source_project_id = ?1",
+            "DELETE FROM runner_projects WHERE project_id = ?1",
+            "DELETE FROM projects WHERE id = ?1",
+        ] {
+            tx.execute(sql, params![id])?;
+        }
+        Ok(())
+    })
+}
+
+/// Deletes group `id` with its memberships and its allowlist entries, in one transaction.
+/// Refused (`Conflict`, naming them) while it has subgroups or projects, serves as a group
+/// runner's group, or another project's or group's allowlist or outbound entries name it.
+pub fn delete_group(db: &Db, id: GroupId) -> Result<()> {
+    atomic(db, |tx| {
+        let group = get_group(tx, id)?;
+        let mut reasons = Vec::new();
+        let checks: [(&str, &str, &str); 5] = [
+            (
+                "it still has|subgroup",
+                "SELECT count(*) FROM groups WHERE parent_id = ?1",
+                "SELECT full_path FROM groups WHERE parent_id = ?1 ORDER BY id",
+            ),
+            (
+                "it still has|project",
+                "SELECT count(*) FROM projects WHERE namespace_id = ?1",
+                "SELECT path_with_namespace FROM projects WHERE namespace_id = ?1 ORDER BY id",
+            ),
+            (
+                "it is the group of|runner",
+                "SELECT count(*) FROM runners WHERE group_id = ?1",
+                "SELECT CAST(id AS TEXT) FROM runners WHERE group_id = ?1 ORDER BY id",
+            ),
+            (
+                "it is on|job token allowlist",
+                "SELECT count(*) FROM allowlist_entries WHERE source_kind = 'group' AND source_id = ?1
+                 AND NOT (owner_kind = 'group' AND owner_id = ?1)",
+                "SELECT coalesce(p.path_with_namespace, g.full_path) FROM allowlist_entries e
+                 LEFT JOIN projects p ON e.owner_kind = 'project' AND p.id = e.owner_id
+                 LEFT JOIN groups g ON e.owner_kind = 'group' AND g.id = e.owner_id
+                 WHERE e.source_kind = 'group' AND e.source_id = ?1 AND NOT (e.owner_kind = 'group' AND e.owner_id = ?1)
+                 ORDER BY e.owner_kind DESC, e.owner_id",
+            ),
+            (
+                "it is the outbound target of|project",
+                "SELECT count(*) FROM outbound_entries WHERE target_kind = 'group' AND target_id = ?1",
+                "SELECT p.path_with_namespace FROM outbound_entries o JOIN projects p ON p.id = o.project_id
+                 WHERE o.target_kind = 'group' AND o.target_id = ?1 ORDER BY o.project_id",
+            ),
+        ];
+        for (what, count_sql, list_sql) in checks {
+            let (n, names) = dependants(tx, count_sql, &format!("{list_sql} LIMIT {NAMED}"), id)?;
+            if n > 0 {
+                let (verb, noun) = what.split_once('|').unwrap_or(("", what));
+                reasons.push(format!("{verb} {}", describe(n, noun, &names)));
+            }
+        }
+        if !reasons.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "group {} cannot be deleted: {}",
+                group.full_path,
+                reasons.join("; ")
+            )));
+        }
+        for sql in [
+            "DELETE FROM group_members WHERE group_id = ?1",
+            "DELETE FROM allowlist_entries WHERE owner_kind = 'group' AND owner_id = ?1",
+            "DELETE FROM groups WHERE id = ?1",
+        ] {
+            tx.execute(sql, params![id])?;
+        }
+        Ok(())
+    })
 }

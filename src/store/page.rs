@@ -4,6 +4,9 @@
 
 use serde::Serialize;
 
+use super::db::{Db, Row, ToValue};
+use super::Result;
+
 /// Lists show this many rows unless asked otherwise (GitLab's default).
 pub const DEFAULT_PER_PAGE: u64 = 20;
 /// No page is longer than this (GitLab's maximum); a larger `per_page` is clamped to it.
@@ -66,6 +69,45 @@ impl<T> Listed<T> {
     }
 }
 
+/// One page of `SELECT {columns} FROM {from_where} ORDER BY {order_by}` and the number of rows
+/// `from_where` selects in all. `from_where` (tables, joins and an optional `WHERE`) binds
+/// `params` as `?1 … ?N`; the page's `LIMIT` and `OFFSET` are bound after them. Run it inside one
+/// read transaction ([`super::Store::read`]) so the rows and the total come from one snapshot.
+pub fn fetch<T>(
+    db: &Db,
+    columns: &str,
+    from_where: &str,
+    order_by: &str,
+    params: &[&dyn ToValue],
+    page: Page,
+    row: impl Fn(&Row) -> Result<T>,
+) -> Result<Listed<T>> {
+    let total: i64 = db.query_one(&format!("SELECT count(*) FROM {from_where}"), params)?.get(0)?;
+    let (limit, offset) = (page.limit(), page.offset());
+    let mut bound: Vec<&dyn ToValue> = params.to_vec();
+    bound.push(&limit);
+    bound.push(&offset);
+    let n = params.len();
+    let sql = format!("SELECT {columns} FROM {from_where} ORDER BY {order_by} LIMIT ?{} OFFSET ?{}", n + 1, n + 2);
+    let items = db.query(&sql, &bound)?.iter().map(row).collect::<Result<Vec<_>>>()?;
+    Ok(Listed { total: u64::try_from(total).unwrap_or(0), items })
+}
+
+/// `text` as a `LIKE` pattern that matches it anywhere, ASCII case-insensitively when compared with
+/// `lower(column) LIKE ?n ESCAPE '\'`: `%`, `_` and `\` in `text` match only themselves.
+pub fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_ascii_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +120,11 @@ mod tests {
         assert_eq!(p.pages(41), 3);
         assert_eq!(Page::new(0, 500), Page::new(1, 100));
         assert_eq!(Page::new(u64::MAX, 100).offset(), i64::MAX);
+    }
+
+    #[test]
+    fn like_wildcards_in_a_search_match_only_themselves() {
+        assert_eq!(contains_pattern("App"), "%app%");
+        assert_eq!(contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
     }
 }

@@ -62,13 +62,10 @@ pub fn get(db: &Db, user: UserId, id: i64) -> Result<Pat> {
     .and_then(|r| from_row(&r))
 }
 
-/// Every token of `user` (revoked and expired ones included), ordered by id.
-pub fn list(db: &Db, user: UserId) -> Result<Vec<Pat>> {
+/// One page of the tokens of `user` (revoked and expired ones included), ordered by id.
+pub fn list(db: &Db, user: UserId, page: super::Page) -> Result<super::Listed<Pat>> {
     super::users::get(db, user)?;
-    db.query(&format!("SELECT {COLUMNS} FROM personal_access_tokens WHERE user_id = ?1 ORDER BY id"), params![user])?
-        .iter()
-        .map(from_row)
-        .collect()
+    super::page::fetch(db, COLUMNS, "personal_access_tokens WHERE user_id = ?1", "id", params![user], page, from_row)
 }
 
 /// Revokes token `id` of `user` from `now` on. Revoking a revoked token keeps its first

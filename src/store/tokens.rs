@@ -290,3 +290,52 @@ pub fn revoke(db: &Db, jti: &[u8; 16], now: i64) -> Result<()> {
 pub fn last_expiry(db: &Db, kid: &str) -> Result<Option<i64>> {
     db.query_one("SELECT max(expires_at) FROM issued_tokens WHERE kid = ?1", params![kid])?.get(0)
 }
+
+/// What the API shows of an issued token: metadata only, never the token or its hash.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenMeta {
+    /// The `jti` claim (a UUID).
+    pub jti: String,
+    pub kid: String,
+    pub client_id: String,
+    #[serde(serialize_with = "crate::domain::time::ser")]
+    pub issued_at: i64,
+    #[serde(serialize_with = "crate::domain::time::ser")]
+    pub expires_at: i64,
+    /// When this token itself was revoked (a job's finish revokes all its tokens).
+    #[serde(serialize_with = "crate::domain::time::ser_opt")]
+    pub revoked_at: Option<i64>,
+    /// The `jti` of the token this one was exchanged from.
+    pub parent_jti: Option<String>,
+}
+
+fn uuid_text(bytes: &[u8]) -> Result<String> {
+    uuid::Uuid::from_slice(bytes)
+        .map(|u| u.to_string())
+        .map_err(|e| StoreError::Database(format!("a jti is not 16 bytes: {e}")))
+}
+
+/// One page of the tokens issued for job `job`, oldest first (a UUIDv7 `jti` is time-ordered).
+/// An unknown job is `NotFound`.
+pub fn list_for_job(db: &Db, job: JobId, page: super::Page) -> Result<super::Listed<TokenMeta>> {
+    super::jobs::get_job(db, job)?;
+    super::page::fetch(
+        db,
+        "jti, kid, client_id, issued_at, expires_at, revoked_at, parent_jti",
+        "issued_tokens WHERE job_id = ?1",
+        "jti",
+        params![job],
+        page,
+        |r| {
+            Ok(TokenMeta {
+                jti: uuid_text(&r.get::<Vec<u8>>(0)?)?,
+                kid: r.get(1)?,
+                client_id: r.get(2)?,
+                issued_at: r.get(3)?,
+                expires_at: r.get(4)?,
+                revoked_at: r.get(5)?,
+                parent_jti: r.get::<Option<Vec<u8>>>(6)?.map(|p| uuid_text(&p)).transpose()?,
+            })
+        },
+    )
+}

@@ -57,3 +57,8 @@ pub fn set_state(db: &Db, id: UserId, state: UserState) -> Result<User> {
     }
     get(db, id)
 }
+
+/// Every user, by id.
+pub fn list(db: &Db, page: super::Page) -> Result<super::Listed<User>> {
+    super::page::fetch(db, COLUMNS, "users", "id", params![], page, from_row)
+}
