@@ -229,7 +229,7 @@ fn revoked_reason(rows: &[LineageRow], jti: &[u8; 16]) -> String {
         .filter_map(|r| r.revoked_at.map(|at| (at, r)))
         .min_by_key(|(at, _)| *at);
     match (own, ancestor) {
-        (Some(own), Some((at, _))) if own <= at => format!("revoked at {}", rfc3339(own)),
+        (Some(own), Some((at, _))) if own < at => format!("revoked at {}", rfc3339(own)),
         (_, Some((at, row))) => format!(
             "revoked at {}: token {} it was exchanged from was revoked, which revokes every token exchanged from it",
             rfc3339(at),

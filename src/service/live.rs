@@ -190,11 +190,12 @@ pub fn judge(found: &Authentic, now: i64) -> Result<(), Inactive> {
     if found.claims.nbf > now {
         return Err(Inactive::NotYetValid);
     }
-    if found.record.revoked_at.is_some() {
-        return Err(Inactive::Revoked);
-    }
+    // Finishing a job also revokes its tokens; the finish is the reason to tell.
     if found.record.job_status != JobStatus::Running {
         return Err(Inactive::JobFinished);
+    }
+    if found.record.revoked_at.is_some() {
+        return Err(Inactive::Revoked);
     }
     // A blocked user holds nothing, from the moment of the block (SPEC §4.1).
     if found.record.user_state != UserState::Active {
