@@ -123,7 +123,8 @@ fn foreign_altered_and_malformed_tokens_are_told_apart_and_never_trusted() {
     let answer = inspect(&s, &altered);
     assert_state(&answer, "signature_invalid", "the signature does not verify");
     assert_eq!(answer["verified"], false);
-    let decision = inspect_as(&s, Auth::Admin, json!({"token": altered, "project": w.project, "scope": "read_repository"}));
+    let decision =
+        inspect_as(&s, Auth::Admin, json!({"token": altered, "project": w.project, "scope": "read_repository"}));
     assert_eq!(decision.json["decision"]["allowed"], false, "{}", decision.text);
     assert_eq!(decision.json["decision"]["source_project"], Value::Null, "an unverified token names no project");
 
@@ -190,7 +191,8 @@ fn with_project_and_scope_the_answer_is_the_decision_denied_then_allowed_by_an_a
     let allowed = inspect_as(&s, Auth::Admin, ask);
     assert_eq!(allowed.json["decision"]["allowed"], true, "{}", allowed.text);
     assert!(allowed.json["decision"]["granted_scopes"].as_array().unwrap().contains(&json!("read_repository")));
-    let authorizations = s.admin("GET", &format!("/api/v1/projects/{target}/job_token_scope/authorizations"), Value::Null);
+    let authorizations =
+        s.admin("GET", &format!("/api/v1/projects/{target}/job_token_scope/authorizations"), Value::Null);
     assert_eq!(authorizations, json!([]), "an inspection is not an access: nothing in the authorization log");
 
     for half in [json!({"token": token, "project": "grp/lib"}), json!({"token": token, "scope": "api"})] {

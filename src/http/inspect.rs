@@ -30,7 +30,11 @@ impl From<InspectError> for ApiError {
     }
 }
 
-pub async fn inspect(actor: Actor, state: web::Data<AppState>, body: web::Json<InspectBody>) -> Result<HttpResponse, ApiError> {
+pub async fn inspect(
+    actor: Actor,
+    state: web::Data<AppState>,
+    body: web::Json<InspectBody>,
+) -> Result<HttpResponse, ApiError> {
     let InspectBody { token, project, scope } = body.into_inner();
     let target = match (project, scope) {
         (Some(project), Some(scope)) => Some((super::decision::target(&project)?, super::decision::scope(&scope)?)),

@@ -146,8 +146,7 @@ pub async fn inspect(deps: Deps<'_>, actor: Actor, req: InspectRequest, now: i64
         Err(LiveError::Inactive(_)) if actor != Actor::Admin => Err(InspectError::Unverifiable),
         Err(LiveError::Inactive(inactive)) => {
             let (state, reason) = unverified(deps, &req.token, &decoded.header);
-            let decision =
-                req.target.map(|_| decision::inactive_answer(inactive, &[], &deps.config.default_audience));
+            let decision = req.target.map(|_| decision::inactive_answer(inactive, &[], &deps.config.default_audience));
             Ok(Inspection {
                 verified: false,
                 header: decoded.header,
@@ -279,10 +278,9 @@ fn unverified(deps: Deps<'_>, token: &str, header: &Header) -> (State, String) {
                  ago to have left the JWKS); {unverified}"
             ),
         ),
-        Err(e @ (JwsError::BadSignature | JwsError::AlgMismatch { .. } | JwsError::Unsecured)) => (
-            State::SignatureInvalid,
-            format!("{e}: the token was altered or forged; {unverified}"),
-        ),
+        Err(e @ (JwsError::BadSignature | JwsError::AlgMismatch { .. } | JwsError::Unsecured)) => {
+            (State::SignatureInvalid, format!("{e}: the token was altered or forged; {unverified}"))
+        }
         Err(e) => (State::NotOurs, format!("not a job token of this server ({e}); {unverified}")),
         Ok(_) => (
             State::NotOurs,
