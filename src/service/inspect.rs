@@ -121,8 +121,10 @@ pub async fn inspect(deps: Deps<'_>, actor: Actor, req: InspectRequest, now: i64
         let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Ok(Err(InspectError::NotFound)) };
         let token = Authentic { jti: *jti.as_bytes(), claims: claims.clone(), record: record.clone() };
         if let Actor::User(_) = actor {
-            if let Err(refused) = may_inspect(db, actor, claims.project_id)? {
-                return Ok(Err(refused));
+            match may_inspect(db, actor, claims.project_id) {
+                Ok(()) => {}
+                Err(InspectError::Store(e)) => return Err(e),
+                Err(refused) => return Ok(Err(refused)),
             }
         }
         let judged = live::judge(&token, now);
@@ -165,12 +167,12 @@ pub async fn inspect(deps: Deps<'_>, actor: Actor, req: InspectRequest, now: i64
 
 /// A Maintainer or Owner of the project, directly or through a group (the job token scope
 /// editors' rule, with its answers: a project the user cannot see is not found).
-fn may_inspect(db: &Db, actor: Actor, project: i64) -> Result<Result<(), InspectError>, StoreError> {
+fn may_inspect(db: &Db, actor: Actor, project: i64) -> Result<(), InspectError> {
     match editor::may_edit(db, actor, Node::Project(project)) {
-        Ok(_) => Ok(Ok(())),
-        Err(ScopeError::Store(e)) => Err(e),
-        Err(ScopeError::Forbidden(path)) => Ok(Err(InspectError::Forbidden(path))),
-        Err(_) => Ok(Err(InspectError::NotFound)),
+        Ok(_) => Ok(()),
+        Err(ScopeError::Store(e)) => Err(InspectError::Store(e)),
+        Err(ScopeError::Forbidden(path)) => Err(InspectError::Forbidden(path)),
+        Err(_) => Err(InspectError::NotFound),
     }
 }
 
