@@ -269,6 +269,26 @@ mod tests {
     }
 
     #[test]
+    fn asked_entries_the_child_lacks_are_refused_as_not_held_or_no_longer_granted() {
+        let held: Vec<details::Granted> =
+            parent().authorization_details.iter().map(|v| serde_json::from_value(v.clone()).unwrap()).collect();
+        let asked = details::parse(
+            r#"[{"type":"ci_project_access","project_id":2,"actions":["read_repository"]},
+                {"type":"ci_project_access","project_path":"g/c","actions":["api"]}]"#,
+        )
+        .unwrap();
+        let left_out = refused(&parent(), Some(&asked), &held, &[]);
+        let kinds: Vec<_> = left_out.iter().map(|r| (r.target.as_str(), r.refusal)).collect();
+        assert_eq!(
+            kinds,
+            [("g/b", mint::DetailRefusal::NoLongerGranted), ("g/c", mint::DetailRefusal::NotHeld)],
+            "{left_out:?}"
+        );
+        assert!(refused(&parent(), Some(&asked[..1]), &held, &held).is_empty(), "granted: nothing refused");
+        assert_eq!(refused(&parent(), None, &held, &[]).len(), 1, "the parent's entries, when none are asked");
+    }
+
+    #[test]
     fn without_parameters_the_child_equals_the_parent_but_for_identity_and_times() {
         let (claims, _) = narrow(&parent(), &ExchangeRequest::default(), "child", 2000).unwrap();
         assert_eq!(claims.scope, parent().scope);

@@ -19,7 +19,8 @@ use crate::store::{Db, Store, StoreError};
 use crate::token::jws;
 use crate::token::Claims;
 
-/// Why a token is not live. Only logged and counted; clients see `active: false`.
+/// Why a token is not live. Logged and counted; introspection clients see `active: false`,
+/// token inspection (service::inspect) tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Inactive {
     #[error("malformed token")]
