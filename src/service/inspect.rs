@@ -118,7 +118,8 @@ pub async fn inspect(deps: Deps<'_>, actor: Actor, req: InspectRequest, now: i64
     let default_audience = deps.config.default_audience.clone();
     let target = req.target.clone();
     let found = live::authentic_with(deps.store, deps.keys, &req.token, move |db, record, claims| {
-        let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Ok(Err(InspectError::NotFound)) };
+        // `authentic_with` found the record by this jti, so it parses.
+        let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Ok(Err(InspectError::Unverifiable)) };
         let token = Authentic { jti: *jti.as_bytes(), claims: claims.clone(), record: record.clone() };
         if let Actor::User(_) = actor {
             match may_inspect(db, actor, claims.project_id) {
