@@ -7,6 +7,7 @@ pub struct Metrics {
     registry: Registry,
     pub tokens_issued: IntCounter,
     pub denials: IntCounterVec,
+    pub authorization_details_refused: IntCounterVec,
     pub request_duration: HistogramVec,
 }
 
@@ -20,6 +21,14 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let authorization_details_refused = IntCounterVec::new(
+            Opts::new(
+                "jobtoken_authorization_details_refused_total",
+                "Targets a job asked for that its token's authorization_details left out, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         let request_duration = HistogramVec::new(
             HistogramOpts::new("jobtoken_http_request_duration_seconds", "HTTP request latency")
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
@@ -29,15 +38,22 @@ impl Metrics {
         for c in [
             Box::new(tokens_issued.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(denials.clone()),
+            Box::new(authorization_details_refused.clone()),
             Box::new(request_duration.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
-        Metrics { registry, tokens_issued, denials, request_duration }
+        Metrics { registry, tokens_issued, denials, authorization_details_refused, request_duration }
     }
 
     pub fn deny(&self, reason: &str) {
         self.denials.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts one authorization_details entry left out of a token; `reason` is a
+    /// [`crate::service::mint::DetailRefusal`] label.
+    pub fn refuse_detail(&self, reason: &str) {
+        self.authorization_details_refused.with_label_values(&[reason]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -88,6 +88,8 @@ pub enum KeyRequest {
 struct Loaded {
     active: Arc<KeyPair>,
     algs: HashMap<String, Alg>,
+    /// The published keys by kid, for the rare caller that checks a signature itself.
+    public: HashMap<String, PublicKey>,
     jwks: Arc<JwksDocument>,
     /// The algorithm in force when this view was loaded.
     alg: Alg,
@@ -296,6 +298,11 @@ impl KeyRing {
     /// The algorithm of a published key, by kid: the key, never the token header, picks it.
     pub fn alg_of(&self, kid: &str) -> Option<Alg> {
         self.current().algs.get(kid).copied()
+    }
+
+    /// A published public key, by kid (inspection tells a bad signature from a foreign token).
+    pub fn public_key(&self, kid: &str) -> Option<PublicKey> {
+        self.current().public.get(kid).cloned()
     }
 
     pub fn jwks(&self) -> Arc<JwksDocument> {
@@ -586,6 +593,7 @@ impl Maintainer {
             active: active.ok_or(KeyRingError::NoActiveKey)?,
             algs,
             jwks: Arc::new(JwksDocument::build(&public)),
+            public: public.into_iter().map(|k| (k.kid().to_owned(), k)).collect(),
             alg,
         })
     }

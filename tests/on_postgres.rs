@@ -28,6 +28,8 @@ mod crash;
 mod credentials;
 #[path = "exchange.rs"]
 mod exchange;
+#[path = "inspect.rs"]
+mod inspect;
 #[path = "interop.rs"]
 mod interop;
 #[path = "job_token_scope.rs"]

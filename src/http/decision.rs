@@ -36,14 +36,23 @@ pub async fn authorize(
     body: web::Json<AuthorizeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let audience = may_ask(&caller)?;
-    let scope: Scope =
-        body.scope.parse().map_err(|e: crate::domain::UnknownScope| ApiError::Unprocessable(e.to_string()))?;
-    let target = match &body.project {
+    let scope = scope(&body.scope)?;
+    let target = target(&body.project)?;
+    let answer = decision::authorize(state.deps(), &audience, &body.token, target, scope, now()).await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// A scope name; unknown ones are 422.
+pub(super) fn scope(name: &str) -> Result<Scope, ApiError> {
+    name.parse().map_err(|e: crate::domain::UnknownScope| ApiError::Unprocessable(e.to_string()))
+}
+
+/// A project named by id (a JSON number) or full path (a non-empty string); anything else is 422.
+pub(super) fn target(project: &Value) -> Result<TargetRef, ApiError> {
+    match project {
         Value::Number(n) => n.as_i64().map(TargetRef::Id),
         Value::String(s) if !s.is_empty() => Some(TargetRef::Path(s.clone())),
         _ => None,
     }
-    .ok_or_else(|| ApiError::Unprocessable("project must be a project id or a full path".into()))?;
-    let answer = decision::authorize(state.deps(), &audience, &body.token, target, scope, now()).await?;
-    Ok(HttpResponse::Ok().json(answer))
+    .ok_or_else(|| ApiError::Unprocessable("project must be a project id or a full path".into()))
 }

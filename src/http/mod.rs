@@ -8,6 +8,7 @@ pub mod auth;
 mod decision;
 pub mod form;
 mod input;
+mod inspect;
 mod job_token_scope;
 mod oauth;
 mod ops;
@@ -72,6 +73,7 @@ routes! {
     POST "/oauth/token" => oauth::token,
     POST "/oauth/introspect" => oauth::introspect,
     POST "/api/v1/job_token/authorize" => decision::authorize,
+    POST "/api/v1/tokens/inspect" => inspect::inspect,
     GET "/.well-known/jwks.json" => wellknown::jwks,
     POST "/oauth/revoke" => oauth::revoke,
     GET "/oauth/discovery/keys" => wellknown::jwks,

@@ -91,16 +91,7 @@ pub async fn authorize(
         Err(LiveError::Store(e)) => return Err(e),
         Err(LiveError::Inactive(inactive)) => {
             deps.metrics.deny(inactive.reason());
-            let reason = match inactive {
-                Inactive::OtherAudience => format!(
-                    "the job token's audience names neither this resource server's audience ({}) nor the \
-                     default audience {}",
-                    audience.join(", "),
-                    deps.config.default_audience
-                ),
-                other => format!("the job token is not active: {other}"),
-            };
-            return Ok(Answer::denied(reason, None, None));
+            return Ok(inactive_answer(inactive, audience, &deps.config.default_audience));
         }
     };
     let source_path = found.claims.project_path.clone();
@@ -117,7 +108,7 @@ pub async fn authorize(
         Ok(decided) => decided,
         Err(target) => {
             deps.metrics.deny("target_not_found");
-            return Ok(Answer::denied(format!("project {target} does not exist"), Some(source_path), None));
+            return Ok(unknown_target_answer(&target, source_path));
         }
     };
     match answer.allowed {
@@ -126,6 +117,43 @@ pub async fn authorize(
         false => deps.metrics.deny("cross_project"),
     }
     Ok(answer)
+}
+
+/// The answer for a token that is not live (both projects unknown to the asker).
+pub fn inactive_answer(inactive: Inactive, audience: &[String], default_audience: &str) -> Answer {
+    let reason = match inactive {
+        Inactive::OtherAudience => format!(
+            "the job token's audience names neither this resource server's audience ({}) nor the default \
+             audience {default_audience}",
+            audience.join(", "),
+        ),
+        other => format!("the job token is not active: {other}"),
+    };
+    Answer::denied(reason, None, None)
+}
+
+fn unknown_target_answer(target: &TargetRef, source_path: String) -> Answer {
+    Answer::denied(format!("project {target} does not exist"), Some(source_path), None)
+}
+
+/// The decision endpoint's answer for an authentic token, computed without counting it or
+/// recording it in the authorization log (an explanation, not an access): `inactive` is why the
+/// token is not live, if it is not.
+pub fn explain(
+    conn: &Db,
+    token: &Authentic,
+    inactive: Option<Inactive>,
+    target: &TargetRef,
+    scope: Scope,
+    default_audience: &str,
+) -> Result<Answer> {
+    if let Some(inactive) = inactive {
+        return Ok(inactive_answer(inactive, &[], default_audience));
+    }
+    match find_project(conn, target)? {
+        None => Ok(unknown_target_answer(target, token.claims.project_path.clone())),
+        Some(project) => Ok(decide_for_token(conn, token, &project, scope)?.0),
+    }
 }
 
 /// What the live cross-project decision grants the job of `claims` on project `target`

@@ -108,6 +108,51 @@ pub fn cap(claims: &mut Claims, details: &mut Vec<details::Granted>, own: ScopeS
     claims.authorization_details = details.iter().filter_map(|d| serde_json::to_value(d).ok()).collect();
 }
 
+/// The entries an exchange asked for (absent: the parent's) that the new token does not carry:
+/// not held by the parent, or held but no longer granted by the live decision ([`cap`]). Pure.
+pub fn refused(
+    parent: &Claims,
+    asked: Option<&[details::Requested]>,
+    narrowed: &[details::Granted],
+    granted: &[details::Granted],
+) -> Vec<mint::RefusedDetail> {
+    let matches = |d: &details::Granted, project: &details::ProjectRef| match project {
+        details::ProjectRef::Id(id) => d.project_id == *id,
+        details::ProjectRef::Path(path) => &d.project_path == path,
+    };
+    let lost = |d: &details::Granted| mint::RefusedDetail {
+        target: d.project_path.clone(),
+        refusal: mint::DetailRefusal::NoLongerGranted,
+        reason: format!(
+            "the subject token holds {} on {}, but the live decision grants none of it any more",
+            d.actions.to_space_separated(),
+            d.project_path
+        ),
+    };
+    let Some(asked) = asked else {
+        return narrowed.iter().filter(|d| !granted.iter().any(|g| g.project_id == d.project_id)).map(lost).collect();
+    };
+    asked
+        .iter()
+        .filter(|a| !granted.iter().any(|g| matches(g, &a.project)))
+        .map(|a| match narrowed.iter().find(|d| matches(d, &a.project)) {
+            Some(held) => lost(held),
+            None => {
+                let target = decision::TargetRef::from(&a.project).to_string();
+                mint::RefusedDetail {
+                    reason: format!(
+                        "the subject token (of {}) holds none of {} on {target}; an exchange can only narrow",
+                        parent.project_path,
+                        a.actions.to_space_separated()
+                    ),
+                    target,
+                    refusal: mint::DetailRefusal::NotHeld,
+                }
+            }
+        })
+        .collect()
+}
+
 pub async fn exchange(deps: Deps<'_>, req: ExchangeRequest, now: i64) -> Result<mint::Minted, ExchangeError> {
     let parent = match live::live(deps.store, deps.keys, &req.subject_token, now).await {
         Ok(found) => found,
@@ -132,8 +177,11 @@ pub async fn exchange(deps: Deps<'_>, req: ExchangeRequest, now: i64) -> Result<
             Ok((own, cross))
         })
         .await?;
+    let narrowed = details.clone();
     cap(&mut claims, &mut details, own, &cross);
     let access_token = mint::issue(deps, &claims, jti, Some(parent.jti)).await?;
+    let refused = refused(&parent.claims, req.details.as_deref(), &narrowed, &details);
+    mint::report_refused(deps.metrics, claims.job_id, &refused);
     let scope = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     Ok(mint::Minted { access_token, expires_in: claims.exp - now, scope, details })
 }
@@ -218,6 +266,26 @@ mod tests {
         let req = ExchangeRequest { audience: vec!["elsewhere".into()], ..ExchangeRequest::default() };
         let err = narrow(&parent(), &req, "child", 2000).unwrap_err();
         assert!(matches!(err, ExchangeError::AudienceNotHeld(a) if a == "elsewhere"));
+    }
+
+    #[test]
+    fn asked_entries_the_child_lacks_are_refused_as_not_held_or_no_longer_granted() {
+        let held: Vec<details::Granted> =
+            parent().authorization_details.iter().map(|v| serde_json::from_value(v.clone()).unwrap()).collect();
+        let asked = details::parse(
+            r#"[{"type":"ci_project_access","project_id":2,"actions":["read_repository"]},
+                {"type":"ci_project_access","project_path":"g/c","actions":["api"]}]"#,
+        )
+        .unwrap();
+        let left_out = refused(&parent(), Some(&asked), &held, &[]);
+        let kinds: Vec<_> = left_out.iter().map(|r| (r.target.as_str(), r.refusal)).collect();
+        assert_eq!(
+            kinds,
+            [("g/b", mint::DetailRefusal::NoLongerGranted), ("g/c", mint::DetailRefusal::NotHeld)],
+            "{left_out:?}"
+        );
+        assert!(refused(&parent(), Some(&asked[..1]), &held, &held).is_empty(), "granted: nothing refused");
+        assert_eq!(refused(&parent(), None, &held, &[]).len(), 1, "the parent's entries, when none are asked");
     }
 
     #[test]

@@ -19,7 +19,8 @@ use crate::store::{Db, Store, StoreError};
 use crate::token::jws;
 use crate::token::Claims;
 
-/// Why a token is not live. Only logged and counted; clients see `active: false`.
+/// Why a token is not live. Logged and counted; introspection clients see `active: false`,
+/// token inspection (service::inspect) tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Inactive {
     #[error("malformed token")]
@@ -84,16 +85,17 @@ pub struct Authentic {
 
 /// Finds the record of a token this server issued, without judging whether it is still live.
 pub async fn authentic(store: &Store, keys: &KeyRing, token: &str) -> Result<Authentic, LiveError> {
-    Ok(authentic_with(store, keys, token, |_, _| Ok(())).await?.0)
+    Ok(authentic_with(store, keys, token, |_, _, _| Ok(())).await?.0)
 }
 
-/// [`authentic`], also running `then` on the record in the same read transaction (only for a
-/// token this server issued), so a caller that needs more of the store pays for one read.
-async fn authentic_with<T: Send + 'static>(
+/// [`authentic`], also running `then` on the record and the (now authenticated) claims in the
+/// same read transaction (only for a token this server issued), so a caller that needs more of
+/// the store pays for one read.
+pub(super) async fn authentic_with<T: Send + 'static>(
     store: &Store,
     keys: &KeyRing,
     token: &str,
-    then: impl FnOnce(&Db, &TokenRecord) -> crate::store::Result<T> + Send + 'static,
+    then: impl FnOnce(&Db, &TokenRecord, &Claims) -> crate::store::Result<T> + Send + 'static,
 ) -> Result<(Authentic, T), LiveError> {
     let Ok((header, claims)) = jws::decode_unverified_as::<Claims>(token) else {
         return Err(Inactive::Malformed.into());
@@ -120,11 +122,11 @@ async fn authentic_with<T: Send + 'static>(
             if !bool::from(presented.ct_eq(record.token_hash.as_slice())) {
                 return Ok(None);
             }
-            let extra = then(db, &record)?;
-            Ok(Some((record, extra)))
+            let extra = then(db, &record, &claims)?;
+            Ok(Some((record, claims, extra)))
         })
         .await?;
-    let (record, extra) = found.ok_or(Inactive::NotIssued)?;
+    let (record, claims, extra) = found.ok_or(Inactive::NotIssued)?;
     Ok((Authentic { jti, claims, record }, extra))
 }
 
@@ -173,7 +175,7 @@ pub async fn introspect(
     now: i64,
 ) -> Result<Claims, LiveError> {
     let (found, own) =
-        authentic_with(store, keys, token, |db, record| super::mint::own_grant_now(db, record.job_id)).await?;
+        authentic_with(store, keys, token, |db, record, _| super::mint::own_grant_now(db, record.job_id)).await?;
     judge(&found, now)?;
     let mut claims = for_audience(found, asker)?.claims;
     let carried = crate::domain::ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
@@ -189,11 +191,12 @@ pub fn judge(found: &Authentic, now: i64) -> Result<(), Inactive> {
     if found.claims.nbf > now {
         return Err(Inactive::NotYetValid);
     }
-    if found.record.revoked_at.is_some() {
-        return Err(Inactive::Revoked);
-    }
+    // Finishing a job also revokes its tokens; the finish is the reason to tell.
     if found.record.job_status != JobStatus::Running {
         return Err(Inactive::JobFinished);
+    }
+    if found.record.revoked_at.is_some() {
+        return Err(Inactive::Revoked);
     }
     // A blocked user holds nothing, from the moment of the block (SPEC §4.1).
     if found.record.user_state != UserState::Active {

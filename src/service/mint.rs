@@ -38,6 +38,81 @@ pub struct Minted {
     pub details: Vec<details::Granted>,
 }
 
+/// Why a target the job asked for got no `authorization_details` entry. A small fixed set: it
+/// labels the `jobtoken_authorization_details_refused_total` counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailRefusal {
+    /// No project has that id or path.
+    UnknownProject,
+    /// The job's own project: the token's `scope` covers it.
+    OwnProject,
+    /// The target's inbound allowlist does not admit the job's project (SPEC §4.3 step 4).
+    NotOnAllowlist,
+    /// The job's project limits its outbound access and no entry covers the target.
+    OutboundNotCovered,
+    /// The job's user is blocked.
+    UserBlocked,
+    /// In scope, but none of the asked actions is granted (entry scopes, the user's rights, the
+    /// protected-ref filter).
+    NotGranted,
+    /// Over the limit of entries one token carries.
+    TooMany,
+    /// Token exchange: the subject token holds none of the asked actions on the target.
+    NotHeld,
+    /// Token exchange: the subject token held it, but the live decision grants it no longer.
+    NoLongerGranted,
+}
+
+impl DetailRefusal {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DetailRefusal::UnknownProject => "unknown_project",
+            DetailRefusal::OwnProject => "own_project",
+            DetailRefusal::NotOnAllowlist => "not_on_allowlist",
+            DetailRefusal::OutboundNotCovered => "outbound_not_covered",
+            DetailRefusal::UserBlocked => "user_blocked",
+            DetailRefusal::NotGranted => "not_granted",
+            DetailRefusal::TooMany => "too_many",
+            DetailRefusal::NotHeld => "not_held",
+            DetailRefusal::NoLongerGranted => "no_longer_granted",
+        }
+    }
+
+    fn of(rule: policy::Rule) -> DetailRefusal {
+        match rule {
+            policy::Rule::NotAllowlisted | policy::Rule::PrivateNotAllowlisted => DetailRefusal::NotOnAllowlist,
+            policy::Rule::OutboundNotCovered => DetailRefusal::OutboundNotCovered,
+            policy::Rule::BlockedUser => DetailRefusal::UserBlocked,
+            _ => DetailRefusal::NotGranted,
+        }
+    }
+}
+
+/// One asked-for target left out of a token's `authorization_details`, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedDetail {
+    /// The target as asked (id or path) or as found (path).
+    pub target: String,
+    pub refusal: DetailRefusal,
+    /// A sentence for the log.
+    pub reason: String,
+}
+
+/// Logs (info: job, target, reason; never the token) and counts each refused entry of a token
+/// that was issued.
+pub fn report_refused(metrics: &Metrics, job_id: JobId, refused: &[RefusedDetail]) {
+    for r in refused {
+        metrics.refuse_detail(r.refusal.label());
+        log::info!(
+            "authorization_details for job {job_id}: {} not granted ({}): {}",
+            r.target,
+            r.refusal.label(),
+            r.reason
+        );
+    }
+}
+
 /// Why a token was not minted. Mapped once to RFC 6749 errors at the edge; a refusal is
 /// counted and logged here.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +148,7 @@ struct Loaded {
     details: Vec<details::Granted>,
     /// Per granted target, the scopes only its allowlist could grant (for the authorization log).
     logged: Vec<(ProjectId, ScopeSet)>,
+    refused: Vec<RefusedDetail>,
 }
 
 /// Authenticates the runner and mints a token for `req.job_id`.
@@ -102,7 +178,7 @@ pub async fn mint(deps: Deps<'_>, creds: ClientCredentials, req: MintRequest, no
         Err(e) => Err(e),
     }
     .map_err(|e| counted(deps.metrics, e))?;
-    let Loaded { ctx, access, settings, details, logged } = loaded;
+    let Loaded { ctx, access, settings, details, logged, refused } = loaded;
     let scope = own_grant(&ctx, access, &settings, req.requested);
     let started_at = ctx.job.started_at.unwrap_or(now);
     let exp = policy::token_expiry(started_at, runner.maximum_timeout, ctx.job.timeout, ctx.project.build_timeout);
@@ -147,6 +223,7 @@ pub async fn mint(deps: Deps<'_>, creds: ClientCredentials, req: MintRequest, no
     for (target, needed_entry) in logged {
         deps.authlog.record(target, ctx.project.id, needed_entry, now);
     }
+    report_refused(deps.metrics, job_id, &refused);
     Ok(Minted { access_token, expires_in: exp - now, scope, details })
 }
 
@@ -259,8 +336,8 @@ fn eligibility(conn: &Db, runner: &RunnerAuth, ctx: &JobContext) -> Result<MintS
 
 fn finish_loading(conn: &Db, grant: GrantContext, requested: &[details::Requested]) -> StoreResult<Loaded> {
     let GrantContext { ctx, access, settings } = grant;
-    let (details, logged) = cross_project_grants(conn, &ctx, requested)?;
-    Ok(Loaded { ctx, access, settings, details, logged })
+    let Grants { granted: details, logged, refused } = cross_project_grants(conn, &ctx, requested)?;
+    Ok(Loaded { ctx, access, settings, details, logged, refused })
 }
 
 /// Loads the job and everything the grant needs; starts a pending job on this runner.
@@ -288,15 +365,20 @@ fn load_and_start(
     Err(MintError::Refused { refusal: MintRefusal::OtherRunner, job_id })
 }
 
+/// The cross-project part of a mint.
+struct Grants {
+    granted: Vec<details::Granted>,
+    /// Beside each grant: the scopes of it that only the target's allowlist could grant.
+    logged: Vec<(ProjectId, ScopeSet)>,
+    refused: Vec<RefusedDetail>,
+}
+
 /// Evaluates every target the job asks for — S's outbound entries that name a project, and the
 /// request's `authorization_details` — by the cross-project decision at mint time. Entries that
-/// grant nothing (or name unknown projects) are dropped; at most `MAX_DETAILS` remain. Beside
-/// each grant: the scopes of it that only the target's allowlist could grant.
-fn cross_project_grants(
-    conn: &Db,
-    ctx: &JobContext,
-    requested: &[details::Requested],
-) -> StoreResult<(Vec<details::Granted>, Vec<(ProjectId, ScopeSet)>)> {
+/// grant nothing, name unknown projects or the job's own project are left out, with the reason;
+/// at most `MAX_DETAILS` remain.
+fn cross_project_grants(conn: &Db, ctx: &JobContext, requested: &[details::Requested]) -> StoreResult<Grants> {
+    let mut refused = Vec::new();
     let mut wanted: Vec<(Project, ScopeSet)> = Vec::new();
     let mut add = |project: Project, actions: ScopeSet| match wanted.iter_mut().find(|(p, _)| p.id == project.id) {
         Some((_, existing)) => *existing = existing.union(actions),
@@ -309,16 +391,34 @@ fn cross_project_grants(
         }
     }
     for r in requested {
-        if let Some(project) = decision::find_project(conn, &TargetRef::from(&r.project))? {
-            add(project, r.actions);
+        let asked = TargetRef::from(&r.project);
+        match decision::find_project(conn, &asked)? {
+            Some(project) => add(project, r.actions),
+            None => refused.push(RefusedDetail {
+                target: asked.to_string(),
+                refusal: DetailRefusal::UnknownProject,
+                reason: format!("project {asked} does not exist"),
+            }),
         }
     }
     let job = JobSide { source: ctx.project.id, user_id: ctx.user.id, ref_protected: ctx.pipeline.ref_protected };
     let (mut granted, mut logged) = (Vec::new(), Vec::new());
-    for (target, actions) in wanted.into_iter().filter(|(t, _)| t.id != ctx.project.id) {
+    for (target, actions) in wanted {
+        let refuse = |refusal, reason| RefusedDetail { target: target.path_with_namespace.clone(), refusal, reason };
+        if target.id == ctx.project.id {
+            let reason = "the job's own project is granted by the token's scope, not by authorization_details";
+            refused.push(refuse(DetailRefusal::OwnProject, reason.into()));
+            continue;
+        }
         let decision = decision::decide(conn, &job, &target)?;
         let allowed = decision.allowed.intersect(actions);
-        if !allowed.is_empty() && granted.len() < details::MAX_DETAILS {
+        if allowed.is_empty() {
+            let reason = format!("none of {} is granted: {}", actions.to_space_separated(), decision.reason);
+            refused.push(refuse(DetailRefusal::of(decision.rule), reason));
+        } else if granted.len() >= details::MAX_DETAILS {
+            let reason = format!("a token carries at most {} authorization_details entries", details::MAX_DETAILS);
+            refused.push(refuse(DetailRefusal::TooMany, reason));
+        } else {
             logged.push((target.id, allowed.minus(decision.floor)));
             granted.push(details::Granted {
                 type_: details::CI_PROJECT_ACCESS.into(),
@@ -328,5 +428,5 @@ fn cross_project_grants(
             });
         }
     }
-    Ok((granted, logged))
+    Ok(Grants { granted, logged, refused })
 }

@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod decision;
 pub mod editor;
 pub mod exchange;
+pub mod inspect;
 pub mod job_token_scope;
 pub mod jobs;
 pub mod live;

@@ -260,6 +260,62 @@ fn ancestor_revoked_at(db: &Db, jti: &[u8]) -> Result<Option<i64>> {
     .get(0)
 }
 
+/// One token of an exchange lineage, with its own revocation (not its ancestors').
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineageRow {
+    pub jti: Vec<u8>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub parent_jti: Option<Vec<u8>>,
+}
+
+/// Most tokens exchanged from one token that [`lineage`] lists.
+pub const MAX_LINEAGE_DESCENDANTS: i64 = 100;
+
+/// `jti`'s exchange lineage: the token and the tokens it was exchanged from up to the
+/// runner-minted root (root first), then the tokens exchanged from it at any depth, oldest first,
+/// at most [`MAX_LINEAGE_DESCENDANTS`].
+pub fn lineage(db: &Db, jti: &[u8; 16]) -> Result<Vec<LineageRow>> {
+    let seed = match db.dialect() {
+        Dialect::Sqlite => "?1",
+        Dialect::Postgres => "CAST(?1 AS BYTEA)",
+    };
+    let row = |r: &super::db::Row| -> Result<LineageRow> {
+        Ok(LineageRow {
+            jti: r.get(0)?,
+            issued_at: r.get(1)?,
+            expires_at: r.get(2)?,
+            revoked_at: r.get(3)?,
+            parent_jti: r.get(4)?,
+        })
+    };
+    let ancestors = db.query(
+        "WITH RECURSIVE chain (jti, parent_jti, depth) AS (
+             SELECT jti, parent_jti, 0 FROM issued_tokens WHERE jti = ?1
+             UNION ALL
+             SELECT t.jti, t.parent_jti, c.depth + 1 FROM issued_tokens t, chain c WHERE t.jti = c.parent_jti
+         )
+         SELECT t.jti, t.issued_at, t.expires_at, t.revoked_at, t.parent_jti
+         FROM chain c JOIN issued_tokens t ON t.jti = c.jti ORDER BY c.depth DESC",
+        params![jti],
+    )?;
+    let descendants = db.query(
+        &format!(
+            "WITH RECURSIVE tree (jti) AS (
+                 SELECT {seed}
+                 UNION
+                 SELECT t.jti FROM issued_tokens t, tree WHERE t.parent_jti = tree.jti
+             )
+             SELECT t.jti, t.issued_at, t.expires_at, t.revoked_at, t.parent_jti
+             FROM issued_tokens t WHERE t.jti IN (SELECT jti FROM tree) AND t.jti <> ?1
+             ORDER BY t.issued_at, t.jti LIMIT ?2"
+        ),
+        params![jti, MAX_LINEAGE_DESCENDANTS],
+    )?;
+    ancestors.iter().chain(descendants.iter()).map(row).collect()
+}
+
 /// Marks a token and every token exchanged from it, at any depth, revoked (idempotent).
 pub fn revoke(db: &Db, jti: &[u8; 16], now: i64) -> Result<()> {
     let sql = match db.dialect() {
