@@ -2,12 +2,14 @@
 //! for the admin API's plain reads and writes, one store function) → respond. Each module holds
 //! the one `From` mapping of its use cases' error enums to `ApiError` or `OAuthError`.
 
+pub mod access;
 mod admin;
 pub mod auth;
 mod decision;
 pub mod form;
 mod input;
 mod job_token_scope;
+pub mod listeners;
 mod oauth;
 mod ops;
 pub mod page;
