@@ -88,10 +88,10 @@ pub struct ServerArgs {
     #[arg(long, env = "JOBTOKEN_ADMIN_BIND")]
     pub admin_bind: Option<String>,
     /// PEM certificate chain: serve HTTPS (both listeners) with this and --tls-key.
-    #[arg(long, env = "JOBTOKEN_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = "JOBTOKEN_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
-    #[arg(long, env = "JOBTOKEN_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "JOBTOKEN_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 }
 
