@@ -186,6 +186,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
     };
     let config = Config::from_args(args)?;
     crate::logging::init(config.log_format);
+    for warning in &config.startup_warnings {
+        log::warn!("{warning}");
+    }
     match command {
         Run::Serve { demo } => serve(config, demo),
         Run::Migrate => migrate(&config),

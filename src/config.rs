@@ -129,37 +129,34 @@ struct FileConfig {
 }
 
 impl FileConfig {
-    /// Reads and parses `path`; a file readable by group or others is used with a warning
+    /// Reads and parses `path`. A file readable by group or others is used, with a warning
     /// (it may hold the admin token and the key-encryption key).
-    fn read(path: &Path) -> Result<FileConfig, String> {
+    fn read(path: &Path) -> Result<(FileConfig, Option<String>), String> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| format!("reading the configuration file {shown}: {e}"))?;
-        warn_if_readable_by_others(path);
         let file: FileConfig =
             toml::from_str(&text).map_err(|e| format!("configuration file {shown}: {}", e.to_string().trim_end()))?;
-        Ok(file)
+        Ok((file, readable_by_others(path)))
     }
 }
 
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
+fn readable_by_others(path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            let message = format!(
-                "the configuration file {} is readable by group or others (mode {mode:o}); it may hold secrets: \
-                 chmod 600 it",
-                path.display()
-            );
-            log::warn!("{message}");
-            eprintln!("jobtoken: warning: {message}");
-        }
-    }
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "the configuration file {} is readable by group or others (mode {mode:o}); it may hold secrets: \
+             chmod 600 it",
+            path.display()
+        )
+    })
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_: &Path) {}
+fn readable_by_others(_: &Path) -> Option<String> {
+    None
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -232,17 +229,21 @@ pub struct Config {
     pub admin_bind: Option<String>,
     /// HTTPS on every listener, when set.
     pub tls: Option<TlsFiles>,
+    /// Said once the logger is up (it starts after the configuration, in its format).
+    pub startup_warnings: Vec<String>,
 }
 
 impl Config {
     /// Resolves the settings: flags and environment (already merged by clap), then the
     /// configuration file named by `--config` / `JOBTOKEN_CONFIG`, then the defaults.
     pub fn from_args(args: ConfigArgs) -> Result<Config, String> {
-        let file = match &args.file.config {
+        let (file, warning) = match &args.file.config {
             Some(path) => FileConfig::read(path)?,
-            None => FileConfig::default(),
+            None => (FileConfig::default(), None),
         };
-        Config::resolve(args, file)
+        let mut config = Config::resolve(args, file)?;
+        config.startup_warnings.extend(warning);
+        Ok(config)
     }
 
     fn resolve(args: ConfigArgs, file: FileConfig) -> Result<Config, String> {
@@ -318,6 +319,7 @@ impl Config {
             access_log: server.access_log.or(file.access_log).unwrap_or(true),
             admin_bind,
             tls,
+            startup_warnings: Vec::new(),
         })
     }
 
