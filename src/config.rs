@@ -13,13 +13,16 @@ use serde::Deserialize;
 use crate::keys::{Alg, KeyEncryptionKey, KeyStorage};
 use crate::secret::Secret;
 
-/// `--config FILE`: the TOML configuration file.
+/// What every command that reads the configuration takes: the TOML file and the log format.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FileArgs {
     /// TOML configuration file; its keys are the JOBTOKEN_* names in lower case without the
     /// prefix (`bind = "0.0.0.0:8080"`). Flags and environment variables override it.
     #[arg(long = "config", env = "JOBTOKEN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log line format: text (default) or json (one JSON object per line).
+    #[arg(long, env = "JOBTOKEN_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
 }
 
 /// The database.
@@ -77,9 +80,6 @@ pub struct ServerArgs {
     /// HTTP worker threads. Default: one per core.
     #[arg(long, env = "JOBTOKEN_WORKERS")]
     pub workers: Option<usize>,
-    /// Log line format: text (default) or json (one JSON object per line).
-    #[arg(long, env = "JOBTOKEN_LOG_FORMAT")]
-    pub log_format: Option<String>,
     /// One access-log line per request (target jobtoken::access): true (default) or false.
     #[arg(long, env = "JOBTOKEN_ACCESS_LOG", value_parser = clap::builder::BoolishValueParser::new())]
     pub access_log: Option<bool>,
@@ -247,7 +247,7 @@ impl Config {
     }
 
     fn resolve(args: ConfigArgs, file: FileConfig) -> Result<Config, String> {
-        let ConfigArgs { db, key_store, signing, server, .. } = args;
+        let ConfigArgs { file: flags, db, key_store, signing, server } = args;
         let tls = match (server.tls_cert.or(file.tls_cert), server.tls_key.or(file.tls_key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -296,7 +296,7 @@ impl Config {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
-        let log_format = match server.log_format.or(file.log_format) {
+        let log_format = match flags.log_format.or(file.log_format) {
             Some(value) => LogFormat::parse(&value)?,
             None => LogFormat::Text,
         };
@@ -377,6 +377,8 @@ mod tests {
     #[derive(Debug, Parser)]
     struct Flags {
         #[command(flatten)]
+        file: FileArgs,
+        #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]
         key_store: KeyStoreArgs,
@@ -385,8 +387,8 @@ mod tests {
     }
 
     fn parse(flags: &[&str]) -> (ConfigArgs, Result<Config, String>) {
-        let Flags { db, key_store, server } = Flags::try_parse_from([&["jobtoken"], flags].concat()).unwrap();
-        let args = ConfigArgs { db, key_store, server, ..ConfigArgs::default() };
+        let Flags { file, db, key_store, server } = Flags::try_parse_from([&["jobtoken"], flags].concat()).unwrap();
+        let args = ConfigArgs { file, db, key_store, server, ..ConfigArgs::default() };
         (args.clone(), Config::from_args(args))
     }
 

@@ -197,7 +197,7 @@ fn each_subcommand_help_lists_only_its_own_flags() {
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let server_flags = ["--bind", "--admin-token", "--tls-cert", "--admin-bind", "--log-format"];
+    let server_flags = ["--bind", "--admin-token", "--tls-cert", "--admin-bind", "--access-log"];
 
     let decode = help(&["token", "decode", "--help"]);
     let verify = help(&["token", "verify", "--help"]);
@@ -205,7 +205,9 @@ fn each_subcommand_help_lists_only_its_own_flags() {
     let keys_list = help(&["keys", "list", "--help"]);
     let serve = help(&["serve", "--help"]);
 
-    for flag in server_flags.iter().chain(&["--database", "--config", "--keys-dir", "--key-encryption-key"]) {
+    for flag in
+        server_flags.iter().chain(&["--database", "--config", "--log-format", "--keys-dir", "--key-encryption-key"])
+    {
         assert!(!decode.contains(flag), "{flag} in token decode --help:\n{decode}");
         assert!(!verify.contains(flag), "{flag} in token verify --help:\n{verify}");
     }
@@ -213,7 +215,7 @@ fn each_subcommand_help_lists_only_its_own_flags() {
     for flag in server_flags.iter().chain(&["--keys-dir", "--signing-alg"]) {
         assert!(!migrate.contains(flag), "{flag} in migrate --help:\n{migrate}");
     }
-    assert!(migrate.contains("--database") && migrate.contains("--config"), "{migrate}");
+    assert!(["--database", "--config", "--log-format"].iter().all(|f| migrate.contains(f)), "{migrate}");
     for flag in server_flags {
         assert!(!keys_list.contains(flag), "{flag} in keys list --help:\n{keys_list}");
         assert!(serve.contains(flag), "{flag} missing from serve --help:\n{serve}");
@@ -244,4 +246,30 @@ fn token_decode_and_verify_read_the_token_from_stdin_when_it_is_a_dash() {
     assert_eq!(serde_json::from_slice::<Value>(&verified.stdout).unwrap()["job_id"], json!(job));
     assert_eq!(empty.status.code(), Some(1));
     assert!(stderr(&empty).contains("no token on standard input"), "{}", stderr(&empty));
+}
+
+#[test]
+fn a_flag_beats_the_environment_which_beats_the_configuration_file() {
+    let dir = temp_dir();
+    let db = |name: &str| dir.join(name);
+    let file = config_file(&dir, &format!("database = {:?}\n", db("file.db").to_str().unwrap()), 0o600);
+    let config = file.to_str().unwrap();
+    let env_db = db("env.db");
+    let run = |args: &[&str], env: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobtoken"));
+        cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        if env {
+            cmd.env("JOBTOKEN_DATABASE", &env_db);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+
+    run(&["migrate", "--config", config], false);
+    assert!(db("file.db").exists(), "the file's database without a flag or variable");
+    run(&["migrate", "--config", config], true);
+    assert!(env_db.exists(), "the environment over the file");
+    run(&["migrate", "--config", config, "--database", db("flag.db").to_str().unwrap()], true);
+    assert!(db("flag.db").exists(), "the flag over the environment");
+    let _ = std::fs::remove_dir_all(dir);
 }
