@@ -21,8 +21,11 @@ start_server() {
     log "starting $BIN serve in $TMP"
     (
         cd "$TMP"
-        unset JOBTOKEN_WORKERS JOBTOKEN_ISSUER JOBTOKEN_DEFAULT_AUDIENCE JOBTOKEN_SIGNING_ALG RUST_LOG
+        unset JOBTOKEN_WORKERS JOBTOKEN_ISSUER JOBTOKEN_DEFAULT_AUDIENCE JOBTOKEN_SIGNING_ALG RUST_LOG \
+            JOBTOKEN_CONFIG JOBTOKEN_LOG_FORMAT JOBTOKEN_ADMIN_BIND JOBTOKEN_TLS_CERT JOBTOKEN_TLS_KEY
         export JOBTOKEN_BIND=127.0.0.1:0
+        # The access log writes a line per request (GBs over a run); BENCH_ACCESS_LOG=true measures it.
+        export JOBTOKEN_ACCESS_LOG="${BENCH_ACCESS_LOG:-false}"
         export JOBTOKEN_DATABASE="${SERVER_DATABASE:-$TMP/db/jobtoken.db}"
         export JOBTOKEN_KEYS_DIR="$TMP/keys"
         export JOBTOKEN_ADMIN_TOKEN="$ADMIN_TOKEN"

@@ -1,10 +1,10 @@
 //! Assembles the actix App and server from state. Binds its own listener, so port 0 works.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::config::Config;
@@ -26,13 +26,24 @@ pub struct AppState {
     /// The discovery document, rendered once.
     pub discovery: Vec<u8>,
     pub authlog: AuthLog,
+    /// The admin listener's address when the listeners are split (`http::listeners`).
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Arc<KeyRing>, admin_hash: [u8; 32]) -> AppState {
         let algs: Vec<&str> = keys.algorithms();
         let discovery = http::discovery_document(&config.issuer, &algs).to_string().into_bytes();
-        AppState { config, store, keys, admin_hash, metrics: Metrics::new(), discovery, authlog: AuthLog::default() }
+        AppState {
+            config,
+            store,
+            keys,
+            admin_hash,
+            metrics: Metrics::new(),
+            discovery,
+            authlog: AuthLog::default(),
+            admin_addr: None,
+        }
     }
 
     /// What the token use cases borrow from the state.
@@ -53,44 +64,51 @@ pub struct Running {
     pub port: u16,
 }
 
-/// Builds the HTTP server on `listener`. Starts the key maintenance tick as well.
-pub fn build(state: AppState, listener: TcpListener) -> std::io::Result<Running> {
-    let port = listener.local_addr()?.port();
+/// The sockets to serve on: the public one, the admin one when the listeners are split
+/// (`JOBTOKEN_ADMIN_BIND`), and the TLS configuration both use when HTTPS is on.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: Option<TcpListener>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(public: TcpListener) -> Listeners {
+        Listeners { public, admin: None, tls: None }
+    }
+}
+
+/// Builds the HTTP server on `listeners`. Starts the key maintenance tick as well.
+pub fn build(mut state: AppState, listeners: impl Into<Listeners>) -> std::io::Result<Running> {
+    let Listeners { public, admin, tls } = listeners.into();
+    let port = public.local_addr()?.port();
+    state.admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+    let split = state.admin_addr.is_some();
     let workers = state.config.workers;
     let state = web::Data::new(state);
     spawn_key_tick(state.clone());
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .configure(http::extractors)
             .configure(http::routes)
             .default_service(web::to(http::not_found))
-            // Inside the metrics wrapper, so refused requests are measured too.
+            // Inside the access wrapper, so refused requests are measured and logged too.
             .wrap(middleware::from_fn(http::auth::authenticate_api))
-            .wrap_fn(|req, srv| {
-                let started = Instant::now();
-                let method = req.method().to_string();
-                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
-                let fut = srv.call(req);
-                async move {
-                    let res = fut.await?;
-                    if let Some(m) = metrics {
-                        let status = res.status().as_u16().to_string();
-                        m.request_duration
-                            .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
-                            .observe(started.elapsed().as_secs_f64());
-                    }
-                    Ok(res)
-                }
-            })
+            // Before authentication: a route the listener does not serve is a 404 to anyone.
+            .wrap(middleware::Condition::new(split, middleware::from_fn(http::listeners::split)))
+            .wrap_fn(http::access::observe)
     })
     .workers(workers)
     .backlog(2048)
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
-    Ok(Running { server, port })
+    .shutdown_timeout(10);
+    for listener in std::iter::once(public).chain(admin) {
+        server = match &tls {
+            Some(config) => server.listen_rustls_0_23(listener, (**config).clone())?,
+            None => server.listen(listener)?,
+        };
+    }
+    Ok(Running { server: server.run(), port })
 }
 
 /// Every key tick (a minute; `JOBTOKEN_KEY_TICK_SECONDS` shortens it for tests): apply scheduled

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, AppState};
-use crate::config::{secret_arg, Config, ConfigArgs, KEY_ENCRYPTION_KEY_ENV};
+use crate::config::{
+    secret_arg, Config, ConfigArgs, DbArgs, FileArgs, KeyStoreArgs, LogFormat, ServerArgs, SigningArgs,
+    KEY_ENCRYPTION_KEY_ENV,
+};
 use crate::demo;
 use crate::keys::{Alg, KeyEncryptionKey};
 use crate::secret::Secret;
@@ -19,8 +22,6 @@ use crate::token::jws;
 #[derive(Debug, Parser)]
 #[command(name = "jobtoken", version, about = "OAuth2 authorization server minting short-lived JWTs for CI jobs")]
 pub struct Cli {
-    #[command(flatten)]
-    pub config: ConfigArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,13 +30,28 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (applies migrations and creates keys on first start).
     Serve {
+        #[command(flatten)]
+        file: FileArgs,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        key_store: KeyStoreArgs,
+        #[command(flatten)]
+        signing: SigningArgs,
+        #[command(flatten)]
+        server: ServerArgs,
         /// Load demo data first and print a ready-to-run curl for minting a token.
         #[arg(long)]
         demo: bool,
     },
     /// Apply pending database migrations (SQLite or PostgreSQL), print the ones applied, and exit.
     /// A database whose applied migrations were edited since is refused.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        file: FileArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Move an existing SQLite installation into an empty PostgreSQL database, in one
     /// transaction: migrates the target first, refuses one that holds data, copies every table
     /// with its ids, moves the id sequences past them, checks the row counts, and seals the
@@ -44,6 +60,10 @@ pub enum Command {
     /// open under it and are carried over. The source is only read and must be fully migrated.
     /// Stop the server first.
     MigrateData {
+        #[command(flatten)]
+        file: FileArgs,
+        #[command(flatten)]
+        key_store: KeyStoreArgs,
         /// The SQLite database file to move.
         #[arg(long)]
         from: PathBuf,
@@ -53,6 +73,14 @@ pub enum Command {
     },
     /// Manage signing keys.
     Keys {
+        #[command(flatten)]
+        file: FileArgs,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        key_store: KeyStoreArgs,
+        #[command(flatten)]
+        signing: SigningArgs,
         #[command(subcommand)]
         command: KeysCommand,
     },
@@ -62,7 +90,14 @@ pub enum Command {
         command: TokenCommand,
     },
     /// Load demo data (a user, group, project, runner, resource server and a pending job).
-    Demo,
+    Demo {
+        #[command(flatten)]
+        file: FileArgs,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,10 +134,14 @@ pub enum KeysCommand {
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Print a token's header and claims without checking anything (no trust).
-    Decode { token: String },
+    Decode {
+        /// The token, or `-` to read it from standard input.
+        token: String,
+    },
     /// Verify a token offline against a JWKS (URL or file): signature, typ, exp/nbf, and
     /// optionally iss and aud. Exit code 0 when valid, 1 when not (with the reason), 2 on errors.
     Verify {
+        /// The token, or `-` to read it from standard input.
         token: String,
         /// JWKS location: http(s) URL or a file path.
         #[arg(long)]
@@ -110,25 +149,76 @@ pub enum TokenCommand {
         /// Required `iss`. Without it, `--issuer` / `JOBTOKEN_ISSUER` is required when set.
         #[arg(long = "expect-issuer")]
         expect_issuer: Option<String>,
+        /// The server's issuer, required as `iss` when --expect-issuer is not given.
+        #[arg(long, env = "JOBTOKEN_ISSUER")]
+        issuer: Option<String>,
         /// Required `aud` value.
         #[arg(long = "audience", visible_alias = "expect-audience")]
         expect_audience: Option<String>,
     },
 }
 
-/// Runs the parsed command; the error is what the operator sees.
+/// Runs the parsed command; the error is what the operator sees. Starts the logger once the
+/// configuration (and so the log format) is known.
 pub fn run(cli: Cli) -> Result<(), String> {
-    // `token verify --issuer X` names the issuer to require: the global flag serves both.
-    let configured_issuer = cli.config.issuer.clone();
-    let config = Config::from_args(cli.config)?;
-    match cli.command {
-        Command::Serve { demo } => serve(config, demo),
-        Command::Migrate => migrate(&config),
-        Command::MigrateData { from, to } => migrate_data(&config, &from, &to),
-        Command::Keys { command } => keys(config, command),
-        Command::Token { command: TokenCommand::Decode { token } } => decode(&token),
-        Command::Token { command: TokenCommand::Verify { token, jwks, expect_issuer, expect_audience } } => {
-            let expect_issuer = expect_issuer.or(configured_issuer);
+    let args = |file, db, key_store, signing, server| ConfigArgs { file, db, key_store, signing, server };
+    let (args, command) = match cli.command {
+        Command::Token { command } => {
+            crate::logging::init(LogFormat::Text);
+            return token(command);
+        }
+        Command::Serve { file, db, key_store, signing, server, demo } => {
+            (args(file, db, key_store, signing, server), Run::Serve { demo })
+        }
+        Command::Migrate { file, db } => {
+            (args(file, db, Default::default(), Default::default(), Default::default()), Run::Migrate)
+        }
+        Command::MigrateData { file, key_store, from, to } => (
+            args(file, Default::default(), key_store, Default::default(), Default::default()),
+            Run::MigrateData { from, to },
+        ),
+        Command::Keys { file, db, key_store, signing, command } => {
+            (args(file, db, key_store, signing, Default::default()), Run::Keys(command))
+        }
+        Command::Demo { file, db, server } => {
+            (args(file, db, Default::default(), Default::default(), server), Run::Demo)
+        }
+    };
+    let config = Config::from_args(args)?;
+    crate::logging::init(config.log_format);
+    for warning in &config.startup_warnings {
+        log::warn!("{warning}");
+    }
+    match command {
+        Run::Serve { demo } => serve(config, demo),
+        Run::Migrate => migrate(&config),
+        Run::MigrateData { from, to } => migrate_data(&config, &from, &to),
+        Run::Keys(command) => keys(config, command),
+        Run::Demo => {
+            let store = Store::open(&config.database).map_err(|e| e.to_string())?;
+            let demo = demo::load(&store, now()).map_err(|e| e.to_string())?;
+            println!("{}", demo.instructions(&config.issuer));
+            Ok(())
+        }
+    }
+}
+
+/// A command that needs the configuration, once its flags are taken out.
+enum Run {
+    Serve { demo: bool },
+    Migrate,
+    MigrateData { from: PathBuf, to: String },
+    Keys(KeysCommand),
+    Demo,
+}
+
+/// `jobtoken token decode|verify`: no configuration beyond the verify flags.
+fn token(command: TokenCommand) -> Result<(), String> {
+    match command {
+        TokenCommand::Decode { token } => decode(&token_argument(token)?),
+        TokenCommand::Verify { token, jwks, expect_issuer, issuer, expect_audience } => {
+            let token = token_argument(token)?;
+            let expect_issuer = expect_issuer.or(issuer);
             match crate::verify::verify_offline(
                 &token,
                 &jwks,
@@ -150,13 +240,30 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 }
             }
         }
-        Command::Demo => {
-            let store = Store::open(&config.database).map_err(|e| e.to_string())?;
-            let demo = demo::load(&store, now()).map_err(|e| e.to_string())?;
-            println!("{}", demo.instructions(&config.issuer));
-            Ok(())
-        }
     }
+}
+
+/// The token as given, or read from standard input (trimmed) when it is `-`. A token is a few
+/// kilobytes; more than 64 KiB on stdin is refused rather than read into memory.
+fn token_argument(token: String) -> Result<String, String> {
+    if token != "-" {
+        return Ok(token);
+    }
+    use std::io::Read;
+    const MAX: u64 = 64 * 1024;
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("reading the token from standard input: {e}"))?;
+    if text.len() as u64 > MAX {
+        return Err("the token on standard input is longer than 64 KiB".into());
+    }
+    let token = text.trim();
+    if token.is_empty() {
+        return Err("no token on standard input".into());
+    }
+    Ok(token.to_owned())
 }
 
 /// `jobtoken migrate`: one line per migration applied, then the database's state.
@@ -215,10 +322,18 @@ fn open(config: &Config) -> Result<(Store, Arc<KeyRing>), String> {
 }
 
 fn serve(config: Config, demo: bool) -> Result<(), String> {
+    // Refused before anything is opened or bound: unreadable or mismatched certificate and key.
+    let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let (store, keys) = open(&config)?;
     let admin_hash = admin_hash(&store, &config)?;
     let listener = TcpListener::bind(&config.bind).map_err(|e| format!("binding {}: {e}", config.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin = match &config.admin_bind {
+        Some(bind) => Some(TcpListener::bind(bind).map_err(|e| format!("binding the admin listener {bind}: {e}"))?),
+        None => None,
+    };
+    let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose().map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = config.bound_to(addr);
     if demo {
         let demo = demo::load(&store, now()).map_err(|e| e.to_string())?;
@@ -231,11 +346,16 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         let state = AppState::new(config, store.clone(), keys, admin_hash);
         let authlog = state.authlog.clone();
         authlog.start(store.clone());
-        let running = match app::build(state, listener) {
+        let running = match app::build(state, app::Listeners { public: listener, admin, tls }) {
             Ok(running) => running,
             Err(e) => return (Err(e.to_string()), authlog),
         };
-        println!("jobtoken listening on http://{addr} (issuer {issuer})");
+        if let Some(admin_addr) = admin_addr {
+            // Before the public line, which tells scripts (and the tests) the server is up.
+            println!("jobtoken admin listening on {scheme}://{admin_addr}");
+            log::info!("admin API and metrics listening on {admin_addr}");
+        }
+        println!("jobtoken listening on {scheme}://{addr} (issuer {issuer})");
         log::info!("listening on {addr}");
         (running.server.await.map_err(|e| e.to_string()), authlog)
     });

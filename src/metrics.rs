@@ -1,6 +1,9 @@
-//! Prometheus metrics: tokens issued, denials by reason, request latency.
+//! Prometheus metrics: tokens issued, denials by reason, request latency, the build, and the
+//! process (`process_*`: CPU, memory, file descriptors, start time).
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -35,11 +38,22 @@ impl Metrics {
             &["method", "route", "status"],
         )
         .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new("jobtoken_build_info", "The running build: always 1, labelled with its version and commit"),
+            &["version", "commit"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("JOBTOKEN_COMMIT").unwrap_or("unknown")])
+            .set(1);
         for c in [
             Box::new(tokens_issued.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(denials.clone()),
             Box::new(authorization_details_refused.clone()),
             Box::new(request_duration.clone()),
+            Box::new(build_info),
+            // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, … (Linux).
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             registry.register(c).expect("metric registered once");
         }

@@ -50,7 +50,7 @@ fn every_command_refuses_a_weak_key_encryption_key_given_as_a_flag() {
     let dir = temp_dir();
     let weak = STANDARD.encode([0x41u8; 32]);
 
-    let out = cli_in(&dir, &["--key-encryption-key", &weak, "keys", "list"], &[]).output().unwrap();
+    let out = cli_in(&dir, &["keys", "list", "--key-encryption-key", &weak], &[]).output().unwrap();
 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

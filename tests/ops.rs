@@ -1,4 +1,5 @@
-//! Operations: health, metrics, the JWKS and discovery documents, and what the log must never hold.
+//! Operations: health, metrics, the JWKS and discovery documents, what the log must never hold,
+//! the access log and request ids, and the admin listener split.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -270,4 +271,133 @@ fn secrets_stay_out_of_the_log_at(level: &str) {
     ] {
         assert!(!log.contains(secret), "the {what} is in the log:\n{log}");
     }
+}
+
+/// The log's lines as JSON objects; panics on a line that is not one.
+fn json_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_each_request_has_an_access_line_without_its_token() {
+    let s = Server::start_with(&[("JOBTOKEN_LOG_FORMAT", "json")]);
+    let w = World::new(&s);
+    let job = w.job(&s, true);
+
+    let token = w.mint_ok(&s, job, &[]);
+    let with_query = s.get(&format!("/.well-known/jwks.json?access_token={token}"), Auth::None);
+
+    assert_eq!(with_query.status, 200);
+    let lines = json_lines(&s.log());
+    for line in &lines {
+        for field in ["ts", "level", "target", "msg"] {
+            assert!(line[field].is_string(), "{field} in {line}");
+        }
+    }
+    let access: Vec<&Value> = lines.iter().filter(|l| l["target"] == "jobtoken::access").collect();
+    let mint = access.iter().find(|l| l["route"] == "/oauth/token").expect("an access line for the mint");
+    assert_eq!(mint["method"], "POST");
+    assert_eq!(mint["path"], "/oauth/token");
+    assert_eq!(mint["status"], 200);
+    assert_eq!(mint["client"], json!(w.runner.client_id));
+    assert!(mint["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{mint}");
+    assert!(mint["request_id"].as_str().is_some_and(|id| id.len() == 36), "{mint}");
+    assert!(mint["remote"].as_str().is_some_and(|r| r.starts_with("127.0.0.1:")), "{mint}");
+    let admin_call = access.iter().find(|l| l["route"] == "/api/v1/projects/{id}/pipelines").unwrap();
+    assert_eq!(admin_call["client"], "admin");
+    let jwks = access.iter().find(|l| l["route"] == "/.well-known/jwks.json").unwrap();
+    assert_eq!(jwks["path"], "/.well-known/jwks.json", "no query string");
+    let log = s.log();
+    for (what, secret) in [("token", token.as_str()), ("runner secret", &w.runner.secret), ("admin token", ADMIN)] {
+        assert!(!log.contains(secret), "the {what} is in the log:\n{log}");
+    }
+}
+
+#[test]
+fn the_text_log_has_an_access_line_per_request_unless_turned_off() {
+    let on = Server::start();
+    let off = Server::start_with(&[("JOBTOKEN_ACCESS_LOG", "false")]);
+
+    for s in [&on, &off] {
+        assert_eq!(s.get("/health/live", Auth::None).status, 200);
+        assert_eq!(s.get("/no/such/route", Auth::None).status, 404);
+    }
+
+    let access =
+        |s: &Server| s.log().lines().filter(|l| l.contains("jobtoken::access")).map(str::to_owned).collect::<Vec<_>>();
+    let lines = access(&on);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("route=/health/live") && lines[0].contains("status=200"), "{}", lines[0]);
+    assert!(lines[1].contains("route=unmatched") && lines[1].contains("status=404"), "{}", lines[1]);
+    assert!(lines.iter().all(|l| l.contains("request_id=")), "{lines:?}");
+    assert!(access(&off).is_empty(), "{:?}", access(&off));
+}
+
+#[test]
+fn a_sane_request_id_is_echoed_and_any_other_replaced_by_a_new_one_on_every_response() {
+    let s = Server::start();
+
+    let honoured = s.get_with("/health/live", Auth::None, &[("X-Request-Id", "build-42.retry-1")]);
+    let too_long = s.get_with("/health/live", Auth::None, &[("X-Request-Id", &"x".repeat(129))]);
+    let spaced = s.get_with("/health/live", Auth::None, &[("X-Request-Id", "two words")]);
+    let none = s.get("/api/v1/settings", Auth::None);
+    let other = s.get("/health/live", Auth::None);
+
+    assert_eq!(honoured.header("x-request-id"), Some("build-42.retry-1"));
+    assert_eq!(none.status, 401, "even a refused request gets one");
+    let made: Vec<&str> =
+        [&too_long, &spaced, &none, &other].iter().map(|r| r.header("x-request-id").unwrap()).collect();
+    for id in &made {
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+        assert_eq!(id.as_bytes()[14], b'4', "version 4: {id}");
+    }
+    assert_ne!(made[2], made[3], "each request its own id");
+    assert!(s.log().contains("request_id=build-42.retry-1"), "the log carries the id");
+}
+
+#[test]
+fn metrics_show_the_process_and_the_build() {
+    let s = Server::start();
+
+    let text = s.get("/metrics", Auth::None).text;
+
+    assert!(metric(&s, "process_resident_memory_bytes").is_some_and(|b| b > 0.0), "{text}");
+    assert!(metric(&s, "process_open_fds").is_some_and(|n| n > 0.0), "{text}");
+    assert!(text.contains("process_cpu_seconds_total"), "{text}");
+    let build = text.lines().find(|l| l.starts_with("jobtoken_build_info{")).expect(&text);
+    assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))) && build.ends_with(" 1"), "{build}");
+}
+
+#[test]
+fn with_an_admin_listener_the_admin_api_and_metrics_leave_the_public_one() {
+    let (mut s, admin) = Server::start_split(&[]);
+    let public = std::mem::replace(&mut s.base, admin.clone());
+    let w = World::new(&s);
+    let job = w.job(&s, true);
+    let user_pat = common::personal_access_token(&s, w.user);
+    s.base = public.clone();
+    let admin_side = s.at(&admin);
+
+    // The admin API and metrics: on the admin listener only, a plain 404 (before any credential) on the public one.
+    assert_eq!(s.get("/api/v1/settings", Auth::Admin).status, 404);
+    assert_eq!(s.get("/api/v1/settings", Auth::None).status, 404);
+    assert_eq!(s.get("/metrics", Auth::None).status, 404);
+    assert_eq!(admin_side.send("GET", "/api/v1/settings", Auth::Admin, None).status, 200);
+    assert_eq!(admin_side.send("GET", "/metrics", Auth::None, None).status, 200);
+    // OAuth, JWKS and discovery: public only.
+    assert_eq!(s.get("/.well-known/jwks.json", Auth::None).status, 200);
+    assert_eq!(admin_side.send("GET", "/.well-known/jwks.json", Auth::None, None).status, 404);
+    assert_eq!(admin_side.send("POST", "/oauth/token", w.runner.auth(), None).status, 404);
+    // What runners, registries and maintainers need stays public; health is on both.
+    let token = w.mint_ok(&s, job, &[]);
+    assert_eq!(common::authorize(&s, &w.registry, &token, json!(w.project), "read_repository")["allowed"], true);
+    let scope = s.get(&format!("/api/v1/projects/{}/job_token_scope", w.project), Auth::Bearer(&user_pat));
+    assert_eq!(scope.status, 403, "a Developer is refused, by the route itself: {}", scope.text);
+    let finished = s.json("POST", &format!("/api/v1/jobs/{job}/finish"), w.runner.auth(), json!({"status": "success"}));
+    assert_eq!(finished.status, 200, "{}", finished.text);
+    assert_eq!(s.get("/health/ready", Auth::None).status, 200);
+    assert_eq!(admin_side.send("GET", "/health/ready", Auth::None, None).status, 200);
 }

@@ -11,6 +11,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use super::access::Who;
 use super::form::{form_unescape, Form};
 use crate::app::AppState;
 use crate::domain::UserId;
@@ -99,7 +100,8 @@ pub async fn authenticate_api<B: MessageBody>(
         None => Err(ApiError::Unauthorized),
     };
     match caller {
-        Ok(caller) => {
+        Ok((caller, who)) => {
+            super::access::record(req.request(), who);
             req.extensions_mut().insert(caller);
             next.call(req).await.map(ServiceResponse::map_into_left_body)
         }
@@ -107,17 +109,20 @@ pub async fn authenticate_api<B: MessageBody>(
     }
 }
 
-/// The admin token, an active user's personal access token, or a client's HTTP Basic credentials.
-async fn api_caller(state: &AppState, req: &HttpRequest) -> Result<ApiCaller, ApiError> {
+/// The admin token, an active user's personal access token, or a client's HTTP Basic
+/// credentials; with who that is for the access log.
+async fn api_caller(state: &AppState, req: &HttpRequest) -> Result<(ApiCaller, Who), ApiError> {
     if is_admin(req, state) {
-        return Ok(ApiCaller::Admin);
+        return Ok((ApiCaller::Admin, Who::Admin));
     }
     if let Some(token) = bearer(req) {
         let user = crate::service::credentials::authenticate_pat(&state.store, token, crate::service::now()).await?;
-        return user.map(ApiCaller::User).ok_or(ApiError::Unauthorized);
+        return user.map(|id| (ApiCaller::User(id), Who::User(id))).ok_or(ApiError::Unauthorized);
     }
     let creds = client_credentials_basic(req).ok_or(ApiError::Unauthorized)?;
-    authenticate_client(&state.store, &state.metrics, creds).await?.map(ApiCaller::Client).ok_or(ApiError::Unauthorized)
+    let client_id = creds.client_id.clone();
+    let client = authenticate_client(&state.store, &state.metrics, creds).await?.ok_or(ApiError::Unauthorized)?;
+    Ok((ApiCaller::Client(client), Who::Client(client_id)))
 }
 
 pub(super) fn caller_of(req: &HttpRequest) -> Option<std::cell::Ref<'_, ApiCaller>> {

@@ -2,6 +2,7 @@
 //! for the admin API's plain reads and writes, one store function) → respond. Each module holds
 //! the one `From` mapping of its use cases' error enums to `ApiError` or `OAuthError`.
 
+pub mod access;
 mod admin;
 mod audit;
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod form;
 mod input;
 mod inspect;
 mod job_token_scope;
+pub mod listeners;
 mod oauth;
 mod ops;
 pub mod page;

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::access::{self, Who};
 use super::auth::{authenticate_client, client_credentials, is_admin};
 use super::form::Form;
 use crate::app::AppState;
@@ -42,17 +43,21 @@ pub async fn token(
     match form.required("grant_type")? {
         CLIENT_CREDENTIALS => {
             let creds = client_credentials(&req, &form)?.ok_or_else(OAuthError::invalid_client)?;
+            let client_id = creds.client_id.clone();
             let request = parse_mint_request(&form)?;
             let minted = mint::mint(state.deps(), creds, request, now()).await?;
+            access::record(&req, Who::Client(client_id));
             Ok(no_store(&token_response(&minted, None)))
         }
         TOKEN_EXCHANGE => {
             // The subject token is the credential; client credentials are optional, but ones
             // that are presented must be valid (RFC 6749 §2.3).
             if let Some(creds) = client_credentials(&req, &form)? {
+                let client_id = creds.client_id.clone();
                 authenticate_client(&state.store, &state.metrics, creds)
                     .await?
                     .ok_or_else(OAuthError::invalid_client)?;
+                access::record(&req, Who::Client(client_id));
             }
             let request = parse_exchange_request(&form)?;
             let exchanged = exchange::exchange(state.deps(), request, now()).await?;
@@ -161,13 +166,15 @@ fn audiences(form: &Form) -> Result<Vec<String>, OAuthError> {
 
 async fn authenticate_caller(state: &AppState, req: &HttpRequest, form: &Form) -> Result<Caller, OAuthError> {
     if is_admin(req, state) {
+        access::record(req, Who::Admin);
         return Ok(Caller::Admin);
     }
     let creds = client_credentials(req, form)?.ok_or_else(OAuthError::invalid_client)?;
-    authenticate_client(&state.store, &state.metrics, creds)
-        .await?
-        .map(Caller::Client)
-        .ok_or_else(OAuthError::invalid_client)
+    let client_id = creds.client_id.clone();
+    let client =
+        authenticate_client(&state.store, &state.metrics, creds).await?.ok_or_else(OAuthError::invalid_client)?;
+    access::record(req, Who::Client(client_id));
+    Ok(Caller::Client(client))
 }
 
 /// The one mapping of minting refusals to RFC 6749 errors.

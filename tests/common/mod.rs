@@ -850,3 +850,51 @@ pub fn random_key_encryption_key() -> String {
         }
     }
 }
+
+// ---- helpers added for the operations suites (ops, service_ops) ----
+
+impl Server {
+    /// [`Server::start_with`], also returning the stdout lines printed before the public
+    /// listener's line (the admin listener's `jobtoken admin listening on URL`).
+    pub fn start_printing(env: &[(&str, &str)]) -> (Server, Vec<String>) {
+        Server::launch(temp_dir(), env, Some(ADMIN))
+    }
+
+    /// Starts with `JOBTOKEN_ADMIN_BIND=127.0.0.1:0`; returns the server and the admin listener's
+    /// base URL.
+    pub fn start_split(env: &[(&str, &str)]) -> (Server, String) {
+        let mut env = env.to_vec();
+        env.push(("JOBTOKEN_ADMIN_BIND", "127.0.0.1:0"));
+        let (s, printed) = Server::start_printing(&env);
+        let admin = printed
+            .iter()
+            .find_map(|l| l.strip_prefix("jobtoken admin listening on "))
+            .unwrap_or_else(|| panic!("no admin listener line in {printed:?}"))
+            .to_owned();
+        (s, admin)
+    }
+
+    /// The same server reached at another base URL (the admin listener).
+    pub fn at(&self, base: &str) -> Peer<'_> {
+        Peer { server: self, base: base.to_owned() }
+    }
+}
+
+/// A server's other listener: the harness's requests, sent to `base`.
+pub struct Peer<'a> {
+    server: &'a Server,
+    base: String,
+}
+
+impl Peer<'_> {
+    /// Sends a request with `method` (JSON body when given); the status and body.
+    pub fn send(&self, method: &str, path: &str, auth: Auth, body: Option<Value>) -> Res {
+        let mut req = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        if let Some(h) = Server::auth_header(auth) {
+            req = req.header("Authorization", h);
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = req.header("Content-Type", "application/json").body(body).unwrap();
+        self.server.finish(self.server.agent.run(req))
+    }
+}
