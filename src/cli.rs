@@ -310,7 +310,9 @@ fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
 /// `jobtoken keys registry-bundle`: the PEM bundle on stdout, nothing else.
 fn registry_bundle(store: &Store, config: &Config) -> Result<(), String> {
     let pem = signing::registry_bundle(store, config, now()).map_err(|e| match e {
-        signing::KeyRingError::NoActiveKey => "no signing keys yet: `jobtoken serve` creates them on first start".into(),
+        signing::KeyRingError::NoActiveKey => {
+            "no signing keys yet: `jobtoken serve` creates them on first start".into()
+        }
         other => other.to_string(),
     })?;
     if pem.is_empty() {

@@ -154,7 +154,10 @@ mod tests {
         let s = ResourceScope::parse("repository(plugin):grp/app:pull").unwrap();
         assert!(s.is_repository());
         let s = ResourceScope::parse("registry:catalog:*").unwrap();
-        assert_eq!((s.resource_type.as_str(), s.name.as_str(), s.actions.clone()), ("registry", "catalog", actions(&["*"])));
+        assert_eq!(
+            (s.resource_type.as_str(), s.name.as_str(), s.actions.clone()),
+            ("registry", "catalog", actions(&["*"]))
+        );
     }
 
     #[test]
