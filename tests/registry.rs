@@ -224,7 +224,10 @@ impl Drop for Rig {
 }
 
 fn rig_with(bundle_from: fn(&Server) -> String) -> Rig {
-    let s = Server::start();
+    rig_on(Server::start(), bundle_from)
+}
+
+fn rig_on(s: Server, bundle_from: fn(&Server) -> String) -> Rig {
     let world = World::new(&s);
     s.admin("POST", "/api/v1/resource_servers", json!({"name": "docker-registry", "audience": [SERVICE]}));
     let registry = start_registry(&s, &bundle_from(&s));
@@ -322,6 +325,31 @@ fn anonymous_pulls_work_on_public_projects_only() {
     rig.s.admin("PATCH", &format!("/api/v1/projects/{}", rig.world.project), json!({"visibility": "public"}));
     pull(&rig, As::Anonymous, "grp/app").unwrap();
     push(&rig, As::Anonymous, "grp/app").unwrap_err();
+}
+
+#[test]
+fn a_registry_started_before_a_rotation_accepts_tokens_of_the_promoted_key() {
+    let rig = rig();
+    let before = rig.s.get("/api/v1/keys", Auth::Admin).json;
+
+    let res = rig.s.json("POST", "/api/v1/keys/rotate?force=true", Auth::Admin, Value::Null);
+    assert_eq!(res.status, 200, "{}", res.text);
+    let token = rig.world.mint_ok(&rig.s, rig.world.job(&rig.s, true), &[]);
+
+    // The key that signs now was the `next` key of the bundle the registry read at start.
+    let next = before.as_array().unwrap().iter().find(|k| k["state"] == "next").unwrap()["kid"].clone();
+    assert_eq!(decode(&token).0["kid"], next);
+    push(&rig, As::Job(&token), "grp/app").unwrap();
+    pull(&rig, As::Job(&token), "grp/app").unwrap();
+}
+
+#[test]
+fn an_rs256_instance_works_with_the_registry_too() {
+    let rig = rig_on(Server::start_with(&[("JOBTOKEN_SIGNING_ALG", "RS256")]), bundle_from_api);
+    let token = rig.world.mint_ok(&rig.s, rig.world.job(&rig.s, true), &[]);
+
+    push(&rig, As::Job(&token), "grp/app").unwrap();
+    pull(&rig, As::Job(&token), "grp/app").unwrap();
 }
 
 #[test]
