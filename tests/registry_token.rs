@@ -178,7 +178,7 @@ fn malformed_requests_are_400_and_change_nothing() {
 }
 
 #[test]
-fn cross_project_pulls_follow_the_allowlist() {
+fn cross_project_pulls_follow_the_allowlist_and_are_logged() {
     let s = Server::start();
     let w = World::new(&s);
     registered(&s);
@@ -193,6 +193,19 @@ fn cross_project_pulls_follow_the_allowlist() {
 
     let granted = access(&ask(&s, Auth::Basic("gitlab-ci-token", &token), &scope));
     assert_eq!(granted, json!([{"type": "repository", "name": "grp/app", "actions": ["pull"]}]));
+
+    // The allowed pull is in grp/app's authorization log (written within a second or so).
+    let path = format!("/api/v1/projects/{}/job_token_scope/authorizations", w.project);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let logged = loop {
+        let rows = s.admin("GET", &path, Value::Null);
+        let found = rows.as_array().unwrap().iter().any(|r| r["source_project_id"] == json!(deploy));
+        if found || std::time::Instant::now() >= deadline {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(logged, "the registry pull is not in the authorization log");
 }
 
 #[test]
