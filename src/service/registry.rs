@@ -15,7 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::decision::token_grant;
-use super::live::{self, Asker, Authentic, Inactive, LiveError};
+use super::live::{self, Authentic, Inactive, LiveError};
 use super::Deps;
 use crate::domain::{ProjectId, ScopeSet};
 use crate::keys::registry::registry_supports;
@@ -94,7 +94,7 @@ pub async fn issue(
     if !registered {
         return Err(RegistryError::UnknownService(service));
     }
-    let asker = Asker { audience: std::slice::from_ref(&service), default_audience: &deps.config.default_audience };
+    let asker = deps.asker(std::slice::from_ref(&service));
     let holder = match credential {
         Credential::Anonymous => Holder::Anonymous,
         Credential::Admin => Holder::Admin,
