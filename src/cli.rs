@@ -117,6 +117,9 @@ pub enum KeysCommand {
         /// ES256, RS256 or EdDSA.
         alg: Alg,
     },
+    /// Print the container registry's `rootcertbundle` (PEM on stdout): a self-signed
+    /// certificate for every published ES256 or RS256 key, the next key included. Read-only.
+    RegistryBundle,
     /// Re-seal every private key stored in the database from one key-encryption key to another,
     /// in one transaction. Keys already sealed under the new key are left alone, so running it
     /// twice is harmless; a key that opens under neither stops it with nothing changed. Prefer
@@ -398,6 +401,7 @@ fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
         .map_err(|e| format!("opening {}: {e}", crate::store::describe(&config.database)))?;
     let request = match command {
         KeysCommand::Rewrap { from_key, to_key } => return rewrap(&store, &from_key, &to_key),
+        KeysCommand::RegistryBundle => return registry_bundle(&store, &config),
         KeysCommand::List => None,
         KeysCommand::Rotate { force } => Some(KeyRequest::Rotate { force }),
         KeysCommand::SetAlgorithm { alg } => Some(KeyRequest::SetAlgorithm(alg)),
@@ -420,6 +424,23 @@ fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
     for k in listed {
         println!("{}", serde_json::to_string(&k).map_err(|e| e.to_string())?);
     }
+    Ok(())
+}
+
+/// `jobtoken keys registry-bundle`: the PEM bundle on stdout, nothing else.
+fn registry_bundle(store: &Store, config: &Config) -> Result<(), String> {
+    let pem = signing::registry_bundle(store, config, now()).map_err(|e| match e {
+        signing::KeyRingError::NoActiveKey => {
+            "no signing keys yet: `jobtoken serve` creates them on first start".into()
+        }
+        other => other.to_string(),
+    })?;
+    if pem.is_empty() {
+        return Err("no published signing key is one distribution can verify (ES256 or RS256); run `jobtoken keys \
+                    set-algorithm ES256`"
+            .into());
+    }
+    print!("{pem}");
     Ok(())
 }
 

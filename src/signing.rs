@@ -91,6 +91,9 @@ struct Loaded {
     /// The published keys by kid, for the rare caller that checks a signature itself.
     public: HashMap<String, PublicKey>,
     jwks: Arc<JwksDocument>,
+    /// The container registry's `rootcertbundle`: a certificate for every published key it can
+    /// verify ([`crate::keys::registry`]).
+    registry_bundle: Arc<str>,
     /// The algorithm in force when this view was loaded.
     alg: Alg,
 }
@@ -188,6 +191,16 @@ impl KeyView {
 /// point 7a: listing keys never changes them).
 pub fn stored_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, StoreError> {
     Ok(KeyView::all(store.read_sync(store::keys::list)?, now))
+}
+
+/// The container registry's `rootcertbundle` (PEM) for the keys the stored metadata publishes at
+/// `now`, read from the database and the key storage without changing anything (the CLI's
+/// `keys registry-bundle`). Fails when there is no active key yet.
+pub fn registry_bundle(store: &Store, config: &Config, now: i64) -> Result<String, KeyRingError> {
+    let maintainer = Maintainer::new(config)?;
+    let metas = store.read_sync(store::keys::list)?;
+    let alg = rotation::algorithm_in_force(store.read_sync(store::keys::algorithm)?, config.signing_alg).alg;
+    Ok(maintainer.load_retrying(store, &metas, alg, now)?.registry_bundle.to_string())
 }
 
 /// Runs one maintenance request against the database and the keys directory without loading the
@@ -307,6 +320,11 @@ impl KeyRing {
 
     pub fn jwks(&self) -> Arc<JwksDocument> {
         self.current().jwks.clone()
+    }
+
+    /// The container registry's `rootcertbundle` (PEM) for the keys published now.
+    pub fn registry_bundle(&self) -> Arc<str> {
+        self.current().registry_bundle.clone()
     }
 
     /// Every algorithm a published key uses, and the one in force, for discovery.
@@ -565,6 +583,7 @@ impl Maintainer {
         };
         let mut active = None;
         let mut public: Vec<PublicKey> = Vec::new();
+        let mut pairs: Vec<Arc<KeyPair>> = Vec::new();
         let mut algs = HashMap::new();
         for meta in rotation::published(metas, now) {
             let row = match (&self.storage, sealed.get(&meta.kid)) {
@@ -585,15 +604,18 @@ impl Maintainer {
             }
             public.push(pair.public_key());
             algs.insert(meta.kid.clone(), meta.alg);
+            let pair = Arc::new(pair);
             if meta.state == KeyState::Active {
-                active = Some(Arc::new(pair));
+                active = Some(pair.clone());
             }
+            pairs.push(pair);
         }
         Ok(Loaded {
             active: active.ok_or(KeyRingError::NoActiveKey)?,
             algs,
             jwks: Arc::new(JwksDocument::build(&public)),
             public: public.into_iter().map(|k| (k.kid().to_owned(), k)).collect(),
+            registry_bundle: crate::keys::registry::bundle(pairs.iter().map(|p| p.as_ref())).into(),
             alg,
         })
     }

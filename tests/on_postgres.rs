@@ -52,6 +52,8 @@ mod no_leaks;
 mod openapi;
 #[path = "ops.rs"]
 mod ops;
+#[path = "registry_token.rs"]
+mod registry_token;
 #[path = "sealed_keys.rs"]
 mod sealed_keys;
 #[path = "seams.rs"]

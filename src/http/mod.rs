@@ -16,6 +16,7 @@ mod oauth;
 mod ops;
 pub mod page;
 pub mod refs;
+mod registry;
 mod wellknown;
 
 pub use wellknown::discovery_document;
@@ -81,10 +82,12 @@ routes! {
     GET "/oauth/discovery/keys" => wellknown::jwks,
     GET "/.well-known/openid-configuration" => wellknown::discovery,
     GET "/.well-known/oauth-authorization-server" => wellknown::discovery,
+    GET "/jwt/auth" => registry::auth,
     GET "/health/live" => ops::live,
     GET "/health/ready" => ops::ready,
     GET "/metrics" => ops::metrics,
     GET "/api/v1/keys" => ops::list_keys,
+    GET "/api/v1/keys/registry_bundle.pem" => registry::bundle,
     POST "/api/v1/keys/rotate" => ops::rotate_keys,
     POST "/api/v1/users" => admin::create_user,
     GET "/api/v1/users" => admin::list_users,

@@ -228,6 +228,33 @@ impl KeyPair {
     pub fn public_key(&self) -> PublicKey {
         self.public.clone()
     }
+
+    /// A self-signed X.509 certificate (PEM) for this key, signed by the key itself: what a
+    /// container registry's `rootcertbundle` holds (see [`crate::keys::registry`]). Only the key
+    /// in it matters to a registry; the certificate itself may be made again at any time (its
+    /// serial number is derived from the key, its validity is fixed), so every replica's bundle
+    /// trusts the same keys.
+    pub fn self_signed_certificate(&self) -> Result<String, KeyError> {
+        let failed = |e: rcgen::Error| KeyError::Sign(format!("making the certificate failed: {e}"));
+        let alg = match self.alg() {
+            Alg::ES256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            Alg::RS256 => &rcgen::PKCS_RSA_SHA256,
+            Alg::EdDSA => &rcgen::PKCS_ED25519,
+        };
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.as_slice());
+        let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, alg).map_err(failed)?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
+        let mut name = rcgen::DistinguishedName::new();
+        name.push(rcgen::DnType::CommonName, format!("jobtoken signing key {}", self.kid()));
+        params.distinguished_name = name;
+        let digest = ring::digest::digest(&ring::digest::SHA256, &self.public.spki_der());
+        let mut serial = digest.as_ref()[..16].to_vec();
+        serial[0] &= 0x7f; // a positive INTEGER
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(9999, 12, 31);
+        Ok(params.self_signed(&key).map_err(failed)?.pem())
+    }
 }
 
 /// A public verification key: its algorithm, `kid`, and the JWK members.
@@ -390,6 +417,28 @@ impl PublicKey {
         Value::Object(jwk)
     }
 
+    /// The DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of this key, as X.509 and Go's
+    /// `x509.MarshalPKIXPublicKey` encode it.
+    pub fn spki_der(&self) -> Vec<u8> {
+        // AlgorithmIdentifier SEQUENCEs and the BIT STRING header, each exactly as DER fixes them.
+        const EC_P256: [u8; 27] = [
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+            0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+        ];
+        const ED25519: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+        const RSA_ENCRYPTION: [u8; 15] =
+            [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
+        match &self.material {
+            Material::Ec { x, y } => [EC_P256.as_slice(), x, y].concat(),
+            Material::Okp { x } => [ED25519.as_slice(), x].concat(),
+            Material::Rsa { n, e } => {
+                let rsa_public_key = der(0x30, &[der_uint(n), der_uint(e)].concat());
+                let bit_string = der(0x03, &[[0u8].as_slice(), &rsa_public_key].concat());
+                der(0x30, &[RSA_ENCRYPTION.as_slice(), &bit_string].concat())
+            }
+        }
+    }
+
     /// Whether `sig` is a valid signature of `msg` by this key, under this key's algorithm.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
         match &self.material {
@@ -405,6 +454,27 @@ impl PublicKey {
                 RsaPublicKeyComponents { n, e }.verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig).is_ok()
             }
         }
+    }
+}
+
+/// One DER TLV with a definite length.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    match len {
+        0..=0x7f => out.push(len as u8),
+        0x80..=0xff => out.extend_from_slice(&[0x81, len as u8]),
+        _ => out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A DER INTEGER of the unsigned big-endian `bytes` (minimal, without leading zeros).
+fn der_uint(bytes: &[u8]) -> Vec<u8> {
+    match bytes.first() {
+        Some(first) if first & 0x80 != 0 => der(0x02, &[[0u8].as_slice(), bytes].concat()),
+        _ => der(0x02, bytes),
     }
 }
 

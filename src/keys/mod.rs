@@ -4,6 +4,7 @@
 pub mod files;
 pub mod jwks;
 pub mod material;
+pub mod registry;
 pub mod rotation;
 pub mod sealed;
 pub mod storage;

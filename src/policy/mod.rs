@@ -9,6 +9,7 @@ mod decision;
 mod issuance;
 mod online;
 mod prevent_all;
+pub mod registry;
 mod rights;
 
 pub use allowlist::inbound_in_force;

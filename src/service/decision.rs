@@ -182,15 +182,8 @@ fn decide_for_token(conn: &Db, token: &Authentic, target: &Project, scope: Scope
         };
         (still, reason, still)
     } else {
-        let job = JobSide { source: claims.project_id, user_id: claims.user_id, ref_protected: claims.ref_protected };
-        let decision = policy::decide_for(&load_input(conn, &job, target)?, scope);
-        let origin = if token.record.parent_jti.is_some() { Origin::Exchange } else { Origin::Runner };
-        let in_details = claims
-            .authorization_details
-            .iter()
-            .filter_map(|v| serde_json::from_value::<details::Granted>(v.clone()).ok())
-            .find(|d| d.project_id == target.id)
-            .map(|d| d.actions);
+        let decision = policy::decide_for(&load_input(conn, &JobSide::of(claims), target)?, scope);
+        let (origin, in_details) = carried_on(token, target.id);
         let granted = policy::cross_project_grant(origin, in_details, decision.allowed);
         let reason = match origin == Origin::Exchange && !in_details.unwrap_or_default().contains(scope) {
             true => format!(
@@ -212,12 +205,47 @@ fn decide_for_token(conn: &Db, token: &Authentic, target: &Project, scope: Scope
     Ok((answer, ScopeSet::EMPTY.with(scope).minus(floor)))
 }
 
+/// How `token` was obtained, and the actions its `authorization_details` carry for `target`.
+fn carried_on(token: &Authentic, target: ProjectId) -> (Origin, Option<ScopeSet>) {
+    let origin = if token.record.parent_jti.is_some() { Origin::Exchange } else { Origin::Runner };
+    let in_details = token
+        .claims
+        .authorization_details
+        .iter()
+        .filter_map(|v| serde_json::from_value::<details::Granted>(v.clone()).ok())
+        .find(|d| d.project_id == target)
+        .map(|d| d.actions);
+    (origin, in_details)
+}
+
+/// Every scope a live token answers for on `target` now — the decision endpoint's rule for all
+/// scopes at once (own project: what it carries and still holds; another project: SPEC §4.3
+/// within what the token carries) — and the floor, the part no allowlist entry was needed for.
+pub fn token_grant(conn: &Db, token: &Authentic, target: &Project) -> Result<(ScopeSet, ScopeSet)> {
+    let claims = &token.claims;
+    if target.id == claims.project_id {
+        let carried = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
+        let still = carried.intersect(super::mint::own_grant_now(conn, claims.job_id)?);
+        return Ok((still, still));
+    }
+    let decision = policy::decide(&load_input(conn, &JobSide::of(claims), target)?);
+    let (origin, in_details) = carried_on(token, target.id);
+    Ok((policy::cross_project_grant(origin, in_details, decision.allowed), decision.floor))
+}
+
 /// The job side of a decision: who the token is for.
 #[derive(Debug, Clone, Copy)]
 pub struct JobSide {
     pub source: ProjectId,
     pub user_id: UserId,
     pub ref_protected: bool,
+}
+
+impl JobSide {
+    /// The job a token's claims stand for.
+    pub fn of(claims: &crate::token::Claims) -> JobSide {
+        JobSide { source: claims.project_id, user_id: claims.user_id, ref_protected: claims.ref_protected }
+    }
 }
 
 fn grant(entry: &Entry) -> EntryGrant {

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod live;
 pub mod mint;
 pub mod ops;
+pub mod registry;
 pub mod tokens;
 
 use crate::config::Config;

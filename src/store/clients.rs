@@ -278,6 +278,23 @@ pub fn list_resource_servers(db: &Db, page: Page) -> Result<Listed<ResourceServe
     super::page::fetch(db, RESOURCE_SERVER_COLUMNS, "resource_servers", "id", params![], page, resource_server_from_row)
 }
 
+/// Whether an enabled resource server names `audience` in its audience: the container
+/// registries `GET /jwt/auth` mints for (its `service` must be one). Resource servers are few;
+/// their audiences are compared here, exactly, rather than matched inside JSON in SQL.
+pub fn audience_registered(db: &Db, audience: &str) -> Result<bool> {
+    let rows = db.query(
+        &format!("SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers WHERE audience IS NOT NULL ORDER BY id"),
+        params![],
+    )?;
+    for row in &rows {
+        let server = resource_server_from_row(row)?;
+        if !server.disabled && server.audience.iter().any(|a| a == audience) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The changeable fields of a resource server; `None` leaves a field as it is, an empty
 /// `audience` clears it.
 #[derive(Debug, Clone, Default)]

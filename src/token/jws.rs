@@ -78,11 +78,22 @@ pub struct Decoded {
 /// The header must be a JSON object whose `alg` is the key's algorithm and whose `kid`, if
 /// present, is the key's kid, so a token never claims a key or algorithm that did not sign it.
 pub fn sign_compact(header: &Value, claims: &[u8], key: &KeyPair) -> Result<String, KeyError> {
+    sign_naming(header, claims, key, key.kid())
+}
+
+/// [`sign_compact`] for a container registry token, whose `kid` (if present) must be the key's
+/// libtrust key id ([`crate::keys::registry::libtrust_key_id`]): distribution finds keys by it.
+pub fn sign_compact_for_registry(header: &Value, claims: &[u8], key: &KeyPair) -> Result<String, KeyError> {
+    sign_naming(header, claims, key, &crate::keys::registry::libtrust_key_id(&key.public_key()))
+}
+
+/// Signs, checking that the header's `alg` is the key's and its `kid` (if any) is `kid`.
+fn sign_naming(header: &Value, claims: &[u8], key: &KeyPair, kid: &str) -> Result<String, KeyError> {
     let members = header.as_object().ok_or_else(|| KeyError::Header("not a JSON object".into()))?;
     if members.get("alg").and_then(Value::as_str) != Some(key.alg().as_str()) {
         return Err(KeyError::Header(format!("alg must be {}", key.alg())));
     }
-    if members.get("kid").is_some_and(|kid| kid.as_str() != Some(key.kid())) {
+    if members.get("kid").is_some_and(|named| named.as_str() != Some(kid)) {
         return Err(KeyError::Header("kid is not the signing key's".into()));
     }
     let header_json = header.to_string();
