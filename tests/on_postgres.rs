@@ -46,6 +46,8 @@ mod no_leaks;
 mod openapi;
 #[path = "ops.rs"]
 mod ops;
+#[path = "readme.rs"]
+mod readme;
 #[path = "sealed_keys.rs"]
 mod sealed_keys;
 #[path = "seams.rs"]
