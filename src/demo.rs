@@ -20,6 +20,8 @@ pub const REGISTRY_AUDIENCE: &str = "https://registry.example";
 pub struct Demo {
     pub app_id: ProjectId,
     pub deploy_id: ProjectId,
+    pub developer_id: UserId,
+    pub registry_id: i64,
     /// The walk-through's pending job (grp/app, protected `main`).
     pub job_id: i64,
     /// The worked example's pending job (grp/deploy, protected `main`).
@@ -91,6 +93,8 @@ fn create(tx: &Db, now: i64) -> Result<Demo> {
     Ok(Demo {
         app_id: app.id,
         deploy_id: deploy.id,
+        developer_id: developer.id,
+        registry_id: registry.id,
         job_id,
         deploy_job_id,
         runner_client_id: runner.client_id,
@@ -151,12 +155,16 @@ export APP_ID={app}
 export DEPLOY_ID={deploy}
 export JOB_ID={job}
 export DEPLOY_JOB_ID={deploy_job}
+export DEVELOPER_ID={developer}
+export REGISTRY_ID={registry}
 
 Then follow the README from step 2 of the walk-through, and its worked example.",
                 app = d.app_id,
                 deploy = d.deploy_id,
                 job = d.job_id,
                 deploy_job = d.deploy_job_id,
+                developer = d.developer_id,
+                registry = d.registry_id,
                 rid = d.runner_client_id,
                 rsecret = d.runner_secret.expose(),
                 sid = d.registry_client_id,
