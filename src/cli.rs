@@ -155,7 +155,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Demo => {
             let store = Store::open(&config.database).map_err(|e| e.to_string())?;
-            let loaded = demo::load(&store, now()).map_err(|e| format!("loading the demo data: {e}"))?;
+            let loaded = demo::load(&store, now()).map_err(|e| demo::explain(&e))?;
             let admin = match config.admin_token {
                 Some(_) => demo::AdminToken::Configured,
                 None => demo::AdminToken::Stored,
@@ -233,7 +233,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
             (None, Some(_)) => demo::AdminToken::Configured,
             (None, None) => demo::AdminToken::Stored,
         };
-        let loaded = demo::load(&store, now()).map_err(|e| format!("loading the demo data: {e}"))?;
+        let loaded = demo::load(&store, now()).map_err(|e| demo::explain(&e))?;
         println!("{}", loaded.instructions(&config.issuer, &admin));
     }
     let issuer = config.issuer.clone();

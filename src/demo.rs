@@ -7,7 +7,7 @@ use crate::service::credentials;
 use crate::store::clients::{NewResourceServer, NewRunner};
 use crate::store::jobs::{self, NewJob, NewPipeline};
 use crate::store::namespaces::{self, MemberOf, ProjectFields};
-use crate::store::{atomic, users, Db, Result, Store};
+use crate::store::{atomic, users, Db, Result, Store, StoreError};
 
 /// The demo's group; its projects are `grp/app` (the target) and `grp/deploy` (the source).
 pub const GROUP: &str = "grp";
@@ -64,6 +64,18 @@ pub fn load(store: &Store, now: i64) -> Result<Loaded> {
             create(tx, now).map(Loaded::Created)
         })
     })
+}
+
+/// What the operator reads when the demo could not be loaded; nothing was written.
+pub fn explain(e: &StoreError) -> String {
+    match e {
+        StoreError::Conflict(what) => format!(
+            "cannot load the demo data, nothing was written: {what}. The demo needs a database without the group \
+             {GROUP}, the projects {APP} and {DEPLOY} and the users demo-developer and demo-maintainer (or one that \
+             has the demo already); use a fresh JOBTOKEN_DATABASE"
+        ),
+        other => format!("loading the demo data: {other}"),
+    }
 }
 
 fn create(tx: &Db, now: i64) -> Result<Demo> {

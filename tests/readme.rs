@@ -429,3 +429,21 @@ fn loading_the_demo_again_on_the_same_database_adds_nothing_and_prints_what_it_c
     let (_server, restarted) = Server::start_demo(dir, Some(ADMIN));
     assert!(restarted.iter().any(|l| l.starts_with("Demo data exists already")), "{restarted:#?}");
 }
+
+#[test]
+fn a_database_whose_names_are_taken_by_other_data_refuses_the_demo_naming_them_and_writes_nothing() {
+    let s = Server::start();
+    s.admin("POST", "/api/v1/groups", serde_json::json!({"path": "grp"}));
+    let out = cli_in(&s.dir, &["demo"], &[("JOBTOKEN_ADMIN_TOKEN", ADMIN)]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot load the demo data, nothing was written") && stderr.contains("grp"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no export for a demo that does not exist: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The users the demo creates before its group are not left behind.
+    let retry = s.json("POST", "/api/v1/users", Auth::Admin, serde_json::json!({"username": "demo-developer"}));
+    assert_eq!(retry.status, 201, "{}", retry.text);
+}
