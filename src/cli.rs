@@ -40,7 +40,8 @@ pub enum Command {
         signing: SigningArgs,
         #[command(flatten)]
         server: ServerArgs,
-        /// Load demo data first and print a ready-to-run curl for minting a token.
+        /// Load the README's demo data first (unless this database has it already) and print the
+        /// `export` lines its walk-through and worked example use.
         #[arg(long)]
         demo: bool,
     },
@@ -89,7 +90,9 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Load demo data (a user, group, project, runner, resource server and a pending job).
+    /// Load the README's demo data into the database (projects grp/app and grp/deploy, a Developer,
+    /// a Maintainer with a personal access token, a runner, a registry and pending jobs) and print
+    /// its `export` lines. A database that has it already is left as it is.
     Demo {
         #[command(flatten)]
         file: FileArgs,
@@ -199,8 +202,12 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Run::Keys(command) => keys(config, command),
         Run::Demo => {
             let store = Store::open(&config.database).map_err(|e| e.to_string())?;
-            let demo = demo::load(&store, now()).map_err(|e| e.to_string())?;
-            println!("{}", demo.instructions(&config.issuer));
+            let loaded = demo::load(&store, now()).map_err(|e| demo::explain(&e))?;
+            let admin = match config.admin_token {
+                Some(_) => demo::AdminToken::Configured,
+                None => demo::AdminToken::Stored,
+            };
+            println!("{}", loaded.instructions(&config.issuer, &admin));
             Ok(())
         }
     }
@@ -328,7 +335,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
     // Refused before anything is opened or bound: unreadable or mismatched certificate and key.
     let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let (store, keys) = open(&config)?;
-    let admin_hash = admin_hash(&store, &config)?;
+    let (admin_hash, generated_admin) = admin_hash(&store, &config)?;
     let listener = TcpListener::bind(&config.bind).map_err(|e| format!("binding {}: {e}", config.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let admin = match &config.admin_bind {
@@ -339,8 +346,13 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let config = config.bound_to(addr);
     if demo {
-        let demo = demo::load(&store, now()).map_err(|e| e.to_string())?;
-        println!("{}", demo.instructions(&config.issuer));
+        let admin = match (&generated_admin, &config.admin_token) {
+            (Some(token), _) => demo::AdminToken::Generated(token),
+            (None, Some(_)) => demo::AdminToken::Configured,
+            (None, None) => demo::AdminToken::Stored,
+        };
+        let loaded = demo::load(&store, now()).map_err(|e| demo::explain(&e))?;
+        println!("{}", loaded.instructions(&config.issuer, &admin));
     }
     let issuer = config.issuer.clone();
     let served = store.clone();
@@ -369,17 +381,17 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
 }
 
 /// The admin credential's hash: from configuration, else the stored generated one, else a new
-/// one generated now and printed once.
-fn admin_hash(store: &Store, config: &Config) -> Result<[u8; 32], String> {
+/// one generated now and printed once (and returned, for the demo's `ADMIN` export).
+fn admin_hash(store: &Store, config: &Config) -> Result<([u8; 32], Option<Secret>), String> {
     if let Some(token) = &config.admin_token {
-        return Ok(token.hash());
+        return Ok((token.hash(), None));
     }
     let stored_hash = || -> Result<Option<[u8; 32]>, String> {
         let stored = store.run_sync(settings::admin_token_hash).map_err(|e| e.to_string())?;
         Ok(stored.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
     };
     if let Some(hash) = stored_hash()? {
-        return Ok(hash);
+        return Ok((hash, None));
     }
     let token = Secret::generate("jtadm_");
     let hash = token.hash();
@@ -387,10 +399,11 @@ fn admin_hash(store: &Store, config: &Config) -> Result<[u8; 32], String> {
     // adopt it (and print nothing), so every replica accepts the one credential that was shown.
     if !store.run_sync(|c| settings::claim_admin_token_hash(c, &hash)).map_err(|e| e.to_string())? {
         log::info!("another process generated the admin token; its output shows it");
-        return stored_hash()?.ok_or_else(|| "the generated admin token's hash vanished".to_owned());
+        let hash = stored_hash()?.ok_or_else(|| "the generated admin token's hash vanished".to_owned())?;
+        return Ok((hash, None));
     }
     println!("Generated admin token (shown once; store it now, only its hash is kept):\n  {}", token.expose());
-    Ok(hash)
+    Ok((hash, Some(token)))
 }
 
 fn keys(config: Config, command: KeysCommand) -> Result<(), String> {

@@ -8,44 +8,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-use common::{b64url, decode, verify_with_jwks, Auth, Server, World};
+use common::{
+    b64url, decode, interop_dir, interop_python, interop_setup as setup, verify_with_jwks, Auth, Server, World,
+};
 use serde_json::{json, Value};
 
 const AUD: &str = "registry";
 const ISSUER: &str = "https://jobtoken.example";
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
-
-/// Runs `setup.sh` once per test binary; the other tests wait for it.
-fn setup() {
-    static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
-    let done = SETUP.get_or_init(|| {
-        let started = std::time::Instant::now();
-        let out = Command::new("bash")
-            .arg(interop_dir().join("setup.sh"))
-            .output()
-            .map_err(|e| format!("running tests/interop/setup.sh: {e}"))?;
-        eprintln!("interop setup took {:.1}s", started.elapsed().as_secs_f64());
-        match out.status.success() {
-            true => Ok(()),
-            false => Err(format!(
-                "tests/interop/setup.sh failed ({}):\n{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )),
-        }
-    });
-    if let Err(e) = done {
-        panic!("{e}");
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Verifier {
@@ -89,8 +60,7 @@ impl Verifier {
         let dir = interop_dir();
         let mut cmd = match self {
             Verifier::PyJwt => {
-                let mut cmd =
-                    Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop/venv/bin/python"));
+                let mut cmd = Command::new(interop_python());
                 cmd.arg(dir.join("verify_pyjwt.py"));
                 cmd
             }

@@ -54,6 +54,8 @@ mod openapi;
 mod ops;
 #[path = "registry_token.rs"]
 mod registry_token;
+#[path = "readme.rs"]
+mod readme;
 #[path = "sealed_keys.rs"]
 mod sealed_keys;
 #[path = "seams.rs"]

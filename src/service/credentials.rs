@@ -36,6 +36,15 @@ pub fn register_resource_server(conn: &Db, new: &NewResourceServer, now: i64) ->
     Ok((server, client_secret))
 }
 
+/// Creates a personal access token for `user` with the default lifetime (30 days), inside the
+/// caller's transaction (the demo data). The token is returned this once.
+pub fn register_pat(conn: &Db, user: UserId, name: &str, now: i64) -> StoreResult<(Pat, Secret)> {
+    let expires_at = now + policy::PAT_DEFAULT_LIFETIME;
+    let token = Secret::generate(PAT_PREFIX);
+    let pat = pats::insert(conn, user, name, &token.hash(), expires_at, now)?;
+    Ok((pat, token))
+}
+
 /// Gives runner `id` a new secret; the old one stops authenticating with the commit, which
 /// also records the reset (never the secret).
 pub async fn reset_runner_secret(store: &Store, actor: Actor, id: RunnerId, now: i64) -> StoreResult<(Runner, Secret)> {

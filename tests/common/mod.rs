@@ -228,8 +228,22 @@ impl Server {
         cmd
     }
 
+    /// Starts `jobtoken serve --demo` on `dir`, with `admin` as `JOBTOKEN_ADMIN_TOKEN` or none (the
+    /// server then generates one on a fresh database). Returns the server and the stdout lines it
+    /// printed before it listened: the demo's summary and `export` lines.
+    pub fn start_demo(dir: PathBuf, admin: Option<&str>) -> (Server, Vec<String>) {
+        let mut cmd = Server::command(&dir, &[], admin);
+        cmd.arg("--demo");
+        Server::spawn(dir, cmd)
+    }
+
     fn launch(dir: PathBuf, env: &[(&str, &str)], admin: Option<&str>) -> (Server, Vec<String>) {
-        let mut child = Server::command(&dir, env, admin).spawn().expect("starting jobtoken");
+        let cmd = Server::command(&dir, env, admin);
+        Server::spawn(dir, cmd)
+    }
+
+    fn spawn(dir: PathBuf, mut cmd: Command) -> (Server, Vec<String>) {
+        let mut child = cmd.spawn().expect("starting jobtoken");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let mut printed = Vec::new();
@@ -896,5 +910,42 @@ impl Peer<'_> {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let req = req.header("Content-Type", "application/json").body(body).unwrap();
         self.server.finish(self.server.agent.run(req))
+    }
+}
+
+/// `tests/interop`: the non-Rust verifiers (PyJWT in `target/interop/venv`, Node `jose` in
+/// `tests/interop/node_modules`).
+pub fn interop_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// The Python of the interop venv, with PyJWT installed.
+pub fn interop_python() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop/venv/bin/python")
+}
+
+/// Runs `tests/interop/setup.sh` once per test binary (it installs PyJWT and `jose` on first use);
+/// the other tests wait for it.
+pub fn interop_setup() {
+    static SETUP: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let done = SETUP.get_or_init(|| {
+        let started = std::time::Instant::now();
+        let out = Command::new("bash")
+            .arg(interop_dir().join("setup.sh"))
+            .output()
+            .map_err(|e| format!("running tests/interop/setup.sh: {e}"))?;
+        eprintln!("interop setup took {:.1}s", started.elapsed().as_secs_f64());
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(format!(
+                "tests/interop/setup.sh failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    });
+    if let Err(e) = done {
+        panic!("{e}");
     }
 }
