@@ -52,10 +52,10 @@ mod no_leaks;
 mod openapi;
 #[path = "ops.rs"]
 mod ops;
-#[path = "registry_token.rs"]
-mod registry_token;
 #[path = "readme.rs"]
 mod readme;
+#[path = "registry_token.rs"]
+mod registry_token;
 #[path = "sealed_keys.rs"]
 mod sealed_keys;
 #[path = "seams.rs"]

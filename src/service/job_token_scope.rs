@@ -483,7 +483,12 @@ pub async fn add_outbound(
 }
 
 /// Project `id`'s outbound entry for `target`; none is `NotFound`, as in [`remove_outbound`].
-pub async fn outbound_entry(store: &Store, actor: Actor, id: ProjectId, target: Node) -> Result<ShownOutbound, ScopeError> {
+pub async fn outbound_entry(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+    target: Node,
+) -> Result<ShownOutbound, ScopeError> {
     edit(store, actor, Node::Project(id), move |c| {
         let found = allowlist::outbound_covering(c, id, &[target])?.into_iter().next();
         let entry = found.ok_or_else(|| allowlist::not_an_outbound_target(target))?;
