@@ -445,7 +445,8 @@ mod tests {
         let sealed = seal(&KeyEncryptionKey::from_base64(&STANDARD.encode(bytes)).unwrap(), "kid", b"pem").unwrap();
 
         for text in [STANDARD.encode(bytes), URL_SAFE_NO_PAD.encode(bytes)] {
-            let (_, config) = parse(&["--key-encryption-key", &text]);
+            // `=`: a URL-safe key may start with `-`, which clap would take for a flag.
+            let (_, config) = parse(&[&format!("--key-encryption-key={text}")]);
 
             let kek = config.unwrap().key_encryption_key.unwrap();
             assert_eq!(open(&kek, "kid", &sealed).unwrap(), b"pem");

@@ -3,11 +3,17 @@
 
 use crate::domain::{AccessLevel, ProjectId, RefType, RunnerType, UserId, Visibility};
 use crate::secret::Secret;
+use crate::service::admin as audited;
 use crate::service::credentials;
+use crate::store::audit::Actor;
 use crate::store::clients::{NewResourceServer, NewRunner};
-use crate::store::jobs::{self, NewJob, NewPipeline};
+use crate::store::jobs::{NewJob, NewPipeline};
 use crate::store::namespaces::{self, MemberOf, ProjectFields};
-use crate::store::{atomic, users, Db, Result, Store, StoreError};
+use crate::store::{atomic, Db, Result, Store, StoreError};
+
+/// Who the audit trail names for the demo data: the operator who asked for it
+/// (`serve --demo` or `jobtoken demo`).
+const BY: Actor = Actor::Cli;
 
 /// The demo's group; its projects are `grp/app` (the target) and `grp/deploy` (the source).
 pub const GROUP: &str = "grp";
@@ -79,17 +85,17 @@ pub fn explain(e: &StoreError) -> String {
 }
 
 fn create(tx: &Db, now: i64) -> Result<Demo> {
-    let developer = users::insert(tx, "demo-developer", now)?;
-    let maintainer = users::insert(tx, "demo-maintainer", now)?;
-    let group = namespaces::insert_group(tx, GROUP, None, now)?;
+    let developer = audited::create_user(tx, BY, "demo-developer", now)?;
+    let maintainer = audited::create_user(tx, BY, "demo-maintainer", now)?;
+    let group = audited::create_group(tx, BY, GROUP, None, now)?;
     let private = ProjectFields { visibility: Some(Visibility::Private), ..ProjectFields::default() };
-    let app = namespaces::insert_project(tx, "app", group.id, &private, now)?;
-    let deploy = namespaces::insert_project(tx, "deploy", group.id, &private, now)?;
-    namespaces::put_member(tx, MemberOf::Group(group.id), developer.id, AccessLevel::Developer)?;
+    let app = audited::create_project(tx, BY, "app", group.id, &private, now)?;
+    let deploy = audited::create_project(tx, BY, "deploy", group.id, &private, now)?;
+    audited::put_member(tx, BY, MemberOf::Group(group.id), developer.id, AccessLevel::Developer, now)?;
     // A Maintainer of the target who can see the source: what editing the allowlist needs.
-    namespaces::put_member(tx, MemberOf::Project(app.id), maintainer.id, AccessLevel::Maintainer)?;
-    namespaces::put_member(tx, MemberOf::Project(deploy.id), maintainer.id, AccessLevel::Reporter)?;
-    let (_, maintainer_pat) = credentials::register_pat(tx, maintainer.id, "demo", now)?;
+    audited::put_member(tx, BY, MemberOf::Project(app.id), maintainer.id, AccessLevel::Maintainer, now)?;
+    audited::put_member(tx, BY, MemberOf::Project(deploy.id), maintainer.id, AccessLevel::Reporter, now)?;
+    let (_, maintainer_pat) = credentials::register_pat(tx, BY, maintainer.id, "demo", now)?;
     let runner = NewRunner {
         runner_type: RunnerType::Instance,
         group_id: None,
@@ -97,9 +103,9 @@ fn create(tx: &Db, now: i64) -> Result<Demo> {
         maximum_timeout: Some(3600),
         description: "demo runner".into(),
     };
-    let (runner, runner_secret) = credentials::register_runner(tx, &runner, now)?;
+    let (runner, runner_secret) = audited::register_runner(tx, BY, &runner, now)?;
     let registry = NewResourceServer { name: "registry".into(), audience: vec![REGISTRY_AUDIENCE.into()] };
-    let (registry, registry_secret) = credentials::register_resource_server(tx, &registry, now)?;
+    let (registry, registry_secret) = audited::register_resource_server(tx, BY, &registry, now)?;
     let job_id = pending_job(tx, app.id, developer.id, "publish", now)?;
     let deploy_job_id = pending_job(tx, deploy.id, developer.id, "deploy", now)?;
     Ok(Demo {
@@ -128,7 +134,7 @@ fn pending_job(tx: &Db, project: ProjectId, user: UserId, name: &str, now: i64) 
         source: "push".into(),
         jobs: vec![NewJob { name: name.into(), stage: "deploy".into(), timeout: None, environment: None }],
     };
-    Ok(jobs::insert_pipeline(tx, project, &pipeline, now)?.jobs[0].id)
+    Ok(audited::create_pipeline(tx, BY, project, &pipeline, now)?.jobs[0].id)
 }
 
 /// The `ADMIN` line. A configured token is referenced, not echoed: the operator holds it

@@ -491,3 +491,15 @@ fn autopopulate_and_its_removal_each_record_the_entries_they_changed() {
     assert_eq!(removed["details"]["before"]["autopopulated"][0]["source_path"], "grp/a", "{removed}");
     assert_eq!(removed["details"]["after"]["autopopulated"], json!([]));
 }
+
+#[test]
+fn the_demo_data_is_recorded_as_the_operators_changes() {
+    let (s, _) = Server::start_demo(common::temp_dir(), Some(common::ADMIN));
+    let by_cli = admin_events(&s, "actor=cli");
+    for action in ["user.created", "group.created", "project.created", "personal_access_token.created"] {
+        assert!(!with_action(&by_cli, action).is_empty(), "{action} by cli: {by_cli:#?}");
+    }
+    assert_eq!(with_action(&by_cli, "project.member.added").len(), 2, "{by_cli:#?}");
+    let pat = one(&by_cli, "personal_access_token.created");
+    assert_eq!(pat["author"]["type"], "cli", "{pat}");
+}

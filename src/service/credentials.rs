@@ -38,10 +38,25 @@ pub fn register_resource_server(conn: &Db, new: &NewResourceServer, now: i64) ->
 
 /// Creates a personal access token for `user` with the default lifetime (30 days), inside the
 /// caller's transaction (the demo data). The token is returned this once.
-pub fn register_pat(conn: &Db, user: UserId, name: &str, now: i64) -> StoreResult<(Pat, Secret)> {
-    let expires_at = now + policy::PAT_DEFAULT_LIFETIME;
+pub fn register_pat(conn: &Db, actor: Actor, user: UserId, name: &str, now: i64) -> StoreResult<(Pat, Secret)> {
+    insert_pat(conn, actor, user, name, now + policy::PAT_DEFAULT_LIFETIME, now)
+}
+
+/// Stores a new personal access token (hashed) with its audit event; the token is returned
+/// this once.
+fn insert_pat(
+    db: &Db,
+    actor: Actor,
+    user: UserId,
+    name: &str,
+    expires_at: i64,
+    now: i64,
+) -> StoreResult<(Pat, Secret)> {
     let token = Secret::generate(PAT_PREFIX);
-    let pat = pats::insert(conn, user, name, &token.hash(), expires_at, now)?;
+    let pat = audited(db, |tx| {
+        let pat = pats::insert(tx, user, name, &token.hash(), expires_at, now)?;
+        Ok((pat.clone(), pat_event(actor, "personal_access_token.created", &pat, now).after(&pat)))
+    })?;
     Ok((pat, token))
 }
 
@@ -88,17 +103,7 @@ pub async fn create_pat(
     now: i64,
 ) -> Result<(Pat, Secret), PatError> {
     let expires_at = policy::pat_expiry(expires_at, now)?;
-    let token = Secret::generate(PAT_PREFIX);
-    let hash = token.hash();
-    let pat = store
-        .run(move |c| {
-            audited(c, |tx| {
-                let pat = pats::insert(tx, user, &name, &hash, expires_at, now)?;
-                Ok((pat.clone(), pat_event(actor, "personal_access_token.created", &pat, now).after(&pat)))
-            })
-        })
-        .await?;
-    Ok((pat, token))
+    Ok(store.run(move |c| insert_pat(c, actor, user, &name, expires_at, now)).await?)
 }
 
 fn pat_event(actor: Actor, action: &'static str, pat: &Pat, now: i64) -> Event {
