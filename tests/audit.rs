@@ -422,9 +422,17 @@ fn the_admin_list_filters_by_target_actor_and_time_and_is_paginated() {
         "actor=user:x",
         "target_id=abc",
         "per_page=0",
+        "target_typ=user",
+        "action=user.created",
     ] {
         common::assert_api_error(&s.get(&format!("/api/v1/audit_events?{bad}"), Auth::Admin), 400);
     }
+    // GitLab's names for the target filters.
+    let gitlab = s.get("/api/v1/audit_events?entity_type=user&per_page=100", Auth::Admin);
+    assert_eq!(gitlab.status, 200, "{}", gitlab.text);
+    let users = admin_events(&s, "target_type=user");
+    assert_eq!(gitlab.json.as_array().unwrap().len(), users.len());
+    assert!(users.iter().all(|e| e["entity_type"] == "user"), "{users:#?}");
 }
 
 #[test]

@@ -17,16 +17,24 @@ use crate::store::audit::Filter;
 
 type Reply = Result<HttpResponse, ApiError>;
 
-/// The filters of every audit list. Unknown parameters are left to the other extractors
-/// (`page`, `per_page`).
+/// The filters of every audit list; any other parameter is a 400 (a misspelt filter must not
+/// silently list everything). `entity_type`/`entity_id` are GitLab's names for the target filters.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    #[serde(alias = "entity_type")]
     target_type: Option<String>,
+    #[serde(alias = "entity_id")]
     target_id: Option<i64>,
     /// `admin`, `system`, `cli`, `user`, `runner`, or `user:<id>` / `runner:<id>`.
     actor: Option<String>,
     created_after: Option<String>,
     created_before: Option<String>,
+    /// Read by [`Pagination`]; named here only so that they are not unknown.
+    #[serde(rename = "page")]
+    _page: Option<String>,
+    #[serde(rename = "per_page")]
+    _per_page: Option<String>,
 }
 
 impl AuditQuery {
