@@ -43,6 +43,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn inbound_origin_names_the_level_that_decides() {
+        assert_eq!(inbound_origin(true, Some(false), &[]), (true, InboundOrigin::Instance));
+        assert_eq!(inbound_origin(false, Some(false), &[Some(true)]), (false, InboundOrigin::Own));
+        assert_eq!(inbound_origin(false, None, &[None, Some(false)]), (false, InboundOrigin::Group(1)));
+        assert_eq!(inbound_origin(false, None, &[None]), (true, InboundOrigin::Default));
+    }
+
+    #[test]
     fn inbound_resolution_truth_table() {
         let rows: &[(bool, Option<bool>, &[Option<bool>], bool)] = &[
             (false, None, &[], true),                               // unset everywhere: on

@@ -173,3 +173,42 @@ pub async fn why(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(holder: Holder, created_at: i64, last_seen_at: i64, pat_live: bool, state: UserState) -> SessionRow {
+        SessionRow { holder, created_at, last_seen_at, pat_live, user_state: Some(state) }
+    }
+
+    #[test]
+    fn a_session_lives_while_fresh_and_its_credential_is_good() {
+        let user = Holder::User { user_id: 1, pat_id: 2 };
+        let admin = Holder::Admin { fingerprint: vec![7; 32] };
+        let t = 1_000_000;
+        let cases = [
+            (row(user.clone(), t, t, true, UserState::Active), t + 60, true),
+            (row(user.clone(), t, t, true, UserState::Active), t + IDLE_LIFETIME, false), // idle
+            (row(user.clone(), t, t + ABSOLUTE_LIFETIME - 10, true, UserState::Active), t + ABSOLUTE_LIFETIME, false),
+            (row(user.clone(), t, t, false, UserState::Active), t + 1, false), // PAT revoked or expired
+            (row(user, t, t, true, UserState::Blocked), t + 1, false),
+            (row(admin.clone(), t, t, false, UserState::Active), t + 1, true),
+        ];
+        for (i, (row, now, expected)) in cases.iter().enumerate() {
+            assert_eq!(alive(row, &[7; 32], *now), *expected, "case {i}");
+        }
+        let other_admin_token = row(admin, t, t, false, UserState::Active);
+        assert!(!alive(&other_admin_token, &[8; 32], t + 1), "the admin token changed");
+    }
+
+    #[test]
+    fn csrf_tokens_differ_per_session_and_match_only_their_own() {
+        let (a, b) = (csrf_token("jtcs_a"), csrf_token("jtcs_b"));
+        assert_ne!(a, b);
+        let session = Session { actor: Actor::Admin, username: None, csrf: a.clone() };
+        assert!(csrf_matches(&session, &a));
+        assert!(!csrf_matches(&session, &b));
+        assert!(!csrf_matches(&session, ""));
+    }
+}

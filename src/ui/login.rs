@@ -57,7 +57,7 @@ pub async fn submit(state: web::Data<AppState>, body: web::Bytes) -> HttpRespons
 
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
-    if let Err(refused) = signed.check_csrf(&Fields::parse(&body)) {
+    if let Some(refused) = signed.refuse_without_csrf(&Fields::parse(&body)) {
         return refused;
     }
     if let Err(e) = console::sign_out(&state.store, &signed.id).await {

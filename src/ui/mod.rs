@@ -7,7 +7,7 @@
 //! `Content-Security-Policy` (no script at all, no framing, forms only to this origin),
 //! `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, and `Cache-Control:
 //! no-store` on everything but the assets. Every state-changing form carries the session's CSRF
-//! token ([`session::Signed::check_csrf`]); a POST without it is a 403 before anything is read.
+//! token ([`session::Signed::refuse_without_csrf`]); a POST without it is a 403 before anything is read.
 
 pub mod assets;
 pub mod home;

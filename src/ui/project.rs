@@ -99,7 +99,7 @@ pub async fn act(
 ) -> HttpResponse {
     let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
     let form = Fields::parse(&body);
-    if let Err(refused) = signed.check_csrf(&form) {
+    if let Some(refused) = signed.refuse_without_csrf(&form) {
         return refused;
     }
     let Some((project, action)) = path.rsplit_once("/-/") else {

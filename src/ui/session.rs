@@ -39,11 +39,11 @@ impl Signed {
         }
     }
 
-    /// Refuses a form without this session's CSRF token.
-    pub fn check_csrf(&self, form: &Fields) -> Result<(), HttpResponse> {
+    /// The 403 page for a form without this session's CSRF token; `None` when it has it.
+    pub fn refuse_without_csrf(&self, form: &Fields) -> Option<HttpResponse> {
         match form.one(CSRF_FIELD) {
-            Some(token) if console::csrf_matches(&self.session, token) => Ok(()),
-            _ => Err(super::error_page(
+            Some(token) if console::csrf_matches(&self.session, token) => None,
+            _ => Some(super::error_page(
                 actix_web::http::StatusCode::FORBIDDEN,
                 Some(self),
                 "This form is missing its security token or it has expired. Reload the page and try again.",
