@@ -433,3 +433,33 @@ fn hostile_input_is_escaped_and_a_pasted_token_is_neither_stored_nor_logged() {
     assert!(!stored.windows(pasted.len()).any(|w| w == pasted.as_bytes()), "the pasted token was stored");
     assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()), "the PAT was stored");
 }
+
+#[test]
+fn own_job_token_scopes_are_saved_and_an_elevation_refusal_names_the_group_that_forbids_it() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let team = s.admin("GET", "/api/v1/groups/team", json!(null))["id"].as_i64().unwrap();
+    s.admin("PATCH", &format!("/api/v1/groups/{team}/job_token_scope"), json!({"job_token_elevation_allowed": false}));
+    let (token, _) = pat(&s, f.maintainer);
+    let mut b = Browser::new(&s);
+    b.sign_in(&token);
+    let csrf = b.get("/ui/projects/team/app").csrf();
+    let settings = || s.admin("GET", &format!("/api/v1/projects/{}/job_token_scope", f.app), json!(null));
+
+    let saved = b.post(
+        "/ui/projects/team/app/-/scopes",
+        &[("csrf", &csrf), ("scope", "read_repository"), ("scope", "read_registry")],
+    );
+    assert_eq!(saved.status, 303);
+    assert_eq!(settings()["job_token_scopes"], json!(["read_repository", "read_registry"]));
+
+    let elevated = b.post("/ui/projects/team/app/-/scopes", &[("csrf", &csrf), ("scope", "api")]);
+    assert_eq!(elevated.status, 303);
+    let page = b.get("/ui/projects/team/app");
+    assert!(
+        page.body.contains("Not changed: elevated job token scopes (api) are not allowed: group team forbids"),
+        "{}",
+        page.body
+    );
+    assert_eq!(settings()["job_token_scopes"], json!(["read_repository", "read_registry"]));
+}

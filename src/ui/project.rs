@@ -18,7 +18,7 @@ use crate::service::job_token_scope::{
     self as scope_service, InboundSource, ProjectChange, ProjectSettings, ScopeError, ShownEntry, ShownOutbound,
 };
 use crate::service::now;
-use crate::store::allowlist::{EntryScopes, Node, MAX_ENTRIES};
+use crate::store::allowlist::{Authorization, EntryScopes, Node, MAX_ENTRIES};
 use crate::store::{namespaces, Listed, Page};
 
 /// The console URL of a project page, or of one of its actions.
@@ -46,6 +46,7 @@ struct View {
     groups: Listed<ShownEntry>,
     inherited: Vec<(String, Vec<ShownEntry>, usize)>,
     outbound: Listed<ShownOutbound>,
+    log: Listed<Authorization>,
 }
 
 async fn load(state: &AppState, signed: &Signed, path: &str) -> Result<View, ScopeError> {
@@ -64,6 +65,7 @@ async fn load(state: &AppState, signed: &Signed, path: &str) -> Result<View, Sco
         groups: scope_service::entries(store, actor, owner, "group", page).await?,
         inherited: scope_service::inherited_entries(store, actor, id).await?,
         outbound: scope_service::outbound(store, actor, id, page).await?,
+        log: scope_service::authorizations(store, actor, id, page).await?,
     })
 }
 
@@ -131,6 +133,22 @@ pub async fn act(
             },
             Err(message) => Ok(message),
         },
+        "scopes" => match form.all("scope").map(str::parse::<Scope>).collect::<Result<ScopeSet, _>>() {
+            Ok(scopes) => {
+                let change =
+                    ProjectChange { inbound_enabled: None, outbound_enabled: None, job_token_scopes: Some(scopes) };
+                scope_service::change_project_settings(store, actor, view.id, change, at)
+                    .await
+                    .map(|_| "Saved the job token scopes.".to_owned())
+            }
+            Err(e) => Ok(format!("Not changed: {e}")),
+        },
+        "autopopulate" => scope_service::autopopulate(store, &state.authlog, actor, view.id, at)
+            .await
+            .map(|added| format!("Added {} entries from the authorization log.", added.len())),
+        "remove_autopopulated" => scope_service::remove_autopopulated(store, actor, view.id, at)
+            .await
+            .map(|_| "Removed the entries added from the authorization log.".to_owned()),
         "update" | "remove" => match source_by_id(&form) {
             None => Ok("Not changed: the entry is not known.".to_owned()),
             Some(source) if action == "remove" => {
@@ -371,6 +389,49 @@ fn render(signed: &Signed, view: &View, why: Option<Result<WhyAnswer, String>>, 
                     (scope_boxes(None, "add"))
                 }
                 button type="submit" { "Add" }
+            }
+        }
+
+        section aria-labelledby="log" {
+            h2 #log { "Authorization log" }
+            p { "Projects whose jobs reached this project, with the scopes only an allowlist entry grants." }
+            @if view.log.items.is_empty() { p.muted { "No job of another project has used a job token here yet." } }
+            @else {
+                div.table { table {
+                    thead { tr { th scope="col" { "Source project" } th scope="col" { "Scopes used" } th scope="col" { "Times" } th scope="col" { "Last" } } }
+                    tbody {
+                        @for a in &view.log.items {
+                            tr {
+                                td { code { (a.source_project_path) } }
+                                td { (a.scopes.names().join(", ")) }
+                                td { (a.count) }
+                                td { (crate::domain::time::rfc3339(a.last_authorized_at)) }
+                            }
+                        }
+                    }
+                } }
+            }
+            form.inline method="post" action=(url(&view.path, Some("autopopulate"))) {
+                (super::csrf_field(signed))
+                button type="submit" { "Add all from the log" }
+            }
+            " "
+            form.inline method="post" action=(url(&view.path, Some("remove_autopopulated"))) {
+                (super::csrf_field(signed))
+                button.secondary type="submit" { "Remove autopopulated entries" }
+            }
+        }
+
+        section aria-labelledby="own-scopes" {
+            h2 #own-scopes { "This project's job token scopes" }
+            p { "What this project's own jobs may do with their job token. Elevated scopes need elevation to be allowed by the instance and every group above." }
+            form method="post" action=(url(&view.path, Some("scopes"))) {
+                (super::csrf_field(signed))
+                fieldset {
+                    legend { "Scopes of this project's job tokens" }
+                    (scope_boxes(Some(s.job_token_scopes), "own"))
+                }
+                button type="submit" { "Save scopes" }
             }
         }
 
