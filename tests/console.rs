@@ -463,3 +463,30 @@ fn own_job_token_scopes_are_saved_and_an_elevation_refusal_names_the_group_that_
     );
     assert_eq!(settings()["job_token_scopes"], json!(["read_repository", "read_registry"]));
 }
+
+#[test]
+fn the_token_inspector_shows_header_claims_and_state_and_neither_echoes_nor_logs_the_token() {
+    let s = Server::start();
+    let w = common::World::new(&s);
+    let job = w.job(&s, true);
+    let token = w.mint_ok(&s, job, &[]);
+    let mut b = Browser::new(&s);
+    b.sign_in(common::ADMIN);
+    let csrf = b.get("/ui/tokens").csrf();
+
+    let page = b.post(
+        "/ui/tokens",
+        &[("csrf", &csrf), ("token", &token), ("project", "grp/app"), ("scope", "read_repository")],
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("State: <strong>active</strong>"), "{}", page.body);
+    assert!(page.body.contains("&quot;project_path&quot;: &quot;grp/app&quot;"), "{}", page.body);
+    assert!(page.body.contains(r#"<span class="allowed">Allowed</span>"#), "{}", page.body);
+    assert!(!page.body.contains(&token), "the token is not echoed back");
+    assert!(!s.log().contains(&token), "the token is not logged");
+
+    let malformed = b.post("/ui/tokens", &[("csrf", &csrf), ("token", "not a jwt")]);
+    assert_eq!(malformed.status, 400);
+    let without_csrf = b.post("/ui/tokens", &[("token", &token)]);
+    assert_eq!(without_csrf.status, 403);
+}

@@ -176,6 +176,8 @@ routes! {
     POST "/ui/login" => crate::ui::login::submit,
     POST "/ui/logout" => crate::ui::login::logout,
     GET "/ui/assets/console.css" => crate::ui::assets::css,
+    GET "/ui/tokens" => crate::ui::tokens::show,
+    POST "/ui/tokens" => crate::ui::tokens::inspect,
     GET "/ui/projects/{full_path:.+}" => crate::ui::project::show,
     POST "/ui/projects/{full_path:.+}" => crate::ui::project::act,
 }

@@ -14,6 +14,7 @@ pub mod home;
 pub mod login;
 pub mod project;
 pub mod session;
+pub mod tokens;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -95,6 +96,7 @@ fn layout(title: &str, signed: Option<&Signed>, body: Markup) -> Markup {
                 header.top {
                     a.brand href="/ui/" { "jobtoken" }
                     @if let Some(signed) = signed {
+                        nav aria-label="Console" { a href="/ui/tokens" { "Token inspector" } }
                         span.who { "Signed in as " strong { (signed.display_name()) } }
                         form.inline method="post" action="/ui/logout" {
                             (csrf_field(signed))
