@@ -490,3 +490,47 @@ fn the_token_inspector_shows_header_claims_and_state_and_neither_echoes_nor_logs
     let without_csrf = b.post("/ui/tokens", &[("token", &token)]);
     assert_eq!(without_csrf.status, 403);
 }
+
+#[test]
+fn a_group_maintainer_admits_a_project_on_the_group_page_and_its_projects_inherit_it() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let team = s.admin("GET", "/api/v1/groups/team", json!(null))["id"].as_i64().unwrap();
+    common::group_member(&s, team, f.maintainer, MAINTAINER);
+    let (token, _) = pat(&s, f.maintainer);
+    let mut b = Browser::new(&s);
+    b.sign_in(&token);
+    let page = b.get("/ui/groups/team");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = page.csrf();
+
+    let added = b.post(
+        "/ui/groups/team/-/add",
+        &[("csrf", &csrf), ("kind", "project"), ("path", "other/src"), ("default", "on")],
+    );
+    assert_eq!(added.status, 303, "{}", added.body);
+    assert_eq!(added.header("location"), Some("/ui/groups/team"));
+    let listed = s.admin("GET", &format!("/api/v1/groups/{team}/job_token_scope/allowlist"), json!(null));
+    assert_eq!(listed[0]["source_path"], "other/src");
+    assert_eq!(listed[0]["default_permissions"], true);
+
+    let project = b.get("/ui/projects/team/app");
+    assert!(project.body.contains(r#"<a href="/ui/groups/team"><code>team</code></a>"#), "{}", project.body);
+    let why = b.post(
+        "/ui/projects/team/app/-/why",
+        &[("csrf", &csrf), ("source", "other/src"), ("protected", "on"), ("scope", "read_repository")],
+    );
+    assert!(why.body.contains(r#"<p class="allowed">Allowed</p>"#), "{}", why.body);
+
+    let settings =
+        b.post("/ui/groups/team/-/settings", &[("csrf", &csrf), ("inbound", "inherit"), ("elevation", "off")]);
+    assert_eq!(settings.status, 303);
+    let api = s.admin("GET", &format!("/api/v1/groups/{team}/job_token_scope"), json!(null));
+    assert_eq!(api["job_token_elevation_allowed"], false);
+
+    // The project's Developer is no member of the group: it is not there for them.
+    let (dev_token, _) = pat(&s, f.developer);
+    let mut dev = Browser::new(&s);
+    dev.sign_in(&dev_token);
+    assert_eq!(dev.get("/ui/groups/team").status, 404);
+}

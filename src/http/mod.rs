@@ -180,6 +180,8 @@ routes! {
     POST "/ui/tokens" => crate::ui::tokens::inspect,
     GET "/ui/projects/{full_path:.+}" => crate::ui::project::show,
     POST "/ui/projects/{full_path:.+}" => crate::ui::project::act,
+    GET "/ui/groups/{full_path:.+}" => crate::ui::groups::show,
+    POST "/ui/groups/{full_path:.+}" => crate::ui::groups::act,
 }
 
 /// Largest JSON body the API accepts.

@@ -10,6 +10,7 @@
 //! token ([`session::Signed::refuse_without_csrf`]); a POST without it is a 403 before anything is read.
 
 pub mod assets;
+pub mod groups;
 pub mod home;
 pub mod login;
 pub mod project;

@@ -71,9 +71,9 @@ async fn load(state: &AppState, signed: &Signed, path: &str) -> Result<View, Sco
 
 /// The page for a refusal that means the project is not there for this user (404) or not theirs
 /// to manage (403), as the API answers.
-fn refused(signed: &Signed, e: &ScopeError) -> HttpResponse {
+pub(super) fn refused(signed: &Signed, e: &ScopeError) -> HttpResponse {
     match e {
-        ScopeError::NotFound(_) => super::error_page(StatusCode::NOT_FOUND, Some(signed), "Project not found."),
+        ScopeError::NotFound(_) => super::error_page(StatusCode::NOT_FOUND, Some(signed), "Not found."),
         ScopeError::Forbidden(_) => super::error_page(StatusCode::FORBIDDEN, Some(signed), &e.to_string()),
         ScopeError::Store(cause) => {
             log::error!("console project page: {cause}");
@@ -172,7 +172,7 @@ pub async fn act(
 }
 
 /// The source an "add" form names by kind and full path; `Err` is the message to show.
-async fn source_by_path(state: &AppState, form: &Fields) -> Result<Node, String> {
+pub(super) async fn source_by_path(state: &AppState, form: &Fields) -> Result<Node, String> {
     let path = form.one("path").unwrap_or_default().trim().to_owned();
     if path.is_empty() {
         return Err("Not changed: give the full path of a project or group.".into());
@@ -196,7 +196,7 @@ async fn source_by_path(state: &AppState, form: &Fields) -> Result<Node, String>
     }
 }
 
-fn source_by_id(form: &Fields) -> Option<Node> {
+pub(super) fn source_by_id(form: &Fields) -> Option<Node> {
     let id: i64 = form.one("id")?.parse().ok()?;
     match form.one("kind")? {
         "project" => Some(Node::Project(id)),
@@ -206,7 +206,7 @@ fn source_by_id(form: &Fields) -> Option<Node> {
 }
 
 /// The scopes a form grants: the ticked `scope` boxes, or default permissions.
-fn grant(form: &Fields) -> Result<EntryScopes, String> {
+pub(super) fn grant(form: &Fields) -> Result<EntryScopes, String> {
     if form.one("default") == Some("on") {
         return Ok(None);
     }
@@ -270,7 +270,7 @@ async fn why(state: &AppState, signed: &Signed, view: &View, form: &Fields) -> H
     render(signed, view, Some(answer), StatusCode::OK)
 }
 
-fn scope_boxes(selected: Option<ScopeSet>, id_prefix: &str) -> Markup {
+pub(super) fn scope_boxes(selected: Option<ScopeSet>, id_prefix: &str) -> Markup {
     html! {
         @for scope in Scope::ALL {
             @let id = format!("{id_prefix}-{}", scope.as_str());
@@ -293,7 +293,9 @@ fn inbound_source(settings: &ProjectSettings) -> String {
     }
 }
 
-fn entries_table(signed: &Signed, view: &View, kind: &str, listed: &Listed<ShownEntry>) -> Markup {
+/// An owner's allowlist entries of one kind, each with its scope checkboxes, save and remove;
+/// `page` is the owner's console page (actions post to `{page}/-/update` and `{page}/-/remove`).
+pub(super) fn entries_table(signed: &Signed, page: &str, kind: &str, listed: &Listed<ShownEntry>) -> Markup {
     html! {
         @if listed.items.is_empty() {
             p.muted { "No " (kind) " entries." }
@@ -310,7 +312,7 @@ fn entries_table(signed: &Signed, view: &View, kind: &str, listed: &Listed<Shown
                                 @if shown.entry.autopopulated { br; span.muted { "added from the authorization log" } }
                             }
                             td {
-                                form method="post" action=(url(&view.path, Some("update"))) {
+                                form method="post" action={ (page) "/-/update" } {
                                     (super::csrf_field(signed))
                                     input type="hidden" name="kind" value=(kind);
                                     input type="hidden" name="id" value=(id);
@@ -327,7 +329,7 @@ fn entries_table(signed: &Signed, view: &View, kind: &str, listed: &Listed<Shown
                                 }
                             }
                             td {
-                                form method="post" action=(url(&view.path, Some("remove"))) {
+                                form method="post" action={ (page) "/-/remove" } {
                                     (super::csrf_field(signed))
                                     input type="hidden" name="kind" value=(kind);
                                     input type="hidden" name="id" value=(id);
@@ -372,9 +374,9 @@ fn render(signed: &Signed, view: &View, why: Option<Result<WhyAnswer, String>>, 
             h2 #allowlist { "Allowlist" }
             p.counter { "Projects: " (view.projects.total) "/" (MAX_ENTRIES) " · Groups: " (view.groups.total) "/" (MAX_ENTRIES) }
             h3 { "Projects" }
-            (entries_table(signed, view, "project", &view.projects))
+            (entries_table(signed, &url(&view.path, None), "project", &view.projects))
             h3 { "Groups" }
-            (entries_table(signed, view, "group", &view.groups))
+            (entries_table(signed, &url(&view.path, None), "group", &view.groups))
             h3 { "Add a project or group" }
             form method="post" action=(url(&view.path, Some("add"))) {
                 (super::csrf_field(signed))
@@ -442,7 +444,7 @@ fn render(signed: &Signed, view: &View, why: Option<Result<WhyAnswer, String>>, 
             }
             @for (group, items, hidden) in &view.inherited {
                 @if !items.is_empty() || *hidden > 0 {
-                    h3 { "Group " code { (group) } " (read-only here; edit it on the group)" }
+                    h3 { "Group " a href=(super::groups::url(group, None)) { code { (group) } } " (read-only here; edit it on the group's page)" }
                     ul {
                         @for shown in items {
                             li {
