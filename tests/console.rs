@@ -534,3 +534,50 @@ fn a_group_maintainer_admits_a_project_on_the_group_page_and_its_projects_inheri
     dev.sign_in(&dev_token);
     assert_eq!(dev.get("/ui/groups/team").status, 404);
 }
+
+#[test]
+fn home_lists_what_the_user_maintains_and_opens_a_project_by_path() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let team = s.admin("GET", "/api/v1/groups/team", json!(null))["id"].as_i64().unwrap();
+    let sub = group(&s, "sub", Some(team));
+    project(&s, "deep", sub, json!({"visibility": "private"}));
+    common::group_member(&s, team, f.maintainer, MAINTAINER);
+    let (token, _) = pat(&s, f.maintainer);
+    let mut b = Browser::new(&s);
+    b.sign_in(&token);
+    let home = b.get("/ui/");
+    for shown in
+        [r#"href="/ui/projects/team/app""#, r#"href="/ui/projects/team/sub/deep""#, r#"href="/ui/groups/team/sub""#]
+    {
+        assert!(home.body.contains(shown), "{shown} in {}", home.body);
+    }
+    assert!(!home.body.contains("other/src"), "only a Developer there: {}", home.body);
+    let open = b.get("/ui/?project=team/sub/deep");
+    assert_eq!(open.header("location"), Some("/ui/projects/team/sub/deep"));
+}
+
+#[test]
+fn a_sign_in_posted_from_another_site_is_refused() {
+    let s = Server::start();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let req = ureq::http::Request::builder()
+        .method("POST")
+        .uri(s.url("/ui/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Sec-Fetch-Site", "cross-site")
+        .body(format!("token={}", common::ADMIN))
+        .unwrap();
+    let res = agent.run(req).unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    assert!(res.headers().get("set-cookie").is_none());
+}
+
+#[test]
+fn the_console_is_served_on_the_public_listener_only() {
+    let (s, admin) = Server::start_split(&[]);
+    let public = s.get("/ui/login", Auth::None);
+    assert_eq!(public.status, 200);
+    let hidden = s.at(&admin).send("GET", "/ui/login", Auth::None, None);
+    assert_eq!(hidden.status, 404);
+}

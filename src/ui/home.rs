@@ -32,11 +32,17 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>, query: web::Quer
     let listed = state
         .store
         .read(move |c| match actor {
-            Actor::Admin => namespaces::list_projects(c, &ProjectFilter::default(), page),
-            Actor::User(user) => namespaces::list_projects_managed_by(c, user, page),
+            Actor::Admin => Ok((
+                namespaces::list_projects(c, &ProjectFilter::default(), page)?,
+                namespaces::list_groups(c, None, page)?,
+            )),
+            Actor::User(user) => Ok((
+                namespaces::list_projects_managed_by(c, user, page)?,
+                namespaces::list_groups_managed_by(c, user, page)?,
+            )),
         })
         .await;
-    let listed = match listed {
+    let (listed, groups) = match listed {
         Ok(listed) => listed,
         Err(e) => {
             log::error!("console home: {e}");
@@ -47,14 +53,15 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>, query: web::Quer
             );
         }
     };
-    let pages = (listed.total as u64).div_ceil(PER_PAGE).max(1);
+    let pages = (listed.total.max(groups.total) as u64).div_ceil(PER_PAGE).max(1);
     let heading = match actor {
-        Actor::Admin => "All projects",
-        Actor::User(_) => "Projects you maintain",
+        Actor::Admin => "All projects and groups",
+        Actor::User(_) => "Projects and groups you maintain",
     };
     let body = html! {
         (super::flash(&signed))
         h1 { (heading) }
+        h2 { "Projects" }
         form method="get" action="/ui/" {
             label for="project" { "Open a project by its full path" }
             input #project type="text" name="project" placeholder="group/project";
@@ -68,7 +75,19 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>, query: web::Quer
                     li { a href=(super::project::url(&p.path_with_namespace, None)) { (p.path_with_namespace) } }
                 }
             }
-            p.muted { "Page " (number) " of " (pages) " (" (listed.total) " projects)" }
+        }
+        h2 { "Groups" }
+        @if groups.items.is_empty() {
+            p { "No groups here." }
+        } @else {
+            ul.groups {
+                @for g in &groups.items {
+                    li { a href=(super::groups::url(&g.full_path, None)) { (g.full_path) } }
+                }
+            }
+        }
+        @if listed.total > 0 || groups.total > 0 {
+            p.muted { "Page " (number) " of " (pages) " (" (listed.total) " projects, " (groups.total) " groups)" }
             nav aria-label="Pages" {
                 @if number > 1 { a href={ "/ui/?page=" (number - 1) } { "Previous" } " " }
                 @if number < pages { a href={ "/ui/?page=" (number + 1) } { "Next" } }

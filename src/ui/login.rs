@@ -35,7 +35,13 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 
 /// Opens a session for a valid token; anything else gets one message that says nothing about
 /// which part was wrong.
-pub async fn submit(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+/// A sign-in posted from another site (login CSRF: signing the victim in as someone else) is
+/// refused where the browser says so (`Sec-Fetch-Site`); the session cookie is `SameSite=Strict`.
+pub async fn submit(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if matches!(site, Some("cross-site" | "same-site")) {
+        return form(StatusCode::FORBIDDEN, Some("Sign in from this page."));
+    }
     let fields = Fields::parse(&body);
     let token = fields.one("token").unwrap_or_default().trim();
     if token.is_empty() {
