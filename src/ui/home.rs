@@ -53,7 +53,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>, query: web::Quer
             );
         }
     };
-    let pages = (listed.total.max(groups.total) as u64).div_ceil(PER_PAGE).max(1);
+    let pages = listed.total.max(groups.total).div_ceil(PER_PAGE).max(1);
     let heading = match actor {
         Actor::Admin => "All projects and groups",
         Actor::User(_) => "Projects and groups you maintain",
