@@ -419,7 +419,7 @@ fn hostile_input_is_escaped_and_a_pasted_token_is_neither_stored_nor_logged() {
     );
     assert_eq!(added.status, 303);
     let page = b.get("/ui/projects/team/app");
-    assert!(page.body.contains("Not changed: group &lt;script&gt;"), "{}", page.body);
+    assert!(page.body.contains("Not changed: group not found"), "{}", page.body);
     assert!(!page.body.contains("<script>"));
 
     let pasted = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXRoYXQtaXMtbm90LXZhbGlk";
@@ -580,4 +580,31 @@ fn the_console_is_served_on_the_public_listener_only() {
     assert_eq!(public.status, 200);
     let hidden = s.at(&admin).send("GET", "/ui/login", Auth::None, None);
     assert_eq!(hidden.status, 404);
+}
+
+#[test]
+fn a_source_the_user_cannot_see_is_refused_exactly_like_an_unknown_one() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let hidden = group(&s, "hidden", None);
+    project(&s, "secret", hidden, json!({"visibility": "private"}));
+    let (token, _) = pat(&s, f.maintainer);
+    let mut b = Browser::new(&s);
+    b.sign_in(&token);
+    let csrf = b.get("/ui/projects/team/app").csrf();
+    let mut answers = Vec::new();
+    for path in ["hidden/secret", "nowhere/nothing"] {
+        let added = b.post(
+            "/ui/projects/team/app/-/add",
+            &[("csrf", &csrf), ("kind", "project"), ("path", path), ("default", "on")],
+        );
+        assert_eq!(added.status, 303);
+        let page = b.get("/ui/projects/team/app");
+        let flash = page.body.split(r#"<p class="flash" role="status">"#).nth(1).unwrap().split("</p>").next().unwrap();
+        let why = b.post("/ui/projects/team/app/-/why", &[("csrf", &csrf), ("source", path), ("scope", "read_api")]);
+        let reason = why.body.split(r#"<p class="denied">Denied</p><p>"#).nth(1).unwrap().split("</p>").next().unwrap();
+        answers.push((flash.to_owned(), reason.replace(path, "PATH")));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, "Not changed: project not found");
 }

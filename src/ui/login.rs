@@ -47,6 +47,12 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, body: web::Byt
     if token.is_empty() {
         return form(StatusCode::UNAUTHORIZED, Some("Sign-in failed: the token is not valid."));
     }
+    // A new sign-in replaces the session this browser had (no fixation, no orphan).
+    if let Some(old) = session::cookie(&req, session::COOKIE) {
+        if let Err(e) = console::sign_out(&state.store, old).await {
+            log::error!("console sign-in could not end the previous session: {e}");
+        }
+    }
     match console::sign_in(&state.store, &state.admin_hash, token, now()).await {
         Ok(Some(id)) => {
             let mut res = super::see_other("/ui/");

@@ -188,7 +188,8 @@ pub(super) async fn source_by_path(state: &AppState, form: &Fields) -> Result<No
         .await;
     match found {
         Ok(Some(node)) => Ok(node),
-        Ok(None) => Err(format!("Not changed: {} {path} not found.", if group { "group" } else { "project" })),
+        // Worded as the service words a source the user cannot see: the same answer either way.
+        Ok(None) => Err(format!("Not changed: {} not found", if group { "group" } else { "project" })),
         Err(e) => {
             log::error!("console source lookup: {e}");
             Err("Not changed: the lookup failed; try again.".into())
