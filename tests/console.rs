@@ -278,6 +278,9 @@ fn a_maintainer_admits_a_group_for_two_scopes_and_the_why_panel_flips_from_denie
 
     let after = ask(&mut b, "read_registry");
     assert!(after.contains(r#"<p class="allowed">Allowed</p>"#), "{after}");
+    // The panel keeps the question it answered.
+    assert!(after.contains(r#"name="source" placeholder="group/project" value="other/src""#), "{after}");
+    assert!(after.contains(r#"<option value="read_registry" selected>"#), "{after}");
     let not_granted = ask(&mut b, "write_registry");
     assert!(not_granted.contains(r#"<p class="denied">Denied</p>"#), "{not_granted}");
 

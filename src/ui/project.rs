@@ -223,7 +223,7 @@ pub(super) fn grant(form: &Fields) -> Result<EntryScopes, String> {
 async fn why(state: &AppState, signed: &Signed, view: &View, form: &Fields) -> HttpResponse {
     let scope = match form.one("scope").unwrap_or_default().parse::<Scope>() {
         Ok(scope) => scope,
-        Err(e) => return render(signed, view, Some(Err(e.to_string())), StatusCode::UNPROCESSABLE_ENTITY),
+        Err(e) => return render(signed, view, Some((form, Err(e.to_string()))), StatusCode::UNPROCESSABLE_ENTITY),
     };
     let actor = signed.session.actor;
     let token = form.one("token").unwrap_or_default().trim();
@@ -248,7 +248,7 @@ async fn why(state: &AppState, signed: &Signed, view: &View, form: &Fields) -> H
                 return render(
                     signed,
                     view,
-                    Some(Err("Give the user the job runs for.".into())),
+                    Some((form, Err("Give the user the job runs for.".into()))),
                     StatusCode::UNPROCESSABLE_ENTITY,
                 )
             }
@@ -268,7 +268,7 @@ async fn why(state: &AppState, signed: &Signed, view: &View, form: &Fields) -> H
             Err(e) => Err(e.to_string()),
         }
     };
-    render(signed, view, Some(answer), StatusCode::OK)
+    render(signed, view, Some((form, answer)), StatusCode::OK)
 }
 
 pub(super) fn scope_boxes(selected: Option<ScopeSet>, id_prefix: &str) -> Markup {
@@ -345,8 +345,13 @@ pub(super) fn entries_table(signed: &Signed, page: &str, kind: &str, listed: &Li
     }
 }
 
-fn render(signed: &Signed, view: &View, why: Option<Result<WhyAnswer, String>>, status: StatusCode) -> HttpResponse {
+/// The "Why?" panel's question as asked (the form keeps it, except a pasted token) and its answer.
+type Asked<'a> = Option<(&'a Fields, Result<WhyAnswer, String>)>;
+
+fn render(signed: &Signed, view: &View, why: Asked<'_>, status: StatusCode) -> HttpResponse {
     let s = &view.settings;
+    let asked = |name: &str| why.as_ref().and_then(|(form, _)| form.one(name)).map(str::to_owned);
+    let me = signed.session.username.clone().unwrap_or_default();
     let body = html! {
         (super::flash(signed))
         h1 { "Job token permissions: " code { (view.path) } }
@@ -477,19 +482,21 @@ fn render(signed: &Signed, view: &View, why: Option<Result<WhyAnswer, String>>, 
             form method="post" action=(url(&view.path, Some("why"))) {
                 (super::csrf_field(signed))
                 label for="why-source" { "Source project (full path)" }
-                input #why-source type="text" name="source" placeholder="group/project";
+                input #why-source type="text" name="source" placeholder="group/project" value=(asked("source").unwrap_or_default());
                 label for="why-user" { "User the job runs for" }
-                input #why-user type="text" name="user" value=(signed.session.username.clone().unwrap_or_default());
-                label.check for="why-protected" { input #why-protected type="checkbox" name="protected" checked; "Protected branch or tag" }
+                input #why-user type="text" name="user" value=(asked("user").unwrap_or(me));
+                label.check for="why-protected" { input #why-protected type="checkbox" name="protected" checked[why.is_none() || asked("protected").is_some()]; "Protected branch or tag" }
                 label for="why-token" { "…or paste a job token instead (never stored)" }
                 textarea #why-token name="token" autocomplete="off" spellcheck="false" {}
                 label for="why-scope" { "Scope" }
                 select #why-scope name="scope" {
-                    @for scope in Scope::ALL { option value=(scope.as_str()) { (scope.as_str()) } }
+                    @for scope in Scope::ALL {
+                        option value=(scope.as_str()) selected[asked("scope").as_deref() == Some(scope.as_str())] { (scope.as_str()) }
+                    }
                 }
                 button type="submit" { "Ask" }
             }
-            @if let Some(answer) = &why {
+            @if let Some((_, answer)) = &why {
                 div #why-answer role="status" {
                     @match answer {
                         Ok(a) if a.allowed => { p.allowed { "Allowed" } p { (a.reason) } }
