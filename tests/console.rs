@@ -176,8 +176,10 @@ fn every_console_page_carries_the_security_headers_and_pages_are_not_cached() {
     let (token, _) = pat(&s, f.maintainer);
     let mut b = Browser::new(&s);
     let login = b.get("/ui/login");
+    let encoded = b.get("/%75i/login");
+    assert_eq!(encoded.status, 200, "the router decodes the path");
     b.sign_in(&token);
-    let pages = [login, b.get("/ui/"), b.get("/ui/projects/team/app"), b.get("/ui/projects/no/such")];
+    let pages = [login, b.get("/ui/"), b.get("/ui/projects/team/app"), b.get("/ui/projects/no/such"), encoded];
     for page in &pages {
         let csp = page.header("content-security-policy").unwrap_or_default();
         for directive in ["default-src 'none'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'"] {

@@ -39,7 +39,8 @@ pub async fn headers<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let path = req.path();
+    // The path the router matches (percent-decoded): `/%75i/login` is a console page too.
+    let path = req.match_info().as_str();
     let console = path == PREFIX || path.starts_with("/ui/");
     let asset = path.starts_with(assets::PREFIX);
     let mut res = next.call(req).await?;
