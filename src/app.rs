@@ -95,6 +95,7 @@ pub fn build(mut state: AppState, listeners: impl Into<Listeners>) -> std::io::R
             .default_service(web::to(http::not_found))
             // Inside the access wrapper, so refused requests are measured and logged too.
             .wrap(middleware::from_fn(http::auth::authenticate_api))
+            .wrap(middleware::from_fn(crate::ui::headers))
             // Before authentication: a route the listener does not serve is a 404 to anyone.
             .wrap(middleware::Condition::new(split, middleware::from_fn(http::listeners::split)))
             .wrap_fn(http::access::observe)

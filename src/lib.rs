@@ -23,4 +23,5 @@ pub mod signing;
 pub mod store;
 pub mod tls;
 pub mod token;
+pub mod ui;
 pub mod verify;

@@ -22,6 +22,8 @@ mod bad_input;
 mod cli;
 #[path = "client_auth.rs"]
 mod client_auth;
+#[path = "console.rs"]
+mod console;
 #[path = "crash.rs"]
 mod crash;
 #[path = "credentials.rs"]

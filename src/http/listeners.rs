@@ -3,7 +3,7 @@
 //!
 //! | route | public listener | admin listener |
 //! | --- | --- | --- |
-//! | `/oauth/*`, `/.well-known/*`, any other non-API route | yes | 404 |
+//! | `/oauth/*`, `/.well-known/*`, `/ui/*` (the web console), any other non-API route | yes | 404 |
 //! | `POST /api/v1/job_token/authorize` (resource servers' decisions) | yes | yes |
 //! | `POST /api/v1/jobs/{id}/finish` (runners finishing their job) | yes | yes |
 //! | `/api/v1/{projects,groups}/{id}/job_token_scope` and below (Maintainers with PATs) | yes | yes |
@@ -96,6 +96,8 @@ mod tests {
             ("/oauth/token", Side::Public),
             ("/.well-known/jwks.json", Side::Public),
             ("/jwt/auth", Side::Public),
+            ("/ui/", Side::Public),
+            ("/ui/projects/{full_path:.+}", Side::Public),
             ("/metrics", Side::Admin),
             ("/health/ready", Side::Both),
             ("/api/v1/users", Side::Admin),

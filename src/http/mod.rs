@@ -169,6 +169,19 @@ routes! {
     GET "/api/v1/projects/{id}/audit_events" => audit::list_project,
     GET "/api/v1/groups/{id}/audit_events" => audit::list_group,
     POST "/api/v1/jobs/{id}/finish" => admin::finish_job,
+    // The web console (HTML, not part of openapi.yaml: tests/openapi.rs leaves `/ui` out).
+    GET "/ui" => crate::ui::home::root,
+    GET "/ui/" => crate::ui::home::show,
+    GET "/ui/login" => crate::ui::login::show,
+    POST "/ui/login" => crate::ui::login::submit,
+    POST "/ui/logout" => crate::ui::login::logout,
+    GET "/ui/assets/console.css" => crate::ui::assets::css,
+    GET "/ui/tokens" => crate::ui::tokens::show,
+    POST "/ui/tokens" => crate::ui::tokens::inspect,
+    GET "/ui/projects/{full_path:.+}" => crate::ui::project::show,
+    POST "/ui/projects/{full_path:.+}" => crate::ui::project::act,
+    GET "/ui/groups/{full_path:.+}" => crate::ui::groups::show,
+    POST "/ui/groups/{full_path:.+}" => crate::ui::groups::act,
 }
 
 /// Largest JSON body the API accepts.

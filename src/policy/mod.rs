@@ -12,7 +12,7 @@ mod prevent_all;
 pub mod registry;
 mod rights;
 
-pub use allowlist::inbound_in_force;
+pub use allowlist::{inbound_in_force, inbound_origin, InboundOrigin};
 pub use credentials::{pat_expiry, ExpiryRefused, PAT_DEFAULT_LIFETIME, PAT_MAX_LIFETIME};
 pub use decision::{
     decide, decide_for, decide_scope, out_of_scope_allowed, AllowlistLevel, CrossProjectInput, Decision, EntryGrant,

@@ -128,6 +128,12 @@ pub fn revoke_pat(db: &Db, actor: Actor, user: UserId, id: i64, now: i64) -> Sto
 /// revoked or expired token and for a blocked user. The lookup is one inline read; a use is
 /// written at most once per minute per token.
 pub async fn authenticate_pat(store: &Store, token: &str, now: i64) -> StoreResult<Option<UserId>> {
+    Ok(authenticate_pat_with_id(store, token, now).await?.map(|(user, _)| user))
+}
+
+/// [`authenticate_pat`], with the id of the token (the web console's session keeps it, so that
+/// the session dies with the token).
+pub async fn authenticate_pat_with_id(store: &Store, token: &str, now: i64) -> StoreResult<Option<(UserId, i64)>> {
     // Tokens are 256-bit random values: looking up their SHA-256 reveals nothing useful.
     let hash = secret::hash(token.as_bytes());
     let found = store.read(move |c| pats::find_live(c, &hash, now)).await?;
@@ -139,5 +145,5 @@ pub async fn authenticate_pat(store: &Store, token: &str, now: i64) -> StoreResu
             log::warn!("could not record the use of personal access token {id}: {e}");
         }
     }
-    Ok(Some(pat.user_id))
+    Ok(Some((pat.user_id, pat.id)))
 }

@@ -185,6 +185,22 @@ pub struct ProjectSettings {
     pub inbound_setting: Option<bool>,
     pub outbound_enabled: bool,
     pub job_token_scopes: ScopeSet,
+    /// Where `inbound_enabled` comes from (the console shows it; the API does not).
+    #[serde(skip)]
+    pub inbound_source: InboundSource,
+}
+
+/// Where an effective inbound setting comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundSource {
+    /// The instance enforces job token allowlists.
+    Instance,
+    /// The owner's own setting.
+    Own,
+    /// The setting of this ancestor group (its full path).
+    Group(String),
+    /// Unset everywhere: on by default.
+    Default,
 }
 
 fn project_settings(conn: &Db, id: ProjectId) -> StoreResult<ProjectSettings> {
@@ -192,11 +208,21 @@ fn project_settings(conn: &Db, id: ProjectId) -> StoreResult<ProjectSettings> {
     let groups = owner_groups(conn, Node::Project(id))?;
     let group_settings: Vec<Option<bool>> = groups.iter().map(|g| g.inbound_enabled).collect();
     let enforce = settings::get(conn)?.enforce_job_token_allowlist;
+    let (inbound_enabled, origin) = policy::inbound_origin(enforce, project.inbound_enabled, &group_settings);
+    let inbound_source = match origin {
+        policy::InboundOrigin::Instance => InboundSource::Instance,
+        policy::InboundOrigin::Own => InboundSource::Own,
+        policy::InboundOrigin::Group(i) => {
+            InboundSource::Group(groups.get(i).map(|g| g.full_path.clone()).unwrap_or_default())
+        }
+        policy::InboundOrigin::Default => InboundSource::Default,
+    };
     Ok(ProjectSettings {
-        inbound_enabled: policy::inbound_in_force(enforce, project.inbound_enabled, &group_settings),
+        inbound_enabled,
         inbound_setting: project.inbound_enabled,
         outbound_enabled: project.outbound_enabled,
         job_token_scopes: project.job_token_scopes.unwrap_or_else(ScopeSet::default_set),
+        inbound_source,
     })
 }
 
@@ -361,6 +387,35 @@ pub async fn entries(
         let listed = allowlist::list_entries(c, owner, kind, page)?;
         let items = listed.items.into_iter().map(|e| shown(c, e)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Listed { total: listed.total, items })
+    })
+    .await
+}
+
+/// The allowlist entries project `id` inherits from each group above it (nearest first, with the
+/// group's full path), read with the permission reading the project's own settings needs. Only
+/// entries whose source the actor can see are shown; the count of hidden ones comes with them.
+pub async fn inherited_entries(
+    store: &Store,
+    actor: Actor,
+    id: ProjectId,
+) -> Result<Vec<(String, Vec<ShownEntry>, usize)>, ScopeError> {
+    edit(store, actor, Node::Project(id), move |c| {
+        let mut levels = Vec::new();
+        for group in owner_groups(c, Node::Project(id))? {
+            let (mut items, mut hidden) = (Vec::new(), 0);
+            for kind in ["project", "group"] {
+                let page = Page::new(1, crate::store::page::MAX_PER_PAGE);
+                for entry in allowlist::list_entries(c, Node::Group(group.id), kind, page)?.items {
+                    match editor::may_see(c, actor, entry.source) {
+                        Ok(_) => items.push(shown(c, entry)?),
+                        Err(ScopeError::Store(e)) => return Err(e.into()),
+                        Err(_) => hidden += 1,
+                    }
+                }
+            }
+            levels.push((group.full_path, items, hidden));
+        }
+        Ok(levels)
     })
     .await
 }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit;
 pub mod authlog;
 pub mod clients;
+pub mod console;
 pub mod credentials;
 pub mod decision;
 pub mod editor;

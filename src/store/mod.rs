@@ -17,6 +17,7 @@ pub mod page;
 pub mod pats;
 pub mod pg;
 pub mod pgconnect;
+pub mod sessions;
 pub mod settings;
 pub mod tokens;
 pub mod transfer;

@@ -639,3 +639,26 @@ pub fn delete_group(db: &Db, id: GroupId) -> Result<()> {
         Ok(())
     })
 }
+
+/// The projects `user` may manage (Maintainer or Owner on the project or on any group above it,
+/// as [`effective_access`] takes the highest of those), by id.
+pub fn list_projects_managed_by(db: &Db, user: UserId, page: Page) -> Result<Listed<Project>> {
+    let from_where = "projects WHERE projects.id IN (
+            SELECT project_id FROM project_members WHERE user_id = ?1 AND access_level >= 40)
+        OR projects.namespace_id IN (
+            SELECT ns.id FROM groups ns
+            JOIN groups g ON ns.traversal_ids = g.traversal_ids OR ns.traversal_ids LIKE g.traversal_ids || ' %'
+            JOIN group_members m ON m.group_id = g.id
+            WHERE m.user_id = ?1 AND m.access_level >= 40)";
+    page::fetch(db, PROJECT_COLUMNS, from_where, "id", params![user], page, project_from_row)
+}
+
+/// The groups `user` may manage (Maintainer or Owner on the group or on a group above it), by id.
+pub fn list_groups_managed_by(db: &Db, user: UserId, page: Page) -> Result<Listed<Group>> {
+    let from_where = "groups WHERE groups.id IN (
+            SELECT ns.id FROM groups ns
+            JOIN groups g ON ns.traversal_ids = g.traversal_ids OR ns.traversal_ids LIKE g.traversal_ids || ' %'
+            JOIN group_members m ON m.group_id = g.id
+            WHERE m.user_id = ?1 AND m.access_level >= 40)";
+    page::fetch(db, GROUP_COLUMNS, from_where, "id", params![user], page, group_from_row)
+}

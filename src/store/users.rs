@@ -62,3 +62,10 @@ pub fn set_state(db: &Db, id: UserId, state: UserState) -> Result<User> {
 pub fn list(db: &Db, page: super::Page) -> Result<super::Listed<User>> {
     super::page::fetch(db, COLUMNS, "users", "id", params![], page, from_row)
 }
+
+/// The user with this username (compared regardless of case, as usernames are unique so).
+pub fn find_by_username(db: &Db, username: &str) -> Result<Option<User>> {
+    db.query_opt(&format!("SELECT {COLUMNS} FROM users WHERE lower(username) = lower(?1)"), params![username])?
+        .map(|r| from_row(&r))
+        .transpose()
+}
