@@ -9,6 +9,7 @@ mod decision;
 mod issuance;
 mod online;
 mod prevent_all;
+pub mod id_token;
 pub mod registry;
 mod rights;
 

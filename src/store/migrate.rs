@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_sealed_keys.sql", include_str!("../../migrations/0007_sealed_keys.sql")),
     ("0008_audit_events.sql", include_str!("../../migrations/0008_audit_events.sql")),
     ("0009_list_indexes.sql", include_str!("../../migrations/0009_list_indexes.sql")),
+    ("0011_id_tokens.sql", include_str!("../../migrations/0011_id_tokens.sql")),
 ];
 
 /// Every PostgreSQL migration, in order. A test checks this list against `migrations/postgres/`.
@@ -25,6 +26,7 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     ("0001_schema.sql", include_str!("../../migrations/postgres/0001_schema.sql")),
     ("0002_audit_events.sql", include_str!("../../migrations/postgres/0002_audit_events.sql")),
     ("0003_list_indexes.sql", include_str!("../../migrations/postgres/0003_list_indexes.sql")),
+    ("0005_id_tokens.sql", include_str!("../../migrations/postgres/0005_id_tokens.sql")),
 ];
 
 /// Applies pending migrations to a SQLite connection.
