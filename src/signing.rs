@@ -648,7 +648,10 @@ impl Maintainer {
             let pair = KeyPair::from_pkcs8_pem(meta.alg, &pem)
                 .map_err(|e| KeyRingError::Key { kid: meta.kid.clone(), reason: e.to_string() })?;
             if pair.kid() != meta.kid {
-                return Err(KeyRingError::Key { kid: meta.kid.clone(), reason: "stored key is a different key".into() });
+                return Err(KeyRingError::Key {
+                    kid: meta.kid.clone(),
+                    reason: "stored key is a different key".into(),
+                });
             }
             public.push(pair.public_key());
             id_algs.push(meta.alg);

@@ -261,7 +261,8 @@ fn the_jwks_publishes_both_key_families_and_discovery_names_the_id_token_algorit
     let doc = s.get("/.well-known/openid-configuration", Auth::None).json;
     assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["ES256"]));
 
-    let refused = Server::start_expecting_failure_with(common::temp_dir(), &[("JOBTOKEN_ID_TOKEN_SIGNING_ALG", "EdDSA")]);
+    let refused =
+        Server::start_expecting_failure_with(common::temp_dir(), &[("JOBTOKEN_ID_TOKEN_SIGNING_ALG", "EdDSA")]);
     assert!(refused.contains("RS256 or ES256"), "{refused}");
 }
 

@@ -110,7 +110,8 @@ mod tests {
     fn longest_sub_counts_names_separators_and_values() {
         assert_eq!(longest_sub(&names(&["ref_type"])), "ref_type:branch".len());
         assert_eq!(longest_sub(&names(&["ref_type", "ref_protected"])), "ref_type:branch:ref_protected:false".len());
-        let made = sub(&names(&["ref_type", "ref_protected"]), |n| if n == "ref_type" { "tag".into() } else { "true".into() });
+        let made =
+            sub(&names(&["ref_type", "ref_protected"]), |n| if n == "ref_type" { "tag".into() } else { "true".into() });
         assert_eq!(made, "ref_type:tag:ref_protected:true");
     }
 }

@@ -6,10 +6,10 @@ mod allowlist;
 pub mod autopopulate;
 mod credentials;
 mod decision;
+pub mod id_token;
 mod issuance;
 mod online;
 mod prevent_all;
-pub mod id_token;
 pub mod registry;
 mod rights;
 

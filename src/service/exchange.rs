@@ -101,7 +101,9 @@ pub fn narrow(
 /// those a registered resource server names). A parent with explicit audiences only narrows. Pure.
 pub fn widenable(parent: &Claims, asked: &[String], default_audience: &str) -> Vec<String> {
     match parent.aud.values().as_slice() {
-        [only] if *only == default_audience => asked.iter().filter(|a| a.as_str() != default_audience).cloned().collect(),
+        [only] if *only == default_audience => {
+            asked.iter().filter(|a| a.as_str() != default_audience).cloned().collect()
+        }
         _ => Vec::new(),
     }
 }

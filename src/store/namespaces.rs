@@ -122,9 +122,8 @@ pub fn group_id_token_sub_settings(db: &Db, group: GroupId) -> Result<Vec<Option
         .iter()
         .rev()
         .map(|id| {
-            let text: Option<String> = db
-                .query_one("SELECT id_token_sub_claim_components FROM groups WHERE id = ?1", params![id])?
-                .get(0)?;
+            let text: Option<String> =
+                db.query_one("SELECT id_token_sub_claim_components FROM groups WHERE id = ?1", params![id])?.get(0)?;
             Ok(sub_components_of(text))
         })
         .collect()

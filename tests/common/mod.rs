@@ -866,13 +866,15 @@ pub fn authorize(s: &Server, client: &Client, token: &str, project: Value, scope
 pub fn sealed_key_rows(dir: &std::path::Path) -> Vec<(String, Option<Vec<u8>>)> {
     let url = database_of(dir);
     if url.starts_with("postgres") {
-        let rows =
-            pg::connect(&url).query("SELECT kid, sealed_private_key FROM signing_keys WHERE family = 'job' ORDER BY kid", &[]).unwrap();
+        let rows = pg::connect(&url)
+            .query("SELECT kid, sealed_private_key FROM signing_keys WHERE family = 'job' ORDER BY kid", &[])
+            .unwrap();
         return rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     }
     let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
-    let mut stmt = conn.prepare("SELECT kid, sealed_private_key FROM signing_keys WHERE family = 'job' ORDER BY kid").unwrap();
+    let mut stmt =
+        conn.prepare("SELECT kid, sealed_private_key FROM signing_keys WHERE family = 'job' ORDER BY kid").unwrap();
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     rows.map(Result::unwrap).collect()
 }
