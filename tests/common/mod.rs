@@ -588,15 +588,18 @@ pub fn jwks(s: &Server) -> Value {
     res.json
 }
 
-/// The job-token kids the JWKS publishes, sorted (the ID-token family's are left out).
+/// The job-token kids the JWKS publishes, sorted: the ID-token family's are left out (those
+/// `GET /api/v1/keys`, which lists the job-token keys, does not name).
 pub fn published_kids(s: &Server) -> Vec<String> {
-    let id_kids = id_token_kids(&s.dir);
+    let listed = s.get("/api/v1/keys", Auth::Admin);
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let job_kids: Vec<&str> = listed.json.as_array().unwrap().iter().filter_map(|k| k["kid"].as_str()).collect();
     let mut kids: Vec<String> = jwks(s)["keys"]
         .as_array()
         .unwrap()
         .iter()
         .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .filter(|k| !id_kids.contains(k))
+        .filter(|k| job_kids.contains(&k.as_str()))
         .collect();
     kids.sort();
     kids
