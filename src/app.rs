@@ -32,7 +32,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Arc<KeyRing>, admin_hash: [u8; 32]) -> AppState {
-        let algs: Vec<&str> = keys.algorithms();
+        let algs: Vec<&str> = keys.id_token_algorithms();
         let discovery = http::discovery_document(&config.issuer, &algs).to_string().into_bytes();
         AppState {
             config,

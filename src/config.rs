@@ -55,6 +55,14 @@ pub struct SigningArgs {
     /// Days between scheduled key rotations (1–3650). Default: 30.
     #[arg(long, env = "JOBTOKEN_KEY_ROTATION_DAYS", value_parser = clap::value_parser!(u32).range(1..=3650), global = true)]
     pub key_rotation_days: Option<u32>,
+    /// Algorithm of the ID-token key family (token exchange for an ID token): RS256 (default)
+    /// or ES256. Separate from the job-token keys, since cloud federation accepts no EdDSA.
+    #[arg(long, env = "JOBTOKEN_ID_TOKEN_SIGNING_ALG", global = true)]
+    pub id_token_signing_alg: Option<Alg>,
+    /// Lifetime of ID tokens in seconds (60–3599), never past the subject token's expiry.
+    /// Default: 300.
+    #[arg(long, env = "JOBTOKEN_ID_TOKEN_TTL", global = true)]
+    pub id_token_ttl: Option<i64>,
 }
 
 /// The HTTP server.
@@ -118,6 +126,8 @@ struct FileConfig {
     signing_alg: Option<String>,
     default_audience: Option<String>,
     key_rotation_days: Option<u32>,
+    id_token_signing_alg: Option<String>,
+    id_token_ttl: Option<i64>,
     key_tick_seconds: Option<u64>,
     workers: Option<usize>,
     key_encryption_key: Option<String>,
@@ -212,6 +222,10 @@ pub struct Config {
     pub keys_dir: PathBuf,
     pub admin_token: Option<Secret>,
     pub signing_alg: Alg,
+    /// The ID-token key family's algorithm: RS256 or ES256.
+    pub id_token_alg: Alg,
+    /// ID-token lifetime in seconds.
+    pub id_token_ttl_secs: i64,
     pub default_audience: String,
     pub key_rotation_days: u32,
     /// Seconds between key maintenance ticks.
@@ -282,6 +296,24 @@ impl Config {
             (None, Some(name)) => name.parse().map_err(|e| format!("signing_alg in the configuration file: {e}"))?,
             (None, None) => Alg::ES256,
         };
+        let id_token_alg = match (signing.id_token_signing_alg, file.id_token_signing_alg) {
+            (Some(alg), _) => alg,
+            (None, Some(name)) => {
+                name.parse().map_err(|e| format!("id_token_signing_alg in the configuration file: {e}"))?
+            }
+            (None, None) => Alg::RS256,
+        };
+        if !matches!(id_token_alg, Alg::RS256 | Alg::ES256) {
+            return Err(format!(
+                "JOBTOKEN_ID_TOKEN_SIGNING_ALG must be RS256 or ES256 (cloud federation accepts no {id_token_alg})"
+            ));
+        }
+        let id_token_ttl_secs = signing.id_token_ttl.or(file.id_token_ttl).unwrap_or(300);
+        if !(60..=3599).contains(&id_token_ttl_secs) {
+            return Err(format!(
+                "JOBTOKEN_ID_TOKEN_TTL must be 60 to 3599 seconds (GCP refuses an hour or more), not {id_token_ttl_secs}"
+            ));
+        }
         let key_rotation_days = signing.key_rotation_days.or(file.key_rotation_days).unwrap_or(30);
         if !(1..=3650).contains(&key_rotation_days) {
             return Err(format!("key_rotation_days must be 1 to 3650, not {key_rotation_days}"));
@@ -309,6 +341,8 @@ impl Config {
             keys_dir: key_store.keys_dir.or(file.keys_dir).unwrap_or_else(|| PathBuf::from("keys")),
             admin_token,
             signing_alg,
+            id_token_alg,
+            id_token_ttl_secs,
             key_rotation_days,
             key_tick_secs,
             workers,

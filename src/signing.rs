@@ -18,8 +18,8 @@ use crate::store::Db;
 use crate::keys::rotation::AlgInForce;
 use crate::keys::sealed::{self, Rewrapped};
 use crate::keys::{
-    rotation, Alg, JwksDocument, KeyAction, KeyEncryptionKey, KeyMeta, KeyPair, KeyState, KeyStorage, PublicKey,
-    RotationPolicy, SealError, StorageError,
+    rotation, Alg, JwksDocument, KeyAction, KeyEncryptionKey, KeyFamily, KeyMeta, KeyPair, KeyState, KeyStorage,
+    PublicKey, RotationPolicy, SealError, StorageError,
 };
 use crate::store::audit::{self, Actor as AuditActor, Event, Target};
 use crate::store::{self, Store, StoreError};
@@ -27,6 +27,11 @@ use crate::store::{self, Store, StoreError};
 /// What key events are recorded against: the instance's signing keys.
 fn keys_target() -> Target {
     Target::new("signing_keys", None, None)
+}
+
+/// What ID-token key events are recorded against.
+fn id_keys_target() -> Target {
+    Target::new("id_token_signing_keys", None, None)
 }
 
 /// The public facts of the stored keys for an audit event: kid (a public thumbprint), algorithm
@@ -96,6 +101,11 @@ struct Loaded {
     registry_bundle: Arc<str>,
     /// The algorithm in force when this view was loaded.
     alg: Alg,
+    /// The active ID-token key (`None` only on a database no maintenance pass of this version
+    /// has run on).
+    id_active: Option<Arc<KeyPair>>,
+    /// The algorithms of the published ID-token keys.
+    id_algs: Vec<Alg>,
 }
 
 pub struct KeyRing {
@@ -114,6 +124,11 @@ struct Maintainer {
     /// compared with the algorithm in force.
     configured_alg: Alg,
     rotate_every_secs: i64,
+    /// `JOBTOKEN_ID_TOKEN_SIGNING_ALG`: the ID-token family's algorithm (not recorded: each
+    /// process rotates the family towards its own, so replicas should agree).
+    id_alg: Alg,
+    /// `JOBTOKEN_ID_TOKEN_TTL`: how long after its retirement an ID-token key may still be needed.
+    id_ttl_secs: i64,
 }
 
 /// What a maintenance pass left behind: the key metadata after it, and the algorithm in force.
@@ -327,6 +342,20 @@ impl KeyRing {
         self.current().registry_bundle.clone()
     }
 
+    /// The key that signs ID tokens, once one exists.
+    pub fn id_token_key(&self) -> Option<Arc<KeyPair>> {
+        self.current().id_active.clone()
+    }
+
+    /// The ID-token algorithms for discovery: those of the published ID-token keys, and the
+    /// configured one.
+    pub fn id_token_algorithms(&self) -> Vec<&'static str> {
+        let current = self.current();
+        let mut algs: Vec<&'static str> = Alg::ALL.iter().map(|a| a.as_str()).collect();
+        algs.retain(|a| current.id_algs.iter().any(|u| u.as_str() == *a) || *a == self.maintainer.id_alg.as_str());
+        algs
+    }
+
     /// Every algorithm a published key uses, and the one in force, for discovery.
     pub fn algorithms(&self) -> Vec<&'static str> {
         let current = self.current();
@@ -384,6 +413,8 @@ impl Maintainer {
             storage: config.key_storage().map_err(KeyRingError::Config)?,
             configured_alg: config.signing_alg,
             rotate_every_secs: config.rotation_period_secs(),
+            id_alg: config.id_token_alg,
+            id_ttl_secs: config.id_token_ttl_secs,
         })
     }
 
@@ -474,8 +505,11 @@ impl Maintainer {
             KeyRequest::Scheduled | KeyRequest::SetAlgorithm(_) => false,
         };
         let actions = rotation::plan(&keys, now, &self.policy(alg.alg, force));
+        let id_keys = self.id_keys(tx)?;
+        let id_actions = rotation::plan(&id_keys, now, &self.policy(self.id_alg, false));
         let needed: Vec<Alg> = actions
             .iter()
+            .chain(&id_actions)
             .filter_map(|a| match a {
                 KeyAction::Create { alg, .. } => Some(*alg),
                 _ => None,
@@ -495,30 +529,13 @@ impl Maintainer {
         }
         let mut new_keys = picked.iter().map(|&i| &fresh[i]);
         let (mut dropped, mut used) = (Vec::new(), Vec::new());
-        for action in &actions {
-            match action {
-                KeyAction::Create { state, alg } => {
-                    if let Some(key) = new_keys.next() {
-                        let kid = key.pair.kid();
-                        store::keys::insert(tx, kid, *alg, *state, now, key.sealed.as_deref())?;
-                        used.push(kid.to_owned());
-                        log::info!("created {state} signing key {kid} ({alg})");
-                    }
-                }
-                KeyAction::Promote { kid } => {
-                    store::keys::promote(tx, kid, now)?;
-                    log::info!("signing key {kid} is now active");
-                }
-                KeyAction::Retire { kid } => {
-                    store::keys::retire(tx, kid, now)?;
-                    log::info!("signing key {kid} retired");
-                }
-                KeyAction::Drop { kid } => {
-                    store::keys::delete(tx, kid)?;
-                    dropped.push(kid.clone());
-                    log::info!("signing key {kid} dropped: no token it signed can still be answered");
-                }
-            }
+        apply_actions(tx, KeyFamily::Job, &actions, &mut new_keys, &mut dropped, &mut used, now)?;
+        apply_actions(tx, KeyFamily::IdToken, &id_actions, &mut new_keys, &mut dropped, &mut used, now)?;
+        if !id_actions.is_empty() {
+            let event = Event::new(by, "id_token_signing_keys.scheduled_change", id_keys_target(), now)
+                .before(keys_json(&id_keys))
+                .after(keys_json(&self.id_keys(tx)?));
+            audit::record(tx, &event)?;
         }
         let before = keys_json(&keys);
         let keys = if actions.is_empty() { keys } else { store::keys::list(tx)? };
@@ -536,6 +553,16 @@ impl Maintainer {
             audit::record(tx, &event)?;
         }
         Ok(Pass::Applied { keys, alg, dropped, used })
+    }
+
+    /// The ID-token keys; a retired one may be needed until the longest ID token it may have
+    /// signed has expired (ID tokens are not recorded, so that is its retirement plus the TTL).
+    fn id_keys(&self, tx: &Db) -> Result<Vec<KeyMeta>, StoreError> {
+        let mut keys = store::keys::list_family(tx, KeyFamily::IdToken)?;
+        for key in &mut keys {
+            key.last_token_expires_at = key.retired_at.map(|at| at.saturating_add(self.id_ttl_secs));
+        }
+        Ok(keys)
     }
 
     /// Generates keys until `fresh` holds one per entry of `algs`, each kept by the storage
@@ -610,6 +637,28 @@ impl Maintainer {
             }
             pairs.push(pair);
         }
+        let id_metas = store.read_sync(|db| self.id_keys(db))?;
+        let (mut id_active, mut id_algs) = (None, Vec::new());
+        for meta in rotation::published(&id_metas, now) {
+            let row = match &self.storage {
+                KeyStorage::Files(_) => None,
+                KeyStorage::Database(_) => sealed.get(&meta.kid).and_then(|row| row.as_deref()),
+            };
+            let pem = self.storage.private_key(&meta.kid, row)?;
+            let pair = KeyPair::from_pkcs8_pem(meta.alg, &pem)
+                .map_err(|e| KeyRingError::Key { kid: meta.kid.clone(), reason: e.to_string() })?;
+            if pair.kid() != meta.kid {
+                return Err(KeyRingError::Key {
+                    kid: meta.kid.clone(),
+                    reason: "stored key is a different key".into(),
+                });
+            }
+            public.push(pair.public_key());
+            id_algs.push(meta.alg);
+            if meta.state == KeyState::Active {
+                id_active = Some(Arc::new(pair));
+            }
+        }
         Ok(Loaded {
             active: active.ok_or(KeyRingError::NoActiveKey)?,
             algs,
@@ -617,8 +666,52 @@ impl Maintainer {
             public: public.into_iter().map(|k| (k.kid().to_owned(), k)).collect(),
             registry_bundle: crate::keys::registry::bundle(pairs.iter().map(|p| p.as_ref())).into(),
             alg,
+            id_active,
+            id_algs,
         })
     }
+}
+
+/// Writes one family's planned key changes; created keys take the next of `new_keys`.
+fn apply_actions<'a>(
+    tx: &Db,
+    family: KeyFamily,
+    actions: &[KeyAction],
+    new_keys: &mut impl Iterator<Item = &'a Fresh>,
+    dropped: &mut Vec<String>,
+    used: &mut Vec<String>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let what = match family {
+        KeyFamily::Job => "signing key",
+        KeyFamily::IdToken => "ID-token signing key",
+    };
+    for action in actions {
+        match action {
+            KeyAction::Create { state, alg } => {
+                if let Some(key) = new_keys.next() {
+                    let kid = key.pair.kid();
+                    store::keys::insert_in(tx, family, kid, *alg, *state, now, key.sealed.as_deref())?;
+                    used.push(kid.to_owned());
+                    log::info!("created {state} {what} {kid} ({alg})");
+                }
+            }
+            KeyAction::Promote { kid } => {
+                store::keys::promote(tx, kid, now)?;
+                log::info!("{what} {kid} is now active");
+            }
+            KeyAction::Retire { kid } => {
+                store::keys::retire(tx, kid, now)?;
+                log::info!("{what} {kid} retired");
+            }
+            KeyAction::Drop { kid } => {
+                store::keys::delete(tx, kid)?;
+                dropped.push(kid.clone());
+                log::info!("{what} {kid} dropped: no token it signed can still be answered");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Indexes into `fresh`, one distinct key per entry of `needed` with its algorithm, or `None`

@@ -30,6 +30,8 @@ mod crash;
 mod credentials;
 #[path = "exchange.rs"]
 mod exchange;
+#[path = "id_tokens.rs"]
+mod id_tokens;
 #[path = "inspect.rs"]
 mod inspect;
 #[path = "interop.rs"]

@@ -429,7 +429,7 @@ proptest! {
     #[test]
     fn an_exchanged_token_never_carries_more_than_its_parent(parent in parent_claims(), req in exchange_request(), now in 0..20_000i64) {
         let outside = req.audience.iter().any(|a| !parent.aud.values().contains(&a.as_str()));
-        let narrowed = narrow(&parent, &req, "child", now);
+        let narrowed = narrow(&parent, &req, &[], "child", now);
         if outside {
             prop_assert!(narrowed.is_err(), "an audience the parent lacks is refused");
             return Ok(());
@@ -462,7 +462,7 @@ proptest! {
         parent_exchanged in any::<bool>(),
         live in vec(scope_set(), 6),
     ) {
-        let Ok((child, _)) = narrow(&parent, &req, "child", 0) else { return Ok(()) };
+        let Ok((child, _)) = narrow(&parent, &req, &[], "child", 0) else { return Ok(()) };
         let parent_origin = if parent_exchanged { Origin::Exchange } else { Origin::Runner };
         for (project, live) in (1..).zip(live) {
             let by_child = cross_project_grant(Origin::Exchange, carried_for(&child, project), live);

@@ -75,11 +75,14 @@ fn recorded_jtis(url: &str) -> BTreeSet<String> {
 }
 
 fn key_count(url: &str) -> i64 {
-    pg::connect(url).query_one("SELECT count(*) FROM signing_keys", &[]).unwrap().get(0)
+    pg::connect(url).query_one("SELECT count(*) FROM signing_keys WHERE family = 'job'", &[]).unwrap().get(0)
 }
 
 fn kid_in_state(url: &str, state: &str) -> String {
-    pg::connect(url).query_one("SELECT kid FROM signing_keys WHERE state = $1", &[&state]).unwrap().get(0)
+    pg::connect(url)
+        .query_one("SELECT kid FROM signing_keys WHERE state = $1 AND family = 'job'", &[&state])
+        .unwrap()
+        .get(0)
 }
 
 /// Pretends the next key has been published for longer than the JWKS cache lifetime plus a key
@@ -337,7 +340,9 @@ fn a_rotation_due_on_three_replicas_happens_exactly_once() {
     assert!(eventually(Duration::from_secs(15), || rs.iter().all(|s| published_kids(s) == published_kids(&rs[0]))
         && ticks.elapsed() > Duration::from_secs(3)));
 
-    let rows = pg::connect(&url).query("SELECT kid, state FROM signing_keys ORDER BY created_at, kid", &[]).unwrap();
+    let rows = pg::connect(&url)
+        .query("SELECT kid, state FROM signing_keys WHERE family = 'job' ORDER BY created_at, kid", &[])
+        .unwrap();
     let states: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(states.len(), 3, "one rotation adds exactly one key: {states:?}");
     assert!(states.contains(&(active.clone(), "retired".into())), "{states:?}");

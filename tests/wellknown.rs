@@ -167,16 +167,19 @@ fn check_discovery(s: &Server, alg: &str) {
 #[test]
 fn both_discovery_documents_describe_the_server() {
     let s = Server::start();
-    check_discovery(&s, "ES256");
+    check_discovery(&s, "RS256");
 }
 
 #[test]
-fn discovery_names_the_configured_signing_algorithm() {
+fn discovery_names_the_id_token_algorithm_not_the_job_token_one() {
     let s = Server::start_with(&[("JOBTOKEN_SIGNING_ALG", "EdDSA")]);
-    check_discovery(&s, "EdDSA");
+    check_discovery(&s, "RS256");
     assert_eq!(
         s.get(DISCOVERY_URLS[0], Auth::None).json["id_token_signing_alg_values_supported"],
-        json!(["EdDSA"]),
-        "only algorithms of published keys"
+        json!(["RS256"]),
+        "ID tokens are signed by their own family (RS256 by default), never EdDSA"
     );
+    let s = Server::start_with(&[("JOBTOKEN_ID_TOKEN_SIGNING_ALG", "ES256")]);
+    check_discovery(&s, "ES256");
+    assert_eq!(s.get(DISCOVERY_URLS[0], Auth::None).json["id_token_signing_alg_values_supported"], json!(["ES256"]));
 }

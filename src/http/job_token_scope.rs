@@ -31,7 +31,7 @@ impl From<ScopeError> for ApiError {
             | ScopeError::AllowlistEnforced
             | ScopeError::OwnProjectAsSource
             | ScopeError::OwnProjectAsTarget => ApiError::Conflict(e.to_string()),
-            ScopeError::AllowlistFull { .. } | ScopeError::CannotAutopopulate(_) => {
+            ScopeError::AllowlistFull { .. } | ScopeError::CannotAutopopulate(_) | ScopeError::SubComponents(_) => {
                 ApiError::Unprocessable(e.to_string())
             }
             ScopeError::Store(e) => e.into(),
@@ -57,6 +57,8 @@ pub struct ProjectPatch {
     inbound_enabled: Option<Option<bool>>,
     outbound_enabled: Option<bool>,
     job_token_scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    id_token_sub_claim_components: Option<Option<Vec<String>>>,
 }
 
 pub async fn patch_project(
@@ -69,6 +71,7 @@ pub async fn patch_project(
         inbound_enabled: body.inbound_enabled,
         outbound_enabled: body.outbound_enabled,
         job_token_scopes: body.job_token_scopes.as_deref().map(parse_scopes).transpose()?,
+        id_token_sub_claim_components: body.id_token_sub_claim_components.clone(),
     };
     let view = service::change_project_settings(&state.store, actor, id.into_inner(), change, now()).await?;
     Ok(HttpResponse::Ok().json(view))
@@ -86,12 +89,15 @@ pub struct GroupPatch {
     inbound_enabled: Option<Option<bool>>,
     #[serde(default, deserialize_with = "nullable")]
     job_token_elevation_allowed: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    id_token_sub_claim_components: Option<Option<Vec<String>>>,
 }
 
 pub async fn patch_group(actor: Actor, state: web::Data<AppState>, id: GroupRef, body: web::Json<GroupPatch>) -> Reply {
     let change = GroupChange {
         inbound_enabled: body.inbound_enabled,
         job_token_elevation_allowed: body.job_token_elevation_allowed,
+        id_token_sub_claim_components: body.id_token_sub_claim_components.clone(),
     };
     let view = service::change_group_settings(&state.store, actor, id.into_inner(), change, now()).await?;
     Ok(HttpResponse::Ok().json(view))

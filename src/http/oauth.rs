@@ -59,6 +59,11 @@ pub async fn token(
                     .ok_or_else(OAuthError::invalid_client)?;
                 access::record(&req, Who::Client(client_id));
             }
+            if form.one("requested_token_type")? == Some(exchange::ID_TOKEN_TYPE) {
+                let request = parse_id_token_request(&form)?;
+                let issued = exchange::id_token(state.deps(), request, now()).await?;
+                return Ok(no_store(&id_token_response(&issued)));
+            }
             let request = parse_exchange_request(&form)?;
             let exchanged = exchange::exchange(state.deps(), request, now()).await?;
             Ok(no_store(&token_response(&exchanged, Some(exchange::ACCESS_TOKEN_TYPE))))
@@ -87,6 +92,39 @@ fn token_response(token: &mint::Minted, issued_token_type: Option<&str>) -> Valu
     body
 }
 
+/// RFC 8693 §2.2.1 for an ID token: not an access token, so `token_type` is `N_A`.
+fn id_token_response(issued: &exchange::IssuedIdToken) -> Value {
+    json!({
+        "access_token": issued.id_token,
+        "issued_token_type": exchange::ID_TOKEN_TYPE,
+        "token_type": "N_A",
+        "expires_in": issued.expires_in,
+    })
+}
+
+/// An exchange for an ID token: a job token subject and at least one `audience`; scope and
+/// authorization details do not apply to it.
+fn parse_id_token_request(form: &Form) -> Result<exchange::IdTokenExchange, OAuthError> {
+    let subject_token = form.required("subject_token")?.to_owned();
+    match form.required("subject_token_type")? {
+        exchange::ACCESS_TOKEN_TYPE | exchange::JWT_TOKEN_TYPE => {}
+        other => return Err(OAuthError::invalid_request(format!("subject_token_type {other} is not supported"))),
+    }
+    for absent in ["actor_token", "scope", "authorization_details"] {
+        if form.one(absent)?.is_some() {
+            return Err(OAuthError::invalid_request(format!("{absent} does not apply to an ID token")));
+        }
+    }
+    let audience = audiences(form)?;
+    if audience.is_empty() {
+        return Err(OAuthError::invalid_request(format!(
+            "audience is required for {}: the ID token's consumer, such as sts.amazonaws.com",
+            exchange::ID_TOKEN_TYPE
+        )));
+    }
+    Ok(exchange::IdTokenExchange { subject_token, audience })
+}
+
 fn parse_mint_request(form: &Form) -> Result<mint::MintRequest, OAuthError> {
     let job_id = form
         .required("job_id")?
@@ -111,8 +149,9 @@ fn parse_exchange_request(form: &Form) -> Result<exchange::ExchangeRequest, OAut
     }
     if let Some(other) = form.one("requested_token_type")?.filter(|t| *t != exchange::ACCESS_TOKEN_TYPE) {
         return Err(OAuthError::invalid_request(format!(
-            "requested_token_type {other} is not supported; only {} is issued",
-            exchange::ACCESS_TOKEN_TYPE
+            "requested_token_type {other} is not supported; {} and {} are issued",
+            exchange::ACCESS_TOKEN_TYPE,
+            exchange::ID_TOKEN_TYPE
         )));
     }
     if form.one("actor_token")?.is_some() {
@@ -212,6 +251,9 @@ impl From<ExchangeError> for OAuthError {
             inactive @ ExchangeError::Inactive(_) => OAuthError::invalid_grant(inactive.to_string()),
             narrowing @ ExchangeError::AudienceNotHeld(_) => {
                 OAuthError::new(OAuthCode::InvalidTarget, narrowing.to_string())
+            }
+            no_key @ (ExchangeError::NoIdTokenKey | ExchangeError::IdTokenKey(_)) => {
+                OAuthError::server_error(no_key.to_string())
             }
             ExchangeError::Issue(e) => e.into(),
             ExchangeError::Store(e) => e.into(),

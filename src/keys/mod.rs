@@ -11,6 +11,6 @@ pub mod storage;
 
 pub use jwks::JwksDocument;
 pub use material::{jwk_thumbprint, Alg, KeyError, KeyPair, PublicKey, UnknownAlg};
-pub use rotation::{KeyAction, KeyMeta, KeyState, RotationPolicy};
+pub use rotation::{KeyAction, KeyFamily, KeyMeta, KeyState, RotationPolicy};
 pub use sealed::{KekError, KeyEncryptionKey, SealError};
 pub use storage::{KeyStorage, StorageError};

@@ -57,6 +57,23 @@ impl FromStr for KeyState {
     }
 }
 
+/// Which tokens a key signs: job tokens (any algorithm in force), or ID tokens (RS256 or ES256,
+/// what cloud federation accepts). Each family rotates on its own by the same plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFamily {
+    Job,
+    IdToken,
+}
+
+impl KeyFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyFamily::Job => "job",
+            KeyFamily::IdToken => "id_token",
+        }
+    }
+}
+
 /// What the plan needs to know about one key. Times are unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyMeta {

@@ -6,6 +6,7 @@ mod allowlist;
 pub mod autopopulate;
 mod credentials;
 mod decision;
+pub mod id_token;
 mod issuance;
 mod online;
 mod prevent_all;

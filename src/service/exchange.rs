@@ -8,10 +8,11 @@ use uuid::Uuid;
 use super::Deps;
 use super::{decision, live, mint};
 use crate::domain::ScopeSet;
-use crate::token::{details, Audience, Claims};
+use crate::token::{details, id_token, Audience, Claims};
 
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 
 /// Why a token exchange was refused. Mapped once to RFC 6749/8693 errors at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,11 @@ pub enum ExchangeError {
     /// An audience the subject token does not have: an exchange can only narrow.
     #[error("audience {0} is not an audience of the subject token; an exchange can only narrow")]
     AudienceNotHeld(String),
+    /// No ID-token key is loaded (a process that never ran key maintenance of this version).
+    #[error("no ID-token signing key is available")]
+    NoIdTokenKey,
+    #[error("signing the ID token failed: {0}")]
+    IdTokenKey(String),
     #[error(transparent)]
     Issue(#[from] mint::IssueError),
     #[error(transparent)]
@@ -39,16 +45,22 @@ pub struct ExchangeRequest {
 }
 
 /// Narrows the parent's claims to what the request asks for. Pure.
+///
+/// `registered` are audiences the parent does not hold that it may still be exchanged to: a
+/// parent that carries only the default audience may take any registered resource server's
+/// audience (issue 11, point 5); see [`widenable`].
 pub fn narrow(
     parent: &Claims,
     req: &ExchangeRequest,
+    registered: &[String],
     jti: &str,
     now: i64,
 ) -> Result<(Claims, Vec<details::Granted>), ExchangeError> {
     let parent_scope = ScopeSet::parse_space_separated(&parent.scope).unwrap_or_default();
     let scope = req.scope.map_or(parent_scope, |asked| asked.intersect(parent_scope));
     let parent_aud = parent.aud.values();
-    if let Some(outside) = req.audience.iter().find(|a| !parent_aud.contains(&a.as_str())) {
+    let held = |a: &String| parent_aud.contains(&a.as_str()) || registered.contains(a);
+    if let Some(outside) = req.audience.iter().find(|a| !held(a)) {
         return Err(ExchangeError::AudienceNotHeld(outside.clone()));
     }
     let aud = match req.audience.is_empty() {
@@ -82,6 +94,18 @@ pub fn narrow(
         ..parent.clone()
     };
     Ok((claims, granted))
+}
+
+/// The asked audiences a parent may be exchanged to although it does not hold them: only for a
+/// parent whose sole audience is the default one, the asked audiences it lacks (the caller keeps
+/// those a registered resource server names). A parent with explicit audiences only narrows. Pure.
+pub fn widenable(parent: &Claims, asked: &[String], default_audience: &str) -> Vec<String> {
+    match parent.aud.values().as_slice() {
+        [only] if *only == default_audience => {
+            asked.iter().filter(|a| a.as_str() != default_audience).cloned().collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// RFC 8693 §4.1: the actor is the holder of the subject token; a subject token that was itself
@@ -163,7 +187,24 @@ pub async fn exchange(deps: Deps<'_>, req: ExchangeRequest, now: i64) -> Result<
         }
     };
     let jti = Uuid::now_v7();
-    let (mut claims, mut details) = narrow(&parent.claims, &req, &jti.to_string(), now)?;
+    let candidates = widenable(&parent.claims, &req.audience, &deps.config.default_audience);
+    let registered = match candidates.is_empty() {
+        true => Vec::new(),
+        false => {
+            deps.store
+                .read(move |db| {
+                    let mut kept = Vec::new();
+                    for audience in candidates {
+                        if crate::store::clients::audience_registered(db, &audience)? {
+                            kept.push(audience);
+                        }
+                    }
+                    Ok(kept)
+                })
+                .await?
+        }
+    };
+    let (mut claims, mut details) = narrow(&parent.claims, &req, &registered, &jti.to_string(), now)?;
     // Never more than is still true: the parent's grants as they stand today.
     let (parent_claims, targets) = (parent.claims.clone(), details.iter().map(|d| d.project_id).collect::<Vec<_>>());
     let (own, cross) = deps
@@ -184,6 +225,53 @@ pub async fn exchange(deps: Deps<'_>, req: ExchangeRequest, now: i64) -> Result<
     mint::report_refused(deps.metrics, claims.job_id, &refused);
     let scope = ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     Ok(mint::Minted { access_token, expires_in: claims.exp - now, scope, details })
+}
+
+/// An ID token request (RFC 8693 with `requested_token_type` = [`ID_TOKEN_TYPE`]).
+#[derive(Debug, Clone)]
+pub struct IdTokenExchange {
+    pub subject_token: String,
+    /// At least one (the edge refuses none); one becomes a string `aud`, several an array.
+    pub audience: Vec<String>,
+}
+
+/// An issued ID token.
+#[derive(Debug, Clone)]
+pub struct IssuedIdToken {
+    pub id_token: String,
+    pub expires_in: i64,
+}
+
+/// Exchanges a live job token for an OIDC ID token of its job: GitLab's claims, `sub` made of the
+/// components in force for its project, signed by the ID-token key family, for at most
+/// `JOBTOKEN_ID_TOKEN_TTL` and never past the subject token. ID tokens are not recorded: they
+/// cannot be introspected or revoked, which their short life stands in for.
+pub async fn id_token(deps: Deps<'_>, req: IdTokenExchange, now: i64) -> Result<IssuedIdToken, ExchangeError> {
+    let parent = match live::live(deps.store, deps.keys, &req.subject_token, now).await {
+        Ok(found) => found,
+        Err(live::LiveError::Store(e)) => return Err(e.into()),
+        Err(live::LiveError::Inactive(inactive)) => {
+            deps.metrics.deny(inactive.reason());
+            return Err(ExchangeError::Inactive(inactive));
+        }
+    };
+    let project = parent.claims.project_id;
+    let settings = deps.store.read(move |db| crate::store::namespaces::id_token_sub_settings(db, project)).await?;
+    let components = crate::policy::id_token::sub_components_in_force(settings.iter().map(Option::as_deref));
+    let jti = Uuid::now_v7().to_string();
+    let request = id_token::IdTokenRequest {
+        audience: req.audience,
+        sub_components: &components,
+        jti: &jti,
+        now,
+        not_after: parent.claims.exp.min(parent.record.expires_at),
+        ttl_secs: deps.config.id_token_ttl_secs,
+    };
+    let claims = id_token::claims(&parent.claims, &request);
+    let key = deps.keys.id_token_key().ok_or(ExchangeError::NoIdTokenKey)?;
+    let token = id_token::encode(&claims, &key).map_err(|e| ExchangeError::IdTokenKey(e.to_string()))?;
+    log::info!("issued ID token {jti} for job {} (sub {})", claims.job_id, claims.sub);
+    Ok(IssuedIdToken { id_token: token, expires_in: claims.exp - now })
 }
 
 #[cfg(test)]
@@ -235,7 +323,7 @@ mod tests {
             ),
             ..ExchangeRequest::default()
         };
-        let (claims, granted) = narrow(&parent(), &req, "child", 2000).unwrap();
+        let (claims, granted) = narrow(&parent(), &req, &[], "child", 2000).unwrap();
         assert_eq!(claims.scope, "read_repository", "api was never the parent's, so it cannot appear");
         assert_eq!(claims.aud, Audience::One("pkg".into()));
         assert_eq!(claims.exp, 5000, "never outlives the parent");
@@ -250,8 +338,8 @@ mod tests {
 
     #[test]
     fn a_chained_exchange_nests_the_prior_actor() {
-        let (child, _) = narrow(&parent(), &ExchangeRequest::default(), "child", 2000).unwrap();
-        let (grandchild, _) = narrow(&child, &ExchangeRequest::default(), "grandchild", 3000).unwrap();
+        let (child, _) = narrow(&parent(), &ExchangeRequest::default(), &[], "child", 2000).unwrap();
+        let (grandchild, _) = narrow(&child, &ExchangeRequest::default(), &[], "grandchild", 3000).unwrap();
         assert_eq!(
             grandchild.act,
             Some(json!({
@@ -262,9 +350,21 @@ mod tests {
     }
 
     #[test]
+    fn only_a_parent_with_the_default_audience_alone_may_widen_to_a_registered_audience() {
+        let default_only = Claims { aud: Audience::One("https://jt".into()), ..parent() };
+        let asked = vec!["registry.example".to_owned(), "https://jt".to_owned()];
+        assert_eq!(widenable(&default_only, &asked, "https://jt"), vec!["registry.example".to_owned()]);
+        assert!(widenable(&parent(), &asked, "https://jt").is_empty(), "explicit audiences only narrow");
+        let req = ExchangeRequest { audience: vec!["registry.example".into()], ..ExchangeRequest::default() };
+        let (claims, _) = narrow(&default_only, &req, &["registry.example".into()], "child", 2000).unwrap();
+        assert_eq!(claims.aud, Audience::One("registry.example".into()));
+        assert!(narrow(&default_only, &req, &[], "child", 2000).is_err(), "unregistered: refused");
+    }
+
+    #[test]
     fn an_audience_the_parent_lacks_is_invalid_target() {
         let req = ExchangeRequest { audience: vec!["elsewhere".into()], ..ExchangeRequest::default() };
-        let err = narrow(&parent(), &req, "child", 2000).unwrap_err();
+        let err = narrow(&parent(), &req, &[], "child", 2000).unwrap_err();
         assert!(matches!(err, ExchangeError::AudienceNotHeld(a) if a == "elsewhere"));
     }
 
@@ -290,7 +390,7 @@ mod tests {
 
     #[test]
     fn without_parameters_the_child_equals_the_parent_but_for_identity_and_times() {
-        let (claims, _) = narrow(&parent(), &ExchangeRequest::default(), "child", 2000).unwrap();
+        let (claims, _) = narrow(&parent(), &ExchangeRequest::default(), &[], "child", 2000).unwrap();
         assert_eq!(claims.scope, parent().scope);
         assert_eq!(claims.aud, parent().aud);
         assert_eq!(claims.authorization_details, parent().authorization_details);

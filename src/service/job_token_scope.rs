@@ -41,6 +41,10 @@ pub enum ScopeError {
     /// Autopopulate could not fit the log into the room left, or hit the limit while adding.
     #[error("{0}")]
     CannotAutopopulate(String),
+    /// An `id_token_sub_claim_components` setting that is malformed or could exceed what
+    /// federation consumers accept (the sentence says which).
+    #[error("{0}")]
+    SubComponents(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -185,6 +189,10 @@ pub struct ProjectSettings {
     pub inbound_setting: Option<bool>,
     pub outbound_enabled: bool,
     pub job_token_scopes: ScopeSet,
+    /// The claims the ID tokens' `sub` is made of, in force (own, nearest group, or default).
+    pub id_token_sub_claim_components: Vec<String>,
+    /// The explicit setting; `null` inherits.
+    pub id_token_sub_claim_components_setting: Option<Vec<String>>,
     /// Where `inbound_enabled` comes from (the console shows it; the API does not).
     #[serde(skip)]
     pub inbound_source: InboundSource,
@@ -203,6 +211,12 @@ pub enum InboundSource {
     Default,
 }
 
+/// The `sub` components in force for `settings` (own first), and the own setting.
+fn sub_components(settings: Vec<Option<Vec<String>>>) -> (Vec<String>, Option<Vec<String>>) {
+    let in_force = policy::id_token::sub_components_in_force(settings.iter().map(Option::as_deref));
+    (in_force, settings.into_iter().next().flatten())
+}
+
 fn project_settings(conn: &Db, id: ProjectId) -> StoreResult<ProjectSettings> {
     let project = namespaces::get_project(conn, id)?;
     let groups = owner_groups(conn, Node::Project(id))?;
@@ -217,7 +231,10 @@ fn project_settings(conn: &Db, id: ProjectId) -> StoreResult<ProjectSettings> {
         }
         policy::InboundOrigin::Default => InboundSource::Default,
     };
+    let (in_force, own) = sub_components(namespaces::id_token_sub_settings(conn, id)?);
     Ok(ProjectSettings {
+        id_token_sub_claim_components: in_force,
+        id_token_sub_claim_components_setting: own,
         inbound_enabled,
         inbound_setting: project.inbound_enabled,
         outbound_enabled: project.outbound_enabled,
@@ -235,6 +252,10 @@ pub struct GroupSettings {
     pub job_token_elevation_allowed: Option<bool>,
     /// Effective: instance and every group up to the root allow elevated scopes.
     pub job_token_elevation_effective: bool,
+    /// The claims the ID tokens' `sub` is made of, in force (own, nearest group, or default).
+    pub id_token_sub_claim_components: Vec<String>,
+    /// The explicit setting; `null` inherits.
+    pub id_token_sub_claim_components_setting: Option<Vec<String>>,
 }
 
 fn group_settings(conn: &Db, id: GroupId) -> StoreResult<GroupSettings> {
@@ -242,7 +263,10 @@ fn group_settings(conn: &Db, id: GroupId) -> StoreResult<GroupSettings> {
     let instance = settings::get(conn)?;
     let own = groups.first().ok_or_else(|| StoreError::NotFound(format!("group {id} not found")))?;
     let inherited: Vec<Option<bool>> = groups.iter().skip(1).map(|g| g.inbound_enabled).collect();
+    let (in_force, own_sub) = sub_components(namespaces::group_id_token_sub_settings(conn, id)?);
     Ok(GroupSettings {
+        id_token_sub_claim_components: in_force,
+        id_token_sub_claim_components_setting: own_sub,
         inbound_enabled: policy::inbound_in_force(
             instance.enforce_job_token_allowlist,
             own.inbound_enabled,
@@ -259,18 +283,28 @@ fn group_settings(conn: &Db, id: GroupId) -> StoreResult<GroupSettings> {
 }
 
 /// A change to a project's settings; `None` leaves a field as it is (`Some(None)` inherits).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct ProjectChange {
     pub inbound_enabled: Option<Option<bool>>,
     pub outbound_enabled: Option<bool>,
     pub job_token_scopes: Option<ScopeSet>,
+    pub id_token_sub_claim_components: Option<Option<Vec<String>>>,
 }
 
 /// A change to a group's settings; `None` leaves a field as it is (`Some(None)` inherits).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GroupChange {
     pub inbound_enabled: Option<Option<bool>>,
     pub job_token_elevation_allowed: Option<Option<bool>>,
+    pub id_token_sub_claim_components: Option<Option<Vec<String>>>,
+}
+
+/// Refuses a `sub` components setting that is malformed or could exceed 127 bytes.
+fn check_sub(components: &Option<Option<Vec<String>>>) -> Result<(), ScopeError> {
+    match components {
+        Some(Some(list)) => policy::id_token::check_sub_components(list).map_err(ScopeError::SubComponents),
+        _ => Ok(()),
+    }
 }
 
 pub async fn project_settings_of(store: &Store, actor: Actor, id: ProjectId) -> Result<ProjectSettings, ScopeError> {
@@ -288,6 +322,7 @@ pub async fn change_project_settings(
     let action = "job_token_scope.settings.updated";
     self::change(store, actor, Node::Project(id), action, now, move |c| {
         refuse_disabling_enforced(c, change.inbound_enabled)?;
+        check_sub(&change.id_token_sub_claim_components)?;
         let before = to_json(project_settings(c, id)?);
         if let Some(scopes) = change.job_token_scopes {
             check_elevation(c, Node::Project(id), scopes)?;
@@ -298,6 +333,9 @@ pub async fn change_project_settings(
         }
         if let Some(value) = change.outbound_enabled {
             allowlist::set_project_outbound(c, id, value)?;
+        }
+        if let Some(value) = &change.id_token_sub_claim_components {
+            namespaces::set_project_id_token_sub(c, id, value.as_deref())?;
         }
         let after = project_settings(c, id)?;
         let shown = to_json(&after);
@@ -321,12 +359,16 @@ pub async fn change_group_settings(
     let action = "job_token_scope.settings.updated";
     self::change(store, actor, Node::Group(id), action, now, move |c| {
         refuse_disabling_enforced(c, change.inbound_enabled)?;
+        check_sub(&change.id_token_sub_claim_components)?;
         let before = to_json(group_settings(c, id)?);
         if let Some(value) = change.inbound_enabled {
             allowlist::set_group_inbound(c, id, value)?;
         }
         if let Some(value) = change.job_token_elevation_allowed {
             allowlist::set_group_elevation(c, id, value)?;
+        }
+        if let Some(value) = &change.id_token_sub_claim_components {
+            namespaces::set_group_id_token_sub(c, id, value.as_deref())?;
         }
         let after = group_settings(c, id)?;
         let shown = to_json(&after);

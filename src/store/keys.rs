@@ -3,13 +3,20 @@
 
 use super::db::{params, Db};
 use super::{tokens, Result};
-use crate::keys::{Alg, KeyMeta, KeyState};
+use crate::keys::{Alg, KeyFamily, KeyMeta, KeyState};
 
-/// Every key, oldest first, with the latest expiry of the tokens it signed.
+/// Every job-token key, oldest first, with the latest expiry of the tokens it signed.
 pub fn list(db: &Db) -> Result<Vec<KeyMeta>> {
+    list_family(db, KeyFamily::Job)
+}
+
+/// Every key of `family`, oldest first, with the latest expiry of the tokens it signed (ID
+/// tokens are not recorded: none for an ID-token key).
+pub fn list_family(db: &Db, family: KeyFamily) -> Result<Vec<KeyMeta>> {
     let rows = db.query(
-        "SELECT kid, alg, state, created_at, activated_at, retired_at FROM signing_keys ORDER BY created_at, kid",
-        params![],
+        "SELECT kid, alg, state, created_at, activated_at, retired_at FROM signing_keys WHERE family = ?1
+         ORDER BY created_at, kid",
+        params![family.as_str()],
     )?;
     rows.iter()
         .map(|r| {
@@ -30,11 +37,24 @@ pub fn list(db: &Db) -> Result<Vec<KeyMeta>> {
 /// Inserts a key's metadata and, for database key storage, its sealed private key: one row, so
 /// there is never metadata without its key.
 pub fn insert(db: &Db, kid: &str, alg: Alg, state: KeyState, now: i64, sealed: Option<&[u8]>) -> Result<()> {
+    insert_in(db, KeyFamily::Job, kid, alg, state, now, sealed)
+}
+
+/// [`insert`], for a key of `family`.
+pub fn insert_in(
+    db: &Db,
+    family: KeyFamily,
+    kid: &str,
+    alg: Alg,
+    state: KeyState,
+    now: i64,
+    sealed: Option<&[u8]>,
+) -> Result<()> {
     let activated = (state == KeyState::Active).then_some(now);
     db.execute(
-        "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, sealed_private_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![kid, alg.as_str(), state.as_str(), now, activated, sealed],
+        "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, sealed_private_key, family)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![kid, alg.as_str(), state.as_str(), now, activated, sealed, family.as_str()],
     )?;
     Ok(())
 }

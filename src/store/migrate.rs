@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_audit_events.sql", include_str!("../../migrations/0008_audit_events.sql")),
     ("0009_list_indexes.sql", include_str!("../../migrations/0009_list_indexes.sql")),
     ("0010_console_sessions.sql", include_str!("../../migrations/0010_console_sessions.sql")),
+    ("0011_id_tokens.sql", include_str!("../../migrations/0011_id_tokens.sql")),
 ];
 
 /// Every PostgreSQL migration, in order. A test checks this list against `migrations/postgres/`.
@@ -27,6 +28,7 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     ("0002_audit_events.sql", include_str!("../../migrations/postgres/0002_audit_events.sql")),
     ("0003_list_indexes.sql", include_str!("../../migrations/postgres/0003_list_indexes.sql")),
     ("0004_console_sessions.sql", include_str!("../../migrations/postgres/0004_console_sessions.sql")),
+    ("0005_id_tokens.sql", include_str!("../../migrations/postgres/0005_id_tokens.sql")),
 ];
 
 /// Applies pending migrations to a SQLite connection.

@@ -97,6 +97,52 @@ pub fn groups_nearest_first(db: &Db, traversal_ids: &[GroupId]) -> Result<Vec<Gr
     traversal_ids.iter().rev().map(|id| group_from_row(&db.query_one(&sql, params![id])?)).collect()
 }
 
+/// A stored `id_token_sub_claim_components` (space-separated; NULL inherits).
+fn sub_components_of(text: Option<String>) -> Option<Vec<String>> {
+    text.map(|t| t.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+}
+
+/// The `id_token_sub_claim_components` settings that govern `project`: its own, then its groups'
+/// nearest first (`None`: not set there).
+pub fn id_token_sub_settings(db: &Db, project: ProjectId) -> Result<Vec<Option<Vec<String>>>> {
+    let own: Option<String> = db
+        .query_opt("SELECT id_token_sub_claim_components FROM projects WHERE id = ?1", params![project])
+        .or_not_found(|| format!("project {project} not found"))?
+        .get(0)?;
+    let group = get_project(db, project)?.namespace_id;
+    let mut settings = vec![sub_components_of(own)];
+    settings.extend(group_id_token_sub_settings(db, group)?);
+    Ok(settings)
+}
+
+/// The settings that govern `group`: its own, then its ancestors' nearest first.
+pub fn group_id_token_sub_settings(db: &Db, group: GroupId) -> Result<Vec<Option<Vec<String>>>> {
+    let traversal = get_group(db, group)?.traversal_ids;
+    traversal
+        .iter()
+        .rev()
+        .map(|id| {
+            let text: Option<String> =
+                db.query_one("SELECT id_token_sub_claim_components FROM groups WHERE id = ?1", params![id])?.get(0)?;
+            Ok(sub_components_of(text))
+        })
+        .collect()
+}
+
+/// Sets (or, with `None`, clears) a project's `id_token_sub_claim_components`.
+pub fn set_project_id_token_sub(db: &Db, project: ProjectId, components: Option<&[String]>) -> Result<()> {
+    let text = components.map(|c| c.join(" "));
+    db.execute("UPDATE projects SET id_token_sub_claim_components = ?2 WHERE id = ?1", params![project, text])?;
+    Ok(())
+}
+
+/// Sets (or, with `None`, clears) a group's `id_token_sub_claim_components`.
+pub fn set_group_id_token_sub(db: &Db, group: GroupId, components: Option<&[String]>) -> Result<()> {
+    let text = components.map(|c| c.join(" "));
+    db.execute("UPDATE groups SET id_token_sub_claim_components = ?2 WHERE id = ?1", params![group, text])?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Project {
     pub id: ProjectId,

@@ -2,6 +2,7 @@
 
 pub mod claims;
 pub mod details;
+pub mod id_token;
 pub mod jws;
 
 pub use claims::{subject, Audience, Claims};

@@ -85,6 +85,7 @@ pub async fn act(
             let change = GroupChange {
                 inbound_enabled: Some(tri(form.one("inbound"))),
                 job_token_elevation_allowed: Some(tri(form.one("elevation"))),
+                id_token_sub_claim_components: None,
             };
             scope_service::change_group_settings(store, actor, view.id, change, at).await.map(|_| "Saved.".to_owned())
         }

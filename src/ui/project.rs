@@ -121,7 +121,7 @@ pub async fn act(
                 Some("off") => Some(false),
                 _ => None,
             };
-            let change = ProjectChange { inbound_enabled: Some(value), outbound_enabled: None, job_token_scopes: None };
+            let change = ProjectChange { inbound_enabled: Some(value), ..ProjectChange::default() };
             scope_service::change_project_settings(store, actor, view.id, change, at).await.map(|_| "Saved.".to_owned())
         }
         "add" => match source_by_path(&state, &form).await {
@@ -135,8 +135,7 @@ pub async fn act(
         },
         "scopes" => match form.all("scope").map(str::parse::<Scope>).collect::<Result<ScopeSet, _>>() {
             Ok(scopes) => {
-                let change =
-                    ProjectChange { inbound_enabled: None, outbound_enabled: None, job_token_scopes: Some(scopes) };
+                let change = ProjectChange { job_token_scopes: Some(scopes), ..ProjectChange::default() };
                 scope_service::change_project_settings(store, actor, view.id, change, at)
                     .await
                     .map(|_| "Saved the job token scopes.".to_owned())

@@ -588,12 +588,35 @@ pub fn jwks(s: &Server) -> Value {
     res.json
 }
 
-/// The kids the JWKS publishes, sorted.
+/// The job-token kids the JWKS publishes, sorted: the ID-token family's are left out (those
+/// `GET /api/v1/keys`, which lists the job-token keys, does not name).
 pub fn published_kids(s: &Server) -> Vec<String> {
-    let mut kids: Vec<String> =
-        jwks(s)["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+    let listed = s.get("/api/v1/keys", Auth::Admin);
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let job_kids: Vec<&str> = listed.json.as_array().unwrap().iter().filter_map(|k| k["kid"].as_str()).collect();
+    let mut kids: Vec<String> = jwks(s)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .filter(|k| job_kids.contains(&k.as_str()))
+        .collect();
     kids.sort();
     kids
+}
+
+/// The kids of the stored ID-token keys (issue 11: their own family, beside the job-token keys).
+pub fn id_token_kids(dir: &std::path::Path) -> Vec<String> {
+    let sql = "SELECT kid FROM signing_keys WHERE family = 'id_token' ORDER BY kid";
+    let url = database_of(dir);
+    if url.starts_with("postgres") {
+        return pg::connect(&url).query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    }
+    let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+    rows.map(Result::unwrap).collect()
 }
 
 /// Verifies a token with josekit (OpenSSL), an implementation independent of the server's
@@ -747,7 +770,7 @@ pub fn key_rows(dir: &std::path::Path) -> Vec<String> {
     let url = database_of(dir);
     if url.starts_with("postgres") {
         let rows = pg::connect(&url)
-            .query("SELECT kid, alg, state, created_at, activated_at, retired_at FROM signing_keys ORDER BY kid", &[])
+            .query("SELECT kid, alg, state, created_at, activated_at, retired_at FROM signing_keys WHERE family = 'job' ORDER BY kid", &[])
             .unwrap();
         return rows
             .iter()
@@ -767,7 +790,7 @@ pub fn key_rows(dir: &std::path::Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     let mut stmt = conn
-        .prepare("SELECT kid, alg, state, created_at, activated_at, retired_at FROM signing_keys ORDER BY kid")
+        .prepare("SELECT kid, alg, state, created_at, activated_at, retired_at FROM signing_keys WHERE family = 'job' ORDER BY kid")
         .unwrap();
     let rows = stmt
         .query_map([], |r| {
@@ -788,8 +811,14 @@ pub fn key_rows(dir: &std::path::Path) -> Vec<String> {
 /// The key files in a server directory: (name, contents), in name order.
 pub fn key_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let Ok(entries) = std::fs::read_dir(dir.join("keys")) else { return Vec::new() };
+    // The ID-token keys' files, when there is a database to name them (never creating one).
+    let id_files: Vec<String> = match dir.join("database_url").exists() || dir.join("db/jobtoken.db").exists() {
+        true => id_token_kids(dir).iter().map(|k| format!("{k}.pem")).collect(),
+        false => Vec::new(),
+    };
     let mut files: Vec<(String, Vec<u8>)> = entries
         .map(|e| e.unwrap().path())
+        .filter(|p| !id_files.iter().any(|f| p.file_name().is_some_and(|n| n.to_string_lossy() == *f)))
         .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
         .collect();
     files.sort();
@@ -840,13 +869,15 @@ pub fn authorize(s: &Server, client: &Client, token: &str, project: Value, scope
 pub fn sealed_key_rows(dir: &std::path::Path) -> Vec<(String, Option<Vec<u8>>)> {
     let url = database_of(dir);
     if url.starts_with("postgres") {
-        let rows =
-            pg::connect(&url).query("SELECT kid, sealed_private_key FROM signing_keys ORDER BY kid", &[]).unwrap();
+        let rows = pg::connect(&url)
+            .query("SELECT kid, sealed_private_key FROM signing_keys WHERE family = 'job' ORDER BY kid", &[])
+            .unwrap();
         return rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     }
     let conn = rusqlite::Connection::open(dir.join("db/jobtoken.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
-    let mut stmt = conn.prepare("SELECT kid, sealed_private_key FROM signing_keys ORDER BY kid").unwrap();
+    let mut stmt =
+        conn.prepare("SELECT kid, sealed_private_key FROM signing_keys WHERE family = 'job' ORDER BY kid").unwrap();
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     rows.map(Result::unwrap).collect()
 }
