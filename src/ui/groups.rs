@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
 
-use super::project::{entries_table, grant, refused, scope_boxes, source_by_id, source_by_path};
+use super::project::{entries_table, entry_action, outcome, refused, scope_boxes};
 use super::session::{self, Fields, Signed};
 use crate::app::AppState;
 use crate::domain::GroupId;
@@ -89,32 +89,12 @@ pub async fn act(
             };
             scope_service::change_group_settings(store, actor, view.id, change, at).await.map(|_| "Saved.".to_owned())
         }
-        "add" => match (source_by_path(&state, &form).await, grant(&form)) {
-            (Ok(source), Ok(grant)) => scope_service::add_entry(store, actor, owner, source, grant, at)
-                .await
-                .map(|e| format!("Added {}.", e.source_path)),
-            (Err(message), _) | (_, Err(message)) => Ok(message),
+        other => match entry_action(&state, actor, owner, other, &form, at).await {
+            Some(done) => done,
+            None => return super::error_page(StatusCode::NOT_FOUND, Some(&signed), "No such page."),
         },
-        "update" | "remove" => match source_by_id(&form) {
-            None => Ok("Not changed: the entry is not known.".to_owned()),
-            Some(source) if action == "remove" => {
-                scope_service::remove_entry(store, actor, owner, source, at).await.map(|_| "Removed.".to_owned())
-            }
-            Some(source) => match grant(&form) {
-                Ok(grant) => scope_service::change_entry(store, actor, owner, source, grant, at)
-                    .await
-                    .map(|e| format!("Saved {}.", e.source_path)),
-                Err(message) => Ok(message),
-            },
-        },
-        _ => return super::error_page(StatusCode::NOT_FOUND, Some(&signed), "No such page."),
     };
-    let back = url(&view.path, None);
-    match done {
-        Ok(message) => session::redirect_with(&state, &back, &message),
-        Err(e @ (ScopeError::Forbidden(_) | ScopeError::Store(_))) => refused(&signed, &e),
-        Err(e) => session::redirect_with(&state, &back, &format!("Not changed: {e}")),
-    }
+    outcome(&state, &signed, &url(&view.path, None), done)
 }
 
 fn render(signed: &Signed, view: &View) -> HttpResponse {

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::domain::{ProjectId, Scope, ScopeSet};
 use crate::service::console::{self, WhyAnswer, WhyQuestion};
 use crate::service::decision::TargetRef;
+use crate::service::editor::Actor;
 use crate::service::inspect::{self, InspectRequest};
 use crate::service::job_token_scope::{
     self as scope_service, InboundSource, ProjectChange, ProjectSettings, ScopeError, ShownEntry, ShownOutbound,
@@ -124,15 +125,6 @@ pub async fn act(
             let change = ProjectChange { inbound_enabled: Some(value), ..ProjectChange::default() };
             scope_service::change_project_settings(store, actor, view.id, change, at).await.map(|_| "Saved.".to_owned())
         }
-        "add" => match source_by_path(&state, &form).await {
-            Ok(source) => match grant(&form) {
-                Ok(grant) => scope_service::add_entry(store, actor, owner, source, grant, at)
-                    .await
-                    .map(|e| format!("Added {}.", e.source_path)),
-                Err(message) => Ok(message),
-            },
-            Err(message) => Ok(message),
-        },
         "scopes" => match form.all("scope").map(str::parse::<Scope>).collect::<Result<ScopeSet, _>>() {
             Ok(scopes) => {
                 let change = ProjectChange { job_token_scopes: Some(scopes), ..ProjectChange::default() };
@@ -148,25 +140,55 @@ pub async fn act(
         "remove_autopopulated" => scope_service::remove_autopopulated(store, actor, view.id, at)
             .await
             .map(|_| "Removed the entries added from the authorization log.".to_owned()),
-        "update" | "remove" => match source_by_id(&form) {
+        other => match entry_action(&state, actor, owner, other, &form, at).await {
+            Some(done) => done,
+            None => return super::error_page(StatusCode::NOT_FOUND, Some(&signed), "No such page."),
+        },
+    };
+    outcome(&state, &signed, &url(&view.path, None), done)
+}
+
+/// The allowlist forms of every owner's page (`add`, `update`, `remove`); `None` for any other
+/// action.
+pub(super) async fn entry_action(
+    state: &AppState,
+    actor: Actor,
+    owner: Node,
+    action: &str,
+    form: &Fields,
+    at: i64,
+) -> Option<Result<String, ScopeError>> {
+    let store = &state.store;
+    Some(match action {
+        "add" => match (source_by_path(state, form).await, grant(form)) {
+            (Ok(source), Ok(grant)) => scope_service::add_entry(store, actor, owner, source, grant, at)
+                .await
+                .map(|e| format!("Added {}.", e.source_path)),
+            (Err(message), _) | (_, Err(message)) => Ok(message),
+        },
+        "update" | "remove" => match source_by_id(form) {
             None => Ok("Not changed: the entry is not known.".to_owned()),
             Some(source) if action == "remove" => {
                 scope_service::remove_entry(store, actor, owner, source, at).await.map(|_| "Removed.".to_owned())
             }
-            Some(source) => match grant(&form) {
+            Some(source) => match grant(form) {
                 Ok(grant) => scope_service::change_entry(store, actor, owner, source, grant, at)
                     .await
                     .map(|e| format!("Saved {}.", e.source_path)),
                 Err(message) => Ok(message),
             },
         },
-        _ => return super::error_page(StatusCode::NOT_FOUND, Some(&signed), "No such page."),
-    };
-    let back = url(&view.path, None);
+        _ => return None,
+    })
+}
+
+/// Back to the page (`back`) with the outcome as a flash message; a refusal the page cannot show
+/// (forbidden, a store failure) is its error page.
+pub(super) fn outcome(state: &AppState, signed: &Signed, back: &str, done: Result<String, ScopeError>) -> HttpResponse {
     match done {
-        Ok(message) => session::redirect_with(&state, &back, &message),
-        Err(e @ (ScopeError::Forbidden(_) | ScopeError::Store(_))) => refused(&signed, &e),
-        Err(e) => session::redirect_with(&state, &back, &format!("Not changed: {e}")),
+        Ok(message) => session::redirect_with(state, back, &message),
+        Err(e @ (ScopeError::Forbidden(_) | ScopeError::Store(_))) => refused(signed, &e),
+        Err(e) => session::redirect_with(state, back, &format!("Not changed: {e}")),
     }
 }
 
