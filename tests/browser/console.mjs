@@ -1,0 +1,345 @@
+// The web console in a real browser: Debian's Chromium, headless, driven by playwright-core.
+// Run by tests/browser.rs, which starts the server, seeds it and passes everything in env:
+//   JT_BASE            the server's base URL
+//   JT_ADMIN_TOKEN     the admin token (for the admin API checks, never typed into a page)
+//   JT_MAINTAINER_PAT  a Maintainer's PAT (Maintainer of group JT_GROUP, so of JT_PROJECT)
+//   JT_DEVELOPER_PAT   a Developer's PAT (Developer of JT_PROJECT)
+//   JT_REVOKED_PAT     another PAT of the Maintainer, revoked by the session check
+//   JT_REVOKE_PATH     its admin API path (DELETE)
+//   JT_PROJECT, JT_PROJECT_ID, JT_GROUP     the page under test and its group
+//   JT_SOURCE_GROUP, JT_SOURCE_PROJECT      the group admitted and a project in it
+//   JT_JOB_TOKEN       a job token of JT_SOURCE_PROJECT, for the token inspector
+//   JT_SCREENSHOTS     where to save the screenshots
+//   JT_CHROMIUM        the browser binary (default /usr/bin/chromium)
+// Each scenario is one named check; the script prints `ok - <check>` or `FAIL - <check>: why` and
+// exits 1 when any failed.
+import { readFileSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const env = (name) => {
+    const value = process.env[name];
+    if (!value) throw new Error(`${name} is not set`);
+    return value;
+};
+const BASE = env("JT_BASE");
+const PROJECT = env("JT_PROJECT");
+const PROJECT_ID = env("JT_PROJECT_ID");
+const GROUP = env("JT_GROUP");
+const SOURCE_GROUP = env("JT_SOURCE_GROUP");
+const SOURCE_PROJECT = env("JT_SOURCE_PROJECT");
+const SHOTS = env("JT_SCREENSHOTS");
+const PROJECT_PAGE = `${BASE}/ui/projects/${PROJECT}`;
+const GROUP_PAGE = `${BASE}/ui/groups/${GROUP}`;
+const GRANTED = ["read_registry", "read_api"];
+const AXE_SOURCE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+mkdirSync(SHOTS, { recursive: true });
+
+class CheckFailed extends Error {}
+function expect(condition, message) {
+    if (!condition) throw new CheckFailed(message);
+}
+
+/// The admin API, from node (the console's CSP lets no page script call anything).
+async function admin(method, path) {
+    const res = await fetch(`${BASE}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${env("JT_ADMIN_TOKEN")}` },
+    });
+    const text = await res.text();
+    expect(res.ok, `${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+}
+
+/// What a form post could change: the project's settings and both allowlists.
+async function projectState() {
+    const scope = `/api/v1/projects/${PROJECT_ID}/job_token_scope`;
+    return JSON.stringify({
+        settings: await admin("GET", scope),
+        groups: await admin("GET", `${scope}/groups_allowlist`),
+        projects: await admin("GET", `${scope}/allowlist`),
+    });
+}
+
+const browser = await chromium.launch({
+    executablePath: process.env.JT_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    // Chromium's sandbox refuses to run as root (CI containers).
+    args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+});
+
+/// A fresh browser profile (own cookies) that enforces the console's CSP; any CSP violation or
+/// page error fails the check that opened it.
+async function freshContext(options = {}) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+    context.setDefaultTimeout(10_000);
+    context.problems = [];
+    context.on("page", (page) => watch(context, page));
+    return context;
+}
+
+function watch(context, page) {
+    page.on("console", (msg) => {
+        if (msg.type() === "error" && /Content Security Policy/i.test(msg.text())) {
+            context.problems.push(`CSP violation on ${page.url()}: ${msg.text()}`);
+        }
+    });
+    page.on("pageerror", (e) => context.problems.push(`page error on ${page.url()}: ${e}`));
+}
+
+async function signIn(page, token) {
+    await page.goto(`${BASE}/ui/login`);
+    await page.getByLabel("Personal access token").fill(token);
+    await Promise.all([page.waitForURL(`${BASE}/ui/`), page.getByRole("button", { name: "Sign in" }).click()]);
+}
+
+/// Asks the page's "Why?" panel; returns { verdict: "Allowed" | "Denied", reason }.
+async function askWhy(page, source, scope) {
+    await page.locator("#why-source").fill(source);
+    await page.locator("#why-scope").selectOption(scope);
+    await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Ask" }).click()]);
+    const answer = page.locator("#why-answer");
+    await answer.waitFor();
+    const verdict = (await answer.locator("p.allowed, p.denied").first().innerText()).trim();
+    const reason = (await answer.locator("p").nth(1).innerText()).trim();
+    return { verdict, reason };
+}
+
+/// Submits the page's form `selector` after `tamper([selector, arg])` ran in the page; returns
+/// the status of the response the browser navigated to.
+async function submitForm(page, selector, tamper, arg = null) {
+    await page.evaluate(tamper, [selector, arg]);
+    const [response] = await Promise.all([
+        page.waitForNavigation(),
+        page.evaluate((sel) => document.querySelector(sel).submit(), selector),
+    ]);
+    return response.status();
+}
+
+const results = [];
+async function check(name, body) {
+    const started = Date.now();
+    const context = await freshContext();
+    try {
+        await body(context);
+        expect(context.problems.length === 0, context.problems.join("\n"));
+        results.push({ name, ok: true });
+        console.log(`ok - ${name} (${Date.now() - started} ms)`);
+    } catch (e) {
+        results.push({ name, ok: false });
+        console.log(`FAIL - ${name}: ${e instanceof CheckFailed ? e.message : e.stack}`);
+    } finally {
+        await context.close();
+    }
+}
+
+await check("a Maintainer admits a group for two scopes and the Why? panel flips from denied to allowed", async (context) => {
+    const page = await context.newPage();
+    await signIn(page, env("JT_MAINTAINER_PAT"));
+    await Promise.all([page.waitForURL(PROJECT_PAGE), page.getByRole("link", { name: PROJECT, exact: true }).click()]);
+    expect((await page.locator("h1").innerText()).includes(PROJECT), "the project page's heading names the project");
+    expect((await page.locator(".counter").innerText()).includes("Groups: 0/200"), "no group entry yet");
+
+    const allScopes = await page.locator("#why-scope option").evaluateAll((os) => os.map((o) => o.value));
+    expect(GRANTED.every((s) => allScopes.includes(s)), `the Why? panel offers ${GRANTED}: ${allScopes}`);
+    for (const scope of GRANTED) {
+        const before = await askWhy(page, SOURCE_PROJECT, scope);
+        expect(before.verdict === "Denied", `before: ${scope} must be denied: ${JSON.stringify(before)}`);
+        expect(before.reason.length > 0, "a denial gives its reason");
+        console.log(`  before: ${scope}: ${before.verdict}: ${before.reason}`);
+    }
+    await page.locator("#why").screenshot({ path: join(SHOTS, "why-denied.png") });
+
+    // The allowlist's "Add a project or group" form, as a person fills it in.
+    await page.getByLabel("Kind", { exact: true }).selectOption("group");
+    await page.getByLabel("Full path", { exact: true }).fill(SOURCE_GROUP);
+    for (const scope of GRANTED) await page.locator(`#add-${scope}`).check();
+    await Promise.all([page.waitForURL(PROJECT_PAGE), page.getByRole("button", { name: "Add", exact: true }).click()]);
+    const flash = await page.locator(".flash").innerText();
+    expect(flash.includes(`Added ${SOURCE_GROUP}.`), `the flash message: ${flash}`);
+    expect((await page.locator(".counter").innerText()).includes("Groups: 1/200"), "one group entry now");
+    const groups = await admin("GET", `/api/v1/projects/${PROJECT_ID}/job_token_scope/groups_allowlist`);
+    expect(groups.length === 1, `one entry in the API: ${JSON.stringify(groups)}`);
+    expect(
+        JSON.stringify([...groups[0].scopes].sort()) === JSON.stringify([...GRANTED].sort()),
+        `the entry grants exactly ${GRANTED}: ${JSON.stringify(groups[0])}`,
+    );
+    await page.screenshot({ path: join(SHOTS, "project-page.png"), fullPage: true });
+
+    for (const scope of GRANTED) {
+        const after = await askWhy(page, SOURCE_PROJECT, scope);
+        expect(after.verdict === "Allowed", `after: ${scope} must be allowed: ${JSON.stringify(after)}`);
+        console.log(`  after: ${scope}: ${after.verdict}: ${after.reason}`);
+    }
+    await page.locator("#why").screenshot({ path: join(SHOTS, "why-allowed.png") });
+    await page.screenshot({ path: join(SHOTS, "why-allowed-page.png"), fullPage: true });
+    // The panel keeps the question it answered.
+    expect((await page.locator("#why-source").inputValue()) === SOURCE_PROJECT, "the source stays filled in");
+    for (const scope of allScopes.filter((s) => !GRANTED.includes(s))) {
+        const other = await askWhy(page, SOURCE_PROJECT, scope);
+        expect(other.verdict === "Denied", `${scope} was not granted and must stay denied: ${JSON.stringify(other)}`);
+    }
+});
+
+await check("the project page fits a phone-width screen", async (context) => {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 390, height: 844 });
+    await signIn(page, env("JT_MAINTAINER_PAT"));
+    await page.goto(PROJECT_PAGE);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow <= 0, `the page scrolls sideways by ${overflow}px at 390px wide`);
+    await page.screenshot({ path: join(SHOTS, "project-page-phone.png"), fullPage: true });
+});
+
+await check("a Developer cannot change anything", async (context) => {
+    const page = await context.newPage();
+    await signIn(page, env("JT_DEVELOPER_PAT"));
+    const before = await projectState();
+    const shown = await page.goto(PROJECT_PAGE);
+    expect([200, 403].includes(shown.status()), `the project page for a Developer: ${shown.status()}`);
+    // Whatever the page shows, no control of a state-changing form is usable (sign-out and the
+    // Why? question change nothing).
+    const usable = await page.locator("form[method=post]").evaluateAll((forms) =>
+        forms
+            .filter((f) => !/\/ui\/logout$|\/-\/why$/.test(f.action))
+            .flatMap((f) => [...f.elements])
+            .filter((e) => e.type !== "hidden" && !e.disabled)
+            .map((e) => `${e.form.action} ${e.name || e.textContent}`),
+    );
+    expect(usable.length === 0, `a Developer has usable controls: ${usable}`);
+
+    // A forged form, as a page script or a crafted form would post it, with this session's CSRF
+    // token: refused by the server.
+    for (const [action, fields] of [
+        ["add", { kind: "group", path: SOURCE_GROUP, default: "on" }],
+        ["inbound", { inbound: "off" }],
+        ["scopes", { scope: "api" }],
+    ]) {
+        const status = await submitForm(page, "#forged", ([, [url, fields]]) => {
+            const form = document.createElement("form");
+            form.id = "forged";
+            form.method = "post";
+            form.action = url;
+            const csrf = document.querySelector("input[name=csrf]").value;
+            for (const [name, value] of Object.entries({ csrf, ...fields })) {
+                const input = document.createElement("input");
+                Object.assign(input, { type: "hidden", name, value });
+                form.append(input);
+            }
+            document.body.append(form);
+        }, [`${PROJECT_PAGE}/-/${action}`, fields]);
+        expect(status === 403, `a Developer's forged ${action} post: ${status}, expected 403`);
+        await page.goto(PROJECT_PAGE);
+    }
+    expect((await projectState()) === before, "the Developer's posts changed nothing");
+});
+
+await check("a form posted without its CSRF token is refused and changes nothing", async (context) => {
+    const page = await context.newPage();
+    await signIn(page, env("JT_MAINTAINER_PAT"));
+    await page.goto(PROJECT_PAGE);
+    const before = await projectState();
+    const add = `form[action$="/-/add"]`;
+    await page.getByLabel("Kind", { exact: true }).selectOption("project");
+    await page.getByLabel("Full path", { exact: true }).fill(SOURCE_PROJECT);
+    await page.locator("#add-default").check();
+    const status = await submitForm(page, add, ([sel]) => document.querySelector(`${sel} input[name=csrf]`).remove());
+    expect(status === 403, `a post without its CSRF token: ${status}, expected 403`);
+    const inbound = `form[action$="/-/inbound"]`;
+    await page.goto(PROJECT_PAGE);
+    await page.locator("#inbound-off").check();
+    const status2 = await submitForm(page, inbound, ([sel]) => {
+        document.querySelector(`${sel} input[name=csrf]`).value = "not-the-token";
+    });
+    expect(status2 === 403, `a post with a wrong CSRF token: ${status2}, expected 403`);
+    expect((await projectState()) === before, "the refused posts changed nothing");
+});
+
+await check("a session dies when its PAT is revoked", async (context) => {
+    const page = await context.newPage();
+    await signIn(page, env("JT_REVOKED_PAT"));
+    const open = await page.goto(PROJECT_PAGE);
+    expect(open.status() === 200, `the project page before the revocation: ${open.status()}`);
+    await admin("DELETE", env("JT_REVOKE_PATH"));
+    await page.reload();
+    expect(page.url() === `${BASE}/ui/login`, `after the revocation, a reload lands on ${page.url()}`);
+    await page.getByLabel("Personal access token").waitFor();
+    const again = await page.goto(PROJECT_PAGE);
+    expect(page.url() === `${BASE}/ui/login`, `the dead session opens nothing (${again.status()} ${page.url()})`);
+});
+
+let checkedPages = 0;
+
+/// axe-core on a page: its serious and critical violations (the others are printed as notes).
+async function axe(page, label) {
+    await page.addScriptTag({ content: AXE_SOURCE });
+    checkedPages += 1;
+    const found = await page.evaluate(async () => {
+        const r = await window.axe.run(document, { resultTypes: ["violations"] });
+        return r.violations.map((v) => ({
+            id: v.id,
+            impact: v.impact,
+            help: v.help,
+            nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary.replace(/\s+/g, " ")}`),
+        }));
+    });
+    const bad = found.filter((v) => v.impact === "serious" || v.impact === "critical");
+    for (const v of found) {
+        const line = `  axe ${label}: ${v.impact} ${v.id} (${v.help})\n${v.nodes.map((n) => `      ${n}`).join("\n")}`;
+        console.log(bad.includes(v) ? line : line.replace("  axe", "  axe note"));
+    }
+    return bad.map((v) => `${label}: ${v.impact} ${v.id}: ${v.help} (${v.nodes.length} elements)`);
+}
+
+await check("every page passes axe-core with no serious or critical violation", async () => {
+    // Only this context bypasses the CSP, to inject axe-core; the other checks run under it.
+    const context = await freshContext({ bypassCSP: true });
+    const page = await context.newPage();
+    const bad = [];
+    try {
+        await page.goto(`${BASE}/ui/login`);
+        bad.push(...(await axe(page, "login")));
+        // The check can fail: an unlabelled field planted on the page is reported.
+        await page.evaluate(() => document.querySelector("main").append(document.createElement("input")));
+        const planted = await axe(page, "login with a planted unlabelled field (expected)");
+        expect(planted.some((v) => v.includes("critical label")), `axe-core missed the planted field: ${planted}`);
+        checkedPages -= 1;
+        await signIn(page, env("JT_MAINTAINER_PAT"));
+        bad.push(...(await axe(page, "home")));
+        await page.goto(PROJECT_PAGE);
+        bad.push(...(await axe(page, "project page")));
+        await askWhy(page, SOURCE_PROJECT, "read_api");
+        bad.push(...(await axe(page, "Why? answer")));
+        await page.goto(GROUP_PAGE);
+        bad.push(...(await axe(page, "group page")));
+        await page.goto(`${BASE}/ui/tokens`);
+        bad.push(...(await axe(page, "token inspector")));
+        await page.getByLabel("Job token").fill(env("JT_JOB_TOKEN"));
+        await page.getByLabel("Target project").fill(PROJECT);
+        await page.getByLabel("Scope on the target").selectOption("read_api");
+        await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Inspect" }).click()]);
+        await page.locator("#inspection, p.error").first().waitFor();
+        const refused = await page.locator("p.error").allInnerTexts();
+        expect(refused.length === 0, `the token inspector refused the job token: ${refused}`);
+        bad.push(...(await axe(page, "token inspector result")));
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.goto(PROJECT_PAGE);
+        bad.push(...(await axe(page, "project page at 390x844")));
+        await page.setViewportSize({ width: 1280, height: 900 });
+        await Promise.all([page.waitForURL(`${BASE}/ui/login`), page.getByRole("button", { name: "Sign out" }).click()]);
+        await signIn(page, env("JT_DEVELOPER_PAT"));
+        await page.goto(PROJECT_PAGE);
+        bad.push(...(await axe(page, "project page for a Developer")));
+    } finally {
+        await context.close();
+    }
+    console.log(`  axe-core checked ${checkedPages} pages`);
+    expect(bad.length === 0, `accessibility violations:\n  ${bad.join("\n  ")}`);
+});
+
+await browser.close();
+const failed = results.filter((r) => !r.ok);
+console.log(`${results.length - failed.length}/${results.length} browser checks passed`);
+process.exit(failed.length ? 1 : 0);
