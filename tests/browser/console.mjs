@@ -150,7 +150,7 @@ await check("a Maintainer admits a group for two scopes and the Why? panel flips
         expect(before.reason.length > 0, "a denial gives its reason");
         console.log(`  before: ${scope}: ${before.verdict}: ${before.reason}`);
     }
-    await page.locator("#why").screenshot({ path: join(SHOTS, "why-denied.png") });
+    await page.locator("section[aria-labelledby=why]").screenshot({ path: join(SHOTS, "why-denied.png") });
 
     // The allowlist's "Add a project or group" form, as a person fills it in.
     await page.getByLabel("Kind", { exact: true }).selectOption("group");
@@ -173,7 +173,7 @@ await check("a Maintainer admits a group for two scopes and the Why? panel flips
         expect(after.verdict === "Allowed", `after: ${scope} must be allowed: ${JSON.stringify(after)}`);
         console.log(`  after: ${scope}: ${after.verdict}: ${after.reason}`);
     }
-    await page.locator("#why").screenshot({ path: join(SHOTS, "why-allowed.png") });
+    await page.locator("section[aria-labelledby=why]").screenshot({ path: join(SHOTS, "why-allowed.png") });
     await page.screenshot({ path: join(SHOTS, "why-allowed-page.png"), fullPage: true });
     // The panel keeps the question it answered.
     expect((await page.locator("#why-source").inputValue()) === SOURCE_PROJECT, "the source stays filled in");
@@ -268,6 +268,67 @@ await check("a session dies when its PAT is revoked", async (context) => {
     await page.getByLabel("Personal access token").waitFor();
     const again = await page.goto(PROJECT_PAGE);
     expect(page.url() === `${BASE}/ui/login`, `the dead session opens nothing (${again.status()} ${page.url()})`);
+});
+
+/// The focused element: what it is, whether it is on screen, and its focus ring (outline width
+/// and the outline's contrast with the background behind it).
+async function focused(page) {
+    return page.evaluate(() => {
+        const e = document.activeElement;
+        const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+        const lum = ([r, g, b]) => {
+            const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+            return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        // The ring is drawn outside the element (outline-offset): behind it is the parent's background.
+        let behind = "rgb(255, 255, 255)";
+        for (let n = e.parentElement; n; n = n.parentElement) {
+            const c = getComputedStyle(n).backgroundColor;
+            if (rgb(c).length === 3 || rgb(c)[3] > 0) { behind = c; break; }
+        }
+        const style = getComputedStyle(e);
+        const [a, b] = [lum(rgb(style.outlineColor)), lum(rgb(behind))];
+        const rect = e.getBoundingClientRect();
+        return {
+            what: `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""} ${(e.textContent || e.name || "").trim().slice(0, 30)}`,
+            id: e.id,
+            text: (e.textContent || "").trim(),
+            onScreen: rect.width > 0 && rect.left >= 0 && rect.top >= 0 && rect.right <= window.innerWidth,
+            ring: style.outlineStyle === "none" ? 0 : parseFloat(style.outlineWidth),
+            contrast: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05),
+        };
+    });
+}
+
+await check("keyboard users see where the focus is and sign in and reach the project without a mouse", async (context) => {
+    const page = await context.newPage();
+    await page.goto(`${BASE}/ui/login`);
+    await page.keyboard.press("Tab");
+    const skip = await focused(page);
+    expect(skip.text === "Skip to content" && skip.onScreen, `the first Tab shows the skip link: ${JSON.stringify(skip)}`);
+    const ring = (f) =>
+        expect(f.ring >= 2 && f.contrast >= 3, `the focus ring of ${f.what}: ${f.ring}px, contrast ${f.contrast.toFixed(2)}:1`);
+    ring(skip);
+    let field = skip;
+    for (let i = 0; i < 4 && field.id !== "token"; i++) {
+        await page.keyboard.press("Tab");
+        field = await focused(page);
+        ring(field);
+    }
+    expect(field.id === "token", `Tab reaches the token field: ${JSON.stringify(field)}`);
+    await page.keyboard.type(env("JT_MAINTAINER_PAT"));
+    await Promise.all([page.waitForURL(`${BASE}/ui/`), page.keyboard.press("Enter")]);
+    await page.goto(PROJECT_PAGE);
+    // The first controls of the project page, header included: each shows a ring of at least
+    // 2px with a contrast of at least 3:1 (WCAG 2.4.7, 1.4.11).
+    const seen = [];
+    for (let i = 0; i < 12; i++) {
+        await page.keyboard.press("Tab");
+        const f = await focused(page);
+        seen.push(f.what);
+        ring(f);
+    }
+    expect(seen.some((w) => w.includes("Save setting")), `Tab reaches the settings form: ${seen.join(" | ")}`);
 });
 
 let checkedPages = 0;
