@@ -74,7 +74,8 @@ const browser = await chromium.launch({
 /// page error fails the check that opened it.
 async function freshContext(options = {}) {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
-    context.setDefaultTimeout(10_000);
+    // Generous: in `cargo test` the browser shares two cores with every other suite.
+    context.setDefaultTimeout(30_000);
     context.problems = [];
     context.on("page", (page) => watch(context, page));
     return context;
