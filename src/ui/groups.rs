@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
 
 use super::project::{entries_table, entry_action, outcome, refused, scope_boxes};
-use super::session::{self, Fields, Signed};
+use super::session::{self, Signed};
 use crate::app::AppState;
 use crate::domain::GroupId;
 use crate::service::job_token_scope::{self as scope_service, GroupChange, GroupSettings, ScopeError, ShownEntry};
@@ -67,11 +67,10 @@ pub async fn act(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
-    let form = Fields::parse(&body);
-    if let Some(refused) = signed.refuse_without_csrf(&form) {
-        return refused;
-    }
+    let (signed, form) = match session::posted(&req, &state, &body).await {
+        Ok(posted) => posted,
+        Err(res) => return res,
+    };
     let Some((group, action)) = path.rsplit_once("/-/") else {
         return super::error_page(StatusCode::NOT_FOUND, Some(&signed), "No such page.");
     };

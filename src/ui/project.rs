@@ -100,11 +100,10 @@ pub async fn act(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
-    let form = Fields::parse(&body);
-    if let Some(refused) = signed.refuse_without_csrf(&form) {
-        return refused;
-    }
+    let (signed, form) = match session::posted(&req, &state, &body).await {
+        Ok(posted) => posted,
+        Err(res) => return res,
+    };
     let Some((project, action)) = path.rsplit_once("/-/") else {
         return super::error_page(StatusCode::NOT_FOUND, Some(&signed), "No such page.");
     };
