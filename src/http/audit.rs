@@ -33,9 +33,9 @@ pub struct AuditQuery {
     pub(crate) created_before: Option<String>,
     /// Read by [`Pagination`]; named here only so that they are not unknown.
     #[serde(rename = "page")]
-    _page: Option<String>,
+    pub(crate) _page: Option<String>,
     #[serde(rename = "per_page")]
-    _per_page: Option<String>,
+    pub(crate) _per_page: Option<String>,
 }
 
 impl AuditQuery {

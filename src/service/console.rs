@@ -162,7 +162,8 @@ pub async fn why(
         // A user is asked about only if the actor could know them: themselves, or a member of
         // the source or of this project (directly or through a group). Anyone else, and an
         // unknown name, get the same answer, so the panel tells nothing about who exists.
-        let no_user = || unknown(format!("there is no user {} among the members of either project", question.username.trim()));
+        let no_user =
+            || unknown(format!("there is no user {} among the members of either project", question.username.trim()));
         let Some(user) = users::find_by_username(c, question.username.trim())? else { return no_user() };
         let member_of = |p: &namespaces::Project| -> StoreResult<bool> {
             let traversal = namespaces::get_group(c, p.namespace_id)?.traversal_ids;

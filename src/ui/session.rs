@@ -151,7 +151,11 @@ impl Fields {
 /// The preamble of every console POST: a live session (else the sign-in page), then the form
 /// with this session's CSRF token (else the 403), before anything else of the form is read.
 /// `Err` is the response to send.
-pub async fn posted(req: &HttpRequest, state: &web::Data<AppState>, body: &[u8]) -> Result<(Signed, Fields), HttpResponse> {
+pub async fn posted(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    body: &[u8],
+) -> Result<(Signed, Fields), HttpResponse> {
     let Some(signed) = signed(req, state).await else { return Err(to_login()) };
     with_csrf(signed, body)
 }
