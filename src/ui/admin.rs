@@ -486,7 +486,11 @@ pub async fn runner_action(
         Ok(r) => session::redirect_with(
             &state,
             RUNNERS,
-            &format!("Runner {} is {}.", r.id, if r.paused { "paused: it gets no job tokens" } else { "active again" }),
+            &format!(
+                "Runner {} is {}.",
+                r.id,
+                if r.paused { "paused: it starts no new jobs (the ones it runs may finish)" } else { "active again" }
+            ),
         ),
         Err(e) => refusal(&signed, e.into()),
     }

@@ -161,6 +161,8 @@ pub async fn posted(
 }
 
 /// The form of `signed`'s POST if it carries the session's CSRF token; `Err` is the 403.
+// The `Err` is the response about to be sent, made at most once per request: boxing it buys nothing.
+#[allow(clippy::result_large_err)]
 pub fn with_csrf(signed: Signed, body: &[u8]) -> Result<(Signed, Fields), HttpResponse> {
     let form = Fields::parse(body);
     match signed.refuse_without_csrf(&form) {
