@@ -1025,3 +1025,25 @@ fn the_own_scopes_section_shows_the_elevation_state_and_the_level_that_decides_i
     s.admin("PATCH", "/api/v1/settings", json!({"job_token_elevation_allowed": false}));
     assert!(state(&mut b).contains("the instance forbids them"), "{}", state(&mut b));
 }
+
+#[test]
+fn the_runner_and_resource_server_lists_page_by_twenty_and_every_row_is_reachable() {
+    let s = Server::start();
+    let runners: Vec<common::Client> =
+        (0..21).map(|_| common::runner(&s, json!({"runner_type": "instance"}))).collect();
+    for i in 0..21 {
+        s.admin("POST", "/api/v1/resource_servers", json!({"name": format!("rs{i:02}")}));
+    }
+    let mut b = admin_browser(&s);
+    for (list, first, last) in [
+        ("/ui/admin/runners", runners[0].client_id.clone(), runners[20].client_id.clone()),
+        ("/ui/admin/resource_servers", "#1 rs00".to_owned(), "#21 rs20".to_owned()),
+    ] {
+        let one = b.get(list);
+        assert!(one.body.contains(&first) && !one.body.contains(&last), "{list} page 1: {}", one.body);
+        assert!(one.body.contains(&format!(r#"rel="next" href="{list}?page=2""#)), "{}", one.body);
+        let two = b.get(&format!("{list}?page=2"));
+        assert!(two.body.contains(&last) && !two.body.contains(&first), "{list} page 2: {}", two.body);
+        assert!(two.body.contains(&format!(r#"rel="prev" href="{list}?page=1""#)));
+    }
+}
