@@ -19,9 +19,8 @@ type Reply = Result<HttpResponse, ApiError>;
 
 /// The filters of every audit list; any other parameter is a 400 (a misspelt filter must not
 /// silently list everything). `entity_type`/`entity_id` are GitLab's names for the target filters.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[derive(Default)]
 pub struct AuditQuery {
     #[serde(alias = "entity_type")]
     pub(crate) target_type: Option<String>,
