@@ -675,7 +675,10 @@ fn admin_pages_are_the_unknown_page_404_for_everyone_but_the_admin_who_finds_the
     let home = admin.get("/ui/");
     for path in ADMIN_PAGES {
         assert!(home.body.contains(&format!(r#"href="{path}""#)), "{path} in the admin's nav: {}", home.body);
-        assert_eq!(admin.get(path).status, 200, "{path}");
+        let page = admin.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.header("content-security-policy").is_some_and(|csp| csp.contains("frame-ancestors 'none'")));
+        assert_eq!(page.header("cache-control"), Some("no-store"), "{path}");
     }
     let refused = admin.post("/ui/admin/runners", &[("runner_type", "instance")]);
     assert_eq!(refused.status, 403, "an admin POST without its CSRF token: {}", refused.body);
