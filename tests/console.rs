@@ -613,3 +613,440 @@ fn a_source_the_user_cannot_see_is_refused_exactly_like_an_unknown_one() {
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[0].0, "Not changed: project not found");
 }
+
+// ---- the admin pages and the project page's search, paging, elevation and Why? answers ----
+
+const ADMIN_PAGES: [&str; 5] =
+    ["/ui/admin/keys", "/ui/admin/settings", "/ui/admin/audit", "/ui/admin/runners", "/ui/admin/resource_servers"];
+
+/// The text of the element with this id (`<tag id="ID">text</tag>`).
+fn by_id<'a>(body: &'a str, id: &str) -> &'a str {
+    let start = body.find(&format!(r#"id="{id}">"#)).unwrap_or_else(|| panic!("no #{id} in {body}"));
+    let rest = &body[start + id.len() + 6..];
+    &rest[..rest.find('<').unwrap()]
+}
+
+fn admin_browser(s: &Server) -> Browser<'_> {
+    let mut b = Browser::new(s);
+    b.sign_in(common::ADMIN);
+    b
+}
+
+fn audit_events(s: &Server, query: &str) -> Vec<serde_json::Value> {
+    s.admin("GET", &format!("/api/v1/audit_events?{query}"), json!(null)).as_array().unwrap().clone()
+}
+
+#[test]
+fn admin_pages_are_the_unknown_page_404_for_everyone_but_the_admin_who_finds_them_in_the_nav() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let (token, _) = pat(&s, f.maintainer);
+    let mut maintainer = Browser::new(&s);
+    maintainer.sign_in(&token);
+    let mut nobody = Browser::new(&s);
+    let unknown = maintainer.get("/ui/no-such-page");
+    assert_eq!(unknown.status, 404);
+    let csrf = maintainer.get("/ui/").csrf();
+
+    for path in ADMIN_PAGES {
+        for b in [&mut maintainer, &mut nobody] {
+            let page = b.get(path);
+            assert_eq!(page.status, 404, "{path}: {}", page.body);
+            assert_eq!(page.header("content-type"), unknown.header("content-type"), "{path}");
+            assert_eq!(page.body, unknown.body.replace("/ui/no-such-page", path), "{path}");
+        }
+    }
+    let posts = [
+        ("/ui/admin/keys/rotate", vec![]),
+        ("/ui/admin/settings", vec![("enforce_job_token_allowlist", "on")]),
+        ("/ui/admin/runners", vec![("runner_type", "instance")]),
+        ("/ui/admin/resource_servers", vec![("name", "sneaky")]),
+    ];
+    for (path, mut fields) in posts {
+        fields.push(("csrf", &csrf));
+        assert_eq!(maintainer.post(path, &fields).status, 404, "{path}");
+    }
+    assert_eq!(s.admin("GET", "/api/v1/settings", json!(null))["enforce_job_token_allowlist"], false);
+    assert_eq!(s.get("/api/v1/runners", Auth::Admin).json.as_array().unwrap().len(), 0);
+    assert_eq!(s.get("/api/v1/resource_servers", Auth::Admin).json.as_array().unwrap().len(), 0);
+    assert!(!maintainer.get("/ui/").body.contains("/ui/admin/"), "no admin links for a Maintainer");
+
+    let mut admin = admin_browser(&s);
+    let home = admin.get("/ui/");
+    for path in ADMIN_PAGES {
+        assert!(home.body.contains(&format!(r#"href="{path}""#)), "{path} in the admin's nav: {}", home.body);
+        let page = admin.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.header("content-security-policy").is_some_and(|csp| csp.contains("frame-ancestors 'none'")));
+        assert_eq!(page.header("cache-control"), Some("no-store"), "{path}");
+    }
+    let refused = admin.post("/ui/admin/runners", &[("runner_type", "instance")]);
+    assert_eq!(refused.status, 403, "an admin POST without its CSRF token: {}", refused.body);
+    assert_eq!(s.get("/api/v1/runners", Auth::Admin).json.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn rotate_now_is_refused_by_the_guard_while_the_next_key_is_young_and_promotes_it_once_it_is_published_long_enough() {
+    let s = Server::start();
+    let keys = || s.admin("GET", "/api/v1/keys", json!(null)).as_array().unwrap().clone();
+    let kid_in = |state: &str| keys().iter().find(|k| k["state"] == state).unwrap()["kid"].as_str().unwrap().to_owned();
+    let (active, next) = (kid_in("active"), kid_in("next"));
+    let mut b = admin_browser(&s);
+    let page = b.get("/ui/admin/keys");
+    assert!(page.body.contains(&next) && page.body.contains(&active), "{}", page.body);
+    assert!(
+        page.body.contains("May be promoted") && page.body.contains(" s)"),
+        "when next may be promoted: {}",
+        page.body
+    );
+    let csrf = page.csrf();
+
+    assert_eq!(b.post("/ui/admin/keys/rotate", &[]).status, 403, "no CSRF token");
+    let early = b.post("/ui/admin/keys/rotate", &[("csrf", &csrf)]);
+    assert_eq!(early.status, 409, "{}", early.body);
+    assert!(early.body.contains("verifiers may cache the JWKS"), "the guard's reason: {}", early.body);
+    assert_eq!((kid_in("active"), kid_in("next")), (active.clone(), next.clone()), "nothing rotated");
+
+    common::sql(&s.dir, &format!("UPDATE signing_keys SET created_at = created_at - 400 WHERE kid = '{next}'"));
+    let rotated = b.post("/ui/admin/keys/rotate", &[("csrf", &csrf)]);
+    assert_eq!(rotated.status, 303, "{}", rotated.body);
+    assert_eq!(kid_in("active"), next);
+    let shown = b.get("/ui/admin/keys");
+    assert!(shown.body.contains("Rotated"), "{}", shown.body);
+    let retired = keys().into_iter().find(|k| k["kid"] == active.as_str()).unwrap();
+    assert_eq!(retired["state"], "retired");
+}
+
+#[test]
+fn instance_settings_saved_on_the_page_show_in_the_api_and_are_audited_as_the_admin() {
+    let s = Server::start();
+    let mut b = admin_browser(&s);
+    let page = b.get("/ui/admin/settings");
+    assert!(page.body.contains(r#"name="job_token_elevation_allowed" checked"#), "{}", page.body);
+    let csrf = page.csrf();
+
+    let refused = b.post("/ui/admin/settings", &[("enforce_job_token_allowlist", "on")]);
+    assert_eq!(refused.status, 403);
+    assert_eq!(s.admin("GET", "/api/v1/settings", json!(null))["enforce_job_token_allowlist"], false);
+
+    // Enforcement ticked, elevation left unticked.
+    let saved = b.post("/ui/admin/settings", &[("csrf", &csrf), ("enforce_job_token_allowlist", "on")]);
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let settings = s.admin("GET", "/api/v1/settings", json!(null));
+    assert_eq!(settings["enforce_job_token_allowlist"], true);
+    assert_eq!(settings["job_token_elevation_allowed"], false);
+    let shown = b.get("/ui/admin/settings");
+    assert!(shown.body.contains("Saved the instance settings."), "{}", shown.body);
+    assert!(shown.body.contains(r#"name="enforce_job_token_allowlist" checked"#), "{}", shown.body);
+    let events = audit_events(&s, "target_type=instance_settings");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["author"]["type"], "admin");
+    assert_eq!(events[0]["details"]["after"]["enforce_job_token_allowlist"], true);
+}
+
+#[test]
+fn the_audit_page_filters_and_pages_like_the_api_and_a_bad_filter_is_the_form_again_with_a_400() {
+    let s = Server::start();
+    for i in 0..25 {
+        user(&s, &format!("user{i:02}"));
+    }
+    group(&s, "grp", None);
+    let mut b = admin_browser(&s);
+    let rows = |body: &str, action: &str| body.matches(&format!("<code>{action}</code>")).count();
+
+    let first = b.get("/ui/admin/audit?target_type=user&actor=admin");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(rows(&first.body, "user.created"), 20);
+    assert_eq!(rows(&first.body, "group.created"), 0, "filtered by target type");
+    assert!(first.body.contains("25 events"), "{}", first.body);
+    assert!(first.body.find("user24").unwrap() < first.body.find("user05").unwrap(), "newest first");
+    let next =
+        first.body.split(r#"rel="next" href=""#).nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    assert_eq!(next, "/ui/admin/audit?target_type=user&actor=admin&page=2", "the link keeps the filters");
+    let second = b.get(&next);
+    assert_eq!(rows(&second.body, "user.created"), 5);
+    assert!(second.body.contains(r#"rel="prev" href="/ui/admin/audit?target_type=user&amp;actor=admin&amp;page=1""#));
+    assert!(second.body.contains("user00") && !second.body.contains("user24"), "{}", second.body);
+    let after = b.get("/ui/admin/audit?created_after=2999-01-01");
+    assert!(after.body.contains("0 events"), "{}", after.body);
+
+    for (bad, message) in [
+        ("actor=root", "actor must be admin"),
+        ("target_id=abc", "target id must be a whole number"),
+        ("created_before=yesterday", "created_before"),
+    ] {
+        let page = b.get(&format!("/ui/admin/audit?{bad}"));
+        assert_eq!(page.status, 400, "{bad}: {}", page.body);
+        let alert = page.body.split(r#"role="alert">"#).nth(1).unwrap().split("</p>").next().unwrap();
+        assert!(alert.contains(message), "{bad}: {alert}");
+        assert!(page.body.contains(r#"<form method="get" action="/ui/admin/audit">"#), "the form again: {bad}");
+    }
+}
+
+/// Registers a runner or resource server with the page's form and reads the once-shown secret.
+fn register(b: &mut Browser, list: &str, fields: &[(&str, &str)]) -> (String, String) {
+    let csrf = b.get(list).csrf();
+    let mut fields = fields.to_vec();
+    fields.push(("csrf", &csrf));
+    let page = b.post(list, &fields);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.header("location"), None, "shown in the POST's own page, never a redirect");
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    (by_id(&page.body, "client-id").to_owned(), by_id(&page.body, "client-secret").to_owned())
+}
+
+/// Posts `action` on the row of client `id` in `list` and returns the page.
+fn act_on(b: &mut Browser, list: &str, id: i64, action: &str) -> Page {
+    let csrf = b.get(list).csrf();
+    b.post(&format!("{list}/{id}/{action}"), &[("csrf", &csrf)])
+}
+
+#[test]
+fn a_runner_registered_on_the_page_shows_its_secret_once_mints_with_it_and_stops_when_reset_or_paused() {
+    let s = Server::start();
+    let w = common::World::new(&s);
+    let mut b = admin_browser(&s);
+
+    let (client_id, secret) = register(
+        &mut b,
+        "/ui/admin/runners",
+        &[("runner_type", "instance"), ("maximum_timeout", "600"), ("description", "ui runner")],
+    );
+    let listed = s.get("/api/v1/runners", Auth::Admin).json;
+    let created = listed.as_array().unwrap().iter().find(|r| r["client_id"] == client_id.as_str()).unwrap().clone();
+    assert_eq!((created["description"].clone(), created["maximum_timeout"].clone()), (json!("ui runner"), json!(600)));
+    let id = created["id"].as_i64().unwrap();
+    let runner = common::Client { id, client_id: client_id.clone(), secret: secret.clone() };
+    let job = w.job(&s, true);
+    let minted = common::mint_as(&s, &runner, job, &[]);
+    assert_eq!(minted.status, 200, "the shown secret authenticates: {}", minted.text);
+    let page = b.get("/ui/admin/runners");
+    assert!(page.body.contains(&client_id) && !page.body.contains(&secret), "the list never shows a secret");
+    assert!(!s.log().contains(&secret), "the secret is not logged");
+    assert_eq!(audit_events(&s, "target_type=runner")[0]["action"], "runner.created");
+
+    let reset = act_on(&mut b, "/ui/admin/runners", id, "reset_secret");
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let new_secret = by_id(&reset.body, "client-secret").to_owned();
+    assert_ne!(new_secret, secret);
+    assert_eq!(common::mint_as(&s, &runner, job, &[]).status, 401, "the old secret is dead");
+    let renewed = common::Client { secret: new_secret.clone(), ..runner.clone() };
+    assert_eq!(common::mint_as(&s, &renewed, job, &[]).status, 200);
+
+    let paused = act_on(&mut b, "/ui/admin/runners", id, "pause");
+    assert_eq!(paused.status, 303, "{}", paused.body);
+    assert_eq!(s.get(&format!("/api/v1/runners/{id}"), Auth::Admin).json["paused"], true);
+    // A paused runner finishes the job it runs, but starts no new one.
+    assert_eq!(common::mint_as(&s, &renewed, job, &[]).status, 200);
+    let new_job = w.job(&s, true);
+    let refused = common::mint_as(&s, &renewed, new_job, &[]);
+    assert!(refused.json.get("access_token").is_none() && refused.status >= 400, "{}", refused.text);
+    assert!(b.get("/ui/admin/runners").body.contains("paused"));
+    assert_eq!(act_on(&mut b, "/ui/admin/runners", id, "resume").status, 303);
+    assert_eq!(common::mint_as(&s, &renewed, new_job, &[]).status, 200);
+
+    let csrf = b.get("/ui/").csrf();
+    let bad = b.post("/ui/admin/runners", &[("csrf", &csrf), ("runner_type", "group")]);
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("a group runner needs group_id"), "the API's own check: {}", bad.body);
+    let kinds = audit_events(&s, "target_type=runner");
+    let actions: Vec<&str> = kinds.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"runner.secret_reset") && actions.contains(&"runner.updated"), "{actions:?}");
+}
+
+#[test]
+fn a_resource_server_registered_on_the_page_introspects_with_its_secret_until_reset_or_disabled() {
+    let s = Server::start();
+    let w = common::World::new(&s);
+    let token = w.mint_ok(&s, w.job(&s, true), &[]);
+    let mut b = admin_browser(&s);
+
+    let (client_id, secret) = register(&mut b, "/ui/admin/resource_servers", &[("name", "packages")]);
+    let introspect = |secret: &str| s.form("/oauth/introspect", Auth::Basic(&client_id, secret), &[("token", &token)]);
+    let ok = introspect(&secret);
+    assert_eq!((ok.status, ok.json["active"].clone()), (200, json!(true)), "{}", ok.text);
+    let id = s
+        .get("/api/v1/resource_servers", Auth::Admin)
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["client_id"] == client_id.as_str())
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    let reset = act_on(&mut b, "/ui/admin/resource_servers", id, "reset_secret");
+    let new_secret = by_id(&reset.body, "client-secret").to_owned();
+    assert_eq!(introspect(&secret).status, 401, "the old secret is dead");
+    assert_eq!(introspect(&new_secret).status, 200);
+    assert!(!s.log().contains(&new_secret) && !s.log().contains(&secret));
+
+    assert_eq!(act_on(&mut b, "/ui/admin/resource_servers", id, "disable").status, 303);
+    assert_eq!(introspect(&new_secret).status, 401, "a disabled resource server authenticates nothing");
+    assert!(b.get("/ui/admin/resource_servers").body.contains("disabled"));
+    assert_eq!(act_on(&mut b, "/ui/admin/resource_servers", id, "enable").status, 303);
+    assert_eq!(introspect(&new_secret).status, 200);
+
+    let csrf = b.get("/ui/").csrf();
+    let bad = b.post("/ui/admin/resource_servers", &[("csrf", &csrf), ("name", "x"), ("audience", "not-a-uri")]);
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("absolute URIs"), "{}", bad.body);
+}
+
+#[test]
+fn the_search_box_lists_only_what_the_maintainer_may_add_and_its_add_form_admits_it_with_the_ticked_scopes() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let hidden = group(&s, "hidden", None);
+    project(&s, "src-secret", hidden, json!({"visibility": "private"}));
+    let (token, _) = pat(&s, f.maintainer);
+    let mut b = Browser::new(&s);
+    b.sign_in(&token);
+
+    let found = b.get("/ui/projects/team/app?find=src&find_kind=project");
+    assert_eq!(found.status, 200, "{}", found.body);
+    let results = found.body.split(r#"id="find-results""#).nth(1).expect("results").split("</div>").next().unwrap();
+    assert!(results.contains(r#"name="path" value="other/src""#), "{results}");
+    assert!(!found.body.contains("src-secret"), "a project the Maintainer cannot see is never listed");
+    let groups = b.get("/ui/projects/team/app?find=oth&find_kind=group");
+    assert!(
+        groups.body.contains(r#"name="kind" value="group"><input type="hidden" name="path" value="other""#),
+        "{}",
+        groups.body
+    );
+    let too_long = b.get(&format!("/ui/projects/team/app?find={}", "a".repeat(300)));
+    assert!(too_long.body.contains("search must be up to 255 characters"), "{}", too_long.body);
+
+    let csrf = found.csrf();
+    let added = b.post(
+        "/ui/projects/team/app/-/add",
+        &[
+            ("csrf", &csrf),
+            ("kind", "project"),
+            ("path", "other/src"),
+            ("scope", "read_api"),
+            ("scope", "read_registry"),
+        ],
+    );
+    assert_eq!(added.status, 303);
+    let entries = s.admin("GET", &format!("/api/v1/projects/{}/job_token_scope/allowlist", f.app), json!(null));
+    assert_eq!(entries[0]["source_path"], "other/src", "{entries}");
+    assert_eq!(entries[0]["scopes"], json!(["read_registry", "read_api"]));
+
+    let on_group = b.get("/ui/groups/other?find=src");
+    assert_eq!(on_group.status, 403, "the search is part of a page the Developer of other cannot open");
+}
+
+#[test]
+fn more_than_a_hundred_entries_are_all_on_the_page_and_the_last_one_is_editable() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let many = group(&s, "many", None);
+    let mut last = 0;
+    for i in 0..130 {
+        last = project(&s, &format!("p{i:03}"), many, json!({"visibility": "private"}));
+        s.admin(
+            "POST",
+            &format!("/api/v1/projects/{}/job_token_scope/allowlist", f.app),
+            json!({"source_project_id": last, "scopes": ["read_api"]}),
+        );
+    }
+    let mut b = admin_browser(&s);
+    let page = b.get("/ui/projects/team/app");
+    assert!(page.body.contains("Projects: 130/200"), "{}", page.body);
+    assert_eq!(
+        page.body.matches(r#"action="/ui/projects/team/app/-/update""#).count(),
+        130,
+        "every entry has its form"
+    );
+    assert!(page.body.contains("<code>many/p129</code>"));
+
+    let edited = b.post(
+        "/ui/projects/team/app/-/update",
+        &[("csrf", &page.csrf()), ("kind", "project"), ("id", &last.to_string()), ("scope", "read_repository")],
+    );
+    assert_eq!(edited.status, 303, "{}", edited.body);
+    let entry = (1..=2)
+        .flat_map(|page| {
+            let path = format!("/api/v1/projects/{}/job_token_scope/allowlist?per_page=100&page={page}", f.app);
+            s.admin("GET", &path, json!(null)).as_array().unwrap().clone()
+        })
+        .find(|e| e["source_project_id"] == last)
+        .unwrap();
+    assert_eq!(entry["scopes"], json!(["read_repository"]));
+}
+
+#[test]
+fn the_why_panel_answers_an_unknown_user_and_a_user_the_maintainer_cannot_know_alike() {
+    let s = Server::start();
+    let f = fixture(&s);
+    user(&s, "stranger");
+    let (token, _) = pat(&s, f.maintainer);
+    let mut b = Browser::new(&s);
+    b.sign_in(&token);
+    let csrf = b.get("/ui/projects/team/app").csrf();
+    let ask = |b: &mut Browser, who: &str| {
+        let page = b.post(
+            "/ui/projects/team/app/-/why",
+            &[("csrf", &csrf), ("source", "other/src"), ("user", who), ("scope", "read_api")],
+        );
+        assert_eq!(page.status, 200, "{}", page.body);
+        let answer = page.body.split(r#"id="why-answer""#).nth(1).unwrap().split("</div>").next().unwrap().to_owned();
+        answer.replace(who, "NAME")
+    };
+
+    let stranger = ask(&mut b, "stranger");
+    let nobody = ask(&mut b, "nobody-at-all");
+    assert_eq!(stranger, nobody);
+    assert!(stranger.contains("there is no user NAME"), "{stranger}");
+    let member = ask(&mut b, "dev");
+    assert!(!member.contains("there is no user"), "a member of the project is answered for: {member}");
+}
+
+#[test]
+fn the_own_scopes_section_shows_the_elevation_state_and_the_level_that_decides_it() {
+    let s = Server::start();
+    let f = fixture(&s);
+    let team = s.admin("GET", "/api/v1/groups/team", json!(null))["id"].as_i64().unwrap();
+    let (token, _) = pat(&s, f.maintainer);
+    let mut b = Browser::new(&s);
+    b.sign_in(&token);
+    let state = |b: &mut Browser| {
+        let page = b.get("/ui/projects/team/app");
+        page.body.split(r#"id="elevation-state">"#).nth(1).unwrap().split("</p>").next().unwrap().to_owned()
+    };
+
+    let allowed = state(&mut b);
+    assert!(allowed.contains("allowed") && allowed.contains("this project grants none"), "{allowed}");
+    s.admin("PATCH", &format!("/api/v1/projects/{}/job_token_scope", f.app), json!({"job_token_scopes": ["read_api"]}));
+    assert!(state(&mut b).contains("this project grants read_api"));
+    s.admin("PATCH", &format!("/api/v1/groups/{team}/job_token_scope"), json!({"job_token_elevation_allowed": false}));
+    let by_group = state(&mut b);
+    assert!(by_group.contains("refused") && by_group.contains("group team forbids them"), "{by_group}");
+    s.admin("PATCH", &format!("/api/v1/groups/{team}/job_token_scope"), json!({"job_token_elevation_allowed": null}));
+    s.admin("PATCH", "/api/v1/settings", json!({"job_token_elevation_allowed": false}));
+    assert!(state(&mut b).contains("the instance forbids them"), "{}", state(&mut b));
+}
+
+#[test]
+fn the_runner_and_resource_server_lists_page_by_twenty_and_every_row_is_reachable() {
+    let s = Server::start();
+    let runners: Vec<common::Client> =
+        (0..21).map(|_| common::runner(&s, json!({"runner_type": "instance"}))).collect();
+    for i in 0..21 {
+        s.admin("POST", "/api/v1/resource_servers", json!({"name": format!("rs{i:02}")}));
+    }
+    let mut b = admin_browser(&s);
+    for (list, first, last) in [
+        ("/ui/admin/runners", runners[0].client_id.clone(), runners[20].client_id.clone()),
+        ("/ui/admin/resource_servers", "#1 rs00".to_owned(), "#21 rs20".to_owned()),
+    ] {
+        let one = b.get(list);
+        assert!(one.body.contains(&first) && !one.body.contains(&last), "{list} page 1: {}", one.body);
+        assert!(one.body.contains(&format!(r#"rel="next" href="{list}?page=2""#)), "{}", one.body);
+        let two = b.get(&format!("{list}?page=2"));
+        assert!(two.body.contains(&last) && !two.body.contains(&first), "{list} page 2: {}", two.body);
+        assert!(two.body.contains(&format!(r#"rel="prev" href="{list}?page=1""#)));
+    }
+}

@@ -49,7 +49,7 @@ pub struct MemberPath {
 }
 
 /// `search`: a substring of a full path, 1 to 255 characters (empty is no filter).
-fn search_filter(search: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(crate) fn search_filter(search: Option<&str>) -> Result<Option<String>, ApiError> {
     match search {
         None | Some("") => Ok(None),
         Some(text) if text.chars().count() > 255 || text.chars().any(char::is_control) => {
@@ -377,17 +377,19 @@ pub async fn delete_group_member(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewRunnerBody {
-    runner_type: RunnerType,
-    group_id: Option<GroupId>,
+    pub(crate) runner_type: RunnerType,
+    pub(crate) group_id: Option<GroupId>,
     #[serde(default)]
-    project_ids: Vec<ProjectId>,
-    maximum_timeout: Option<i64>,
+    pub(crate) project_ids: Vec<ProjectId>,
+    pub(crate) maximum_timeout: Option<i64>,
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
 }
 
 impl NewRunnerBody {
-    fn validate(&self) -> Result<NewRunner, ApiError> {
+    /// The store's new runner, or the 422 naming what is wrong; the console's runner form is
+    /// checked by this too.
+    pub(crate) fn validate(&self) -> Result<NewRunner, ApiError> {
         let bad = |m: &str| Err(ApiError::Unprocessable(m.into()));
         match self.runner_type {
             RunnerType::Group if self.group_id.is_none() => return bad("a group runner needs group_id"),

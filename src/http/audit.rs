@@ -19,26 +19,28 @@ type Reply = Result<HttpResponse, ApiError>;
 
 /// The filters of every audit list; any other parameter is a 400 (a misspelt filter must not
 /// silently list everything). `entity_type`/`entity_id` are GitLab's names for the target filters.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     #[serde(alias = "entity_type")]
-    target_type: Option<String>,
+    pub(crate) target_type: Option<String>,
     #[serde(alias = "entity_id")]
-    target_id: Option<i64>,
+    pub(crate) target_id: Option<i64>,
     /// `admin`, `system`, `cli`, `user`, `runner`, or `user:<id>` / `runner:<id>`.
-    actor: Option<String>,
-    created_after: Option<String>,
-    created_before: Option<String>,
+    pub(crate) actor: Option<String>,
+    pub(crate) created_after: Option<String>,
+    pub(crate) created_before: Option<String>,
     /// Read by [`Pagination`]; named here only so that they are not unknown.
     #[serde(rename = "page")]
-    _page: Option<String>,
+    pub(crate) _page: Option<String>,
     #[serde(rename = "per_page")]
-    _per_page: Option<String>,
+    pub(crate) _per_page: Option<String>,
 }
 
 impl AuditQuery {
-    fn filter(&self) -> Result<Filter, ApiError> {
+    /// The store's filter, or a 400 naming the bad value; the console's audit page parses its
+    /// form with this too.
+    pub(crate) fn filter(&self) -> Result<Filter, ApiError> {
         let instant = |what, text: &Option<String>| text.as_deref().map(|t| input::instant(what, t)).transpose();
         Ok(Filter {
             target_type: self.target_type.clone(),

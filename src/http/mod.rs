@@ -3,12 +3,12 @@
 //! the one `From` mapping of its use cases' error enums to `ApiError` or `OAuthError`.
 
 pub mod access;
-mod admin;
-mod audit;
+pub(crate) mod admin;
+pub(crate) mod audit;
 pub mod auth;
 mod decision;
 pub mod form;
-mod input;
+pub(crate) mod input;
 mod inspect;
 mod job_token_scope;
 pub mod listeners;
@@ -182,6 +182,17 @@ routes! {
     POST "/ui/projects/{full_path:.+}" => crate::ui::project::act,
     GET "/ui/groups/{full_path:.+}" => crate::ui::groups::show,
     POST "/ui/groups/{full_path:.+}" => crate::ui::groups::act,
+    GET "/ui/admin/keys" => crate::ui::admin::keys,
+    POST "/ui/admin/keys/rotate" => crate::ui::admin::rotate,
+    GET "/ui/admin/settings" => crate::ui::admin::settings,
+    POST "/ui/admin/settings" => crate::ui::admin::save_settings,
+    GET "/ui/admin/audit" => crate::ui::admin::audit,
+    GET "/ui/admin/runners" => crate::ui::admin::runners,
+    POST "/ui/admin/runners" => crate::ui::admin::create_runner,
+    POST "/ui/admin/runners/{id}/{action}" => crate::ui::admin::runner_action,
+    GET "/ui/admin/resource_servers" => crate::ui::admin::resource_servers,
+    POST "/ui/admin/resource_servers" => crate::ui::admin::create_resource_server,
+    POST "/ui/admin/resource_servers/{id}/{action}" => crate::ui::admin::resource_server_action,
 }
 
 /// Largest JSON body the API accepts.

@@ -12,7 +12,7 @@ use crate::policy;
 use crate::secret::{self, Secret};
 use crate::store::allowlist::Node;
 use crate::store::sessions::{self, Holder, SessionRow};
-use crate::store::{namespaces, users, Result as StoreResult, Store};
+use crate::store::{namespaces, users, Page, Result as StoreResult, Store};
 
 /// A session ends after this long without a request (8 hours)…
 pub const IDLE_LIFETIME: i64 = 8 * 3600;
@@ -158,10 +158,24 @@ pub async fn why(
         if editor::may_see(c, actor, Node::Project(source.id)).is_err() {
             return unknown(format!("there is no project {} (or you cannot see it)", question.source.trim()));
         }
-        let Some(user) = users::find_by_username(c, question.username.trim())? else {
-            return unknown(format!("there is no user {}", question.username.trim()));
-        };
         let target_project = namespaces::get_project(c, target)?;
+        // A user is asked about only if the actor could know them: themselves, or a member of
+        // the source or of this project (directly or through a group). Anyone else, and an
+        // unknown name, get the same answer, so the panel tells nothing about who exists.
+        let no_user =
+            || unknown(format!("there is no user {} among the members of either project", question.username.trim()));
+        let Some(user) = users::find_by_username(c, question.username.trim())? else { return no_user() };
+        let member_of = |p: &namespaces::Project| -> StoreResult<bool> {
+            let traversal = namespaces::get_group(c, p.namespace_id)?.traversal_ids;
+            Ok(namespaces::effective_access(c, user.id, p.id, &traversal)?.is_some())
+        };
+        let knowable = match actor {
+            Actor::Admin => true,
+            Actor::User(me) => me == user.id || member_of(&source)? || member_of(&target_project)?,
+        };
+        if !knowable {
+            return no_user();
+        }
         let job =
             super::decision::JobSide { source: source.id, user_id: user.id, ref_protected: question.ref_protected };
         if source.id == target {
@@ -172,6 +186,43 @@ pub async fn why(
         Ok(WhyAnswer { allowed: decision.allowed.contains(question.scope), reason: decision.reason })
     })
     .await
+}
+
+/// At most this many matches are listed by [`find_sources`].
+pub const MAX_FOUND: usize = 20;
+
+/// Projects (or groups, `groups`) whose full path contains `text`, as the admin lists' `search`
+/// finds them, keeping only those the actor may add as a source ([`editor::may_see`]): at most
+/// [`MAX_FOUND`], each with its full path. What the actor cannot see is never listed.
+pub async fn find_sources(store: &Store, actor: Actor, groups: bool, text: String) -> StoreResult<Vec<(Node, String)>> {
+    store
+        .read(move |c| {
+            let mut found = Vec::new();
+            // The visible matches may be sparse: look through a bounded number of pages.
+            for number in 1..=10 {
+                let page = Page::new(number, crate::store::page::MAX_PER_PAGE);
+                let (listed, total): (Vec<(Node, String)>, u64) = if groups {
+                    let l = namespaces::list_groups(c, Some(&text), page)?;
+                    (l.items.into_iter().map(|g| (Node::Group(g.id), g.full_path)).collect(), l.total)
+                } else {
+                    let filter = namespaces::ProjectFilter { search: Some(text.clone()), ..Default::default() };
+                    let l = namespaces::list_projects(c, &filter, page)?;
+                    (l.items.into_iter().map(|p| (Node::Project(p.id), p.path_with_namespace)).collect(), l.total)
+                };
+                for (node, path) in listed {
+                    match editor::may_see(c, actor, node) {
+                        Ok(_) if found.len() < MAX_FOUND => found.push((node, path)),
+                        Err(ScopeError::Store(e)) => return Err(e),
+                        _ => {}
+                    }
+                }
+                if found.len() >= MAX_FOUND || number * crate::store::page::MAX_PER_PAGE >= total {
+                    break;
+                }
+            }
+            Ok(found)
+        })
+        .await
 }
 
 #[cfg(test)]

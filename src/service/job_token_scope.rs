@@ -152,6 +152,20 @@ fn owner_groups(conn: &Db, owner: Node) -> StoreResult<Vec<Group>> {
     namespaces::groups_nearest_first(conn, &traversal)
 }
 
+/// The level that forbids elevated scopes for an owner whose groups (nearest first) are
+/// `groups`: `None` while the instance and every group allow them, else "the instance" or
+/// "group <path>" (SPEC §4.2). The settings API's refusal and the console's elevation state
+/// both come from here.
+fn elevation_forbidden_by(instance_allows: bool, groups: &[Group]) -> Option<String> {
+    match policy::elevation_allowed(instance_allows, groups.iter().map(|g| (g.id, g.job_token_elevation_allowed))) {
+        Ok(()) => None,
+        Err(ElevationBlock::Instance) => Some("the instance".to_owned()),
+        Err(ElevationBlock::Group(id)) => {
+            Some(format!("group {}", groups.iter().find(|g| g.id == id).map_or("", |g| g.full_path.as_str())))
+        }
+    }
+}
+
 /// Refuses elevated scopes while elevation is forbidden for `owner`, naming the level.
 fn check_elevation(conn: &Db, owner: Node, scopes: ScopeSet) -> Result<(), ScopeError> {
     let elevated = scopes.intersect(ScopeSet::elevated());
@@ -160,15 +174,10 @@ fn check_elevation(conn: &Db, owner: Node, scopes: ScopeSet) -> Result<(), Scope
     }
     let groups = owner_groups(conn, owner)?;
     let instance = settings::get(conn)?.job_token_elevation_allowed;
-    let level = match policy::elevation_allowed(instance, groups.iter().map(|g| (g.id, g.job_token_elevation_allowed)))
-    {
-        Ok(()) => return Ok(()),
-        Err(ElevationBlock::Instance) => "the instance".to_owned(),
-        Err(ElevationBlock::Group(id)) => {
-            format!("group {}", groups.iter().find(|g| g.id == id).map_or("", |g| g.full_path.as_str()))
-        }
-    };
-    Err(ScopeError::ElevationForbidden { scopes: elevated.names().join(", "), level })
+    match elevation_forbidden_by(instance, &groups) {
+        None => Ok(()),
+        Some(level) => Err(ScopeError::ElevationForbidden { scopes: elevated.names().join(", "), level }),
+    }
 }
 
 fn refuse_disabling_enforced(conn: &Db, inbound: Option<Option<bool>>) -> Result<(), ScopeError> {
@@ -196,6 +205,10 @@ pub struct ProjectSettings {
     /// Where `inbound_enabled` comes from (the console shows it; the API does not).
     #[serde(skip)]
     pub inbound_source: InboundSource,
+    /// The level that forbids elevated job token scopes ("the instance" or "group <path>"),
+    /// `None` while they are allowed (the console shows it; the API does not).
+    #[serde(skip)]
+    pub elevation_forbidden_by: Option<String>,
 }
 
 /// Where an effective inbound setting comes from.
@@ -221,7 +234,8 @@ fn project_settings(conn: &Db, id: ProjectId) -> StoreResult<ProjectSettings> {
     let project = namespaces::get_project(conn, id)?;
     let groups = owner_groups(conn, Node::Project(id))?;
     let group_settings: Vec<Option<bool>> = groups.iter().map(|g| g.inbound_enabled).collect();
-    let enforce = settings::get(conn)?.enforce_job_token_allowlist;
+    let instance = settings::get(conn)?;
+    let enforce = instance.enforce_job_token_allowlist;
     let (inbound_enabled, origin) = policy::inbound_origin(enforce, project.inbound_enabled, &group_settings);
     let inbound_source = match origin {
         policy::InboundOrigin::Instance => InboundSource::Instance,
@@ -240,6 +254,7 @@ fn project_settings(conn: &Db, id: ProjectId) -> StoreResult<ProjectSettings> {
         outbound_enabled: project.outbound_enabled,
         job_token_scopes: project.job_token_scopes.unwrap_or_else(ScopeSet::default_set),
         inbound_source,
+        elevation_forbidden_by: elevation_forbidden_by(instance.job_token_elevation_allowed, &groups),
     })
 }
 
@@ -274,11 +289,7 @@ fn group_settings(conn: &Db, id: GroupId) -> StoreResult<GroupSettings> {
         ),
         inbound_setting: own.inbound_enabled,
         job_token_elevation_allowed: own.job_token_elevation_allowed,
-        job_token_elevation_effective: policy::elevation_allowed(
-            instance.job_token_elevation_allowed,
-            groups.iter().map(|g| (g.id, g.job_token_elevation_allowed)),
-        )
-        .is_ok(),
+        job_token_elevation_effective: elevation_forbidden_by(instance.job_token_elevation_allowed, &groups).is_none(),
     })
 }
 

@@ -51,3 +51,11 @@ pub async fn rotate(keys: &Arc<KeyRing>, store: &Store, force: bool, now: i64) -
         Err(e) => Err(RotateError::Failed(e)),
     }
 }
+
+/// When `key`, if it is the `next` key, may be promoted by an unforced rotation: once it has
+/// been published for the JWKS cache lifetime (the guard [`rotate`] applies; see
+/// [`crate::keys::rotation::promotion_wait`]). `None` for any other key.
+pub fn promotable_at(key: &KeyView) -> Option<i64> {
+    (key.state == crate::keys::rotation::KeyState::Next)
+        .then(|| key.created_at.saturating_add(crate::keys::jwks::MIN_PUBLISHED_SECS))
+}

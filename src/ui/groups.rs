@@ -6,14 +6,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
 
-use super::project::{entries_table, entry_action, outcome, refused, scope_boxes};
-use super::session::{self, Fields, Signed};
+use super::project::{
+    all_entries, entries_table, entry_action, find, outcome, refused, scope_boxes, search_section, FindQuery, Found,
+};
+use super::session::{self, Signed};
 use crate::app::AppState;
 use crate::domain::GroupId;
 use crate::service::job_token_scope::{self as scope_service, GroupChange, GroupSettings, ScopeError, ShownEntry};
 use crate::service::now;
 use crate::store::allowlist::{Node, MAX_ENTRIES};
-use crate::store::{namespaces, Listed, Page};
+use crate::store::{namespaces, Listed};
 
 /// The console URL of a group page, or of one of its actions.
 pub fn url(full_path: &str, action: Option<&str>) -> String {
@@ -26,6 +28,7 @@ struct View {
     settings: GroupSettings,
     projects: Listed<ShownEntry>,
     groups: Listed<ShownEntry>,
+    found: Option<Found>,
 }
 
 async fn load(state: &AppState, signed: &Signed, path: &str) -> Result<View, ScopeError> {
@@ -34,20 +37,28 @@ async fn load(state: &AppState, signed: &Signed, path: &str) -> Result<View, Sco
     let found = state.store.read(move |c| namespaces::find_group_by_path(c, &wanted)).await?;
     let group = found.ok_or(ScopeError::NotFound(Node::Group(0)))?;
     let (id, owner, store) = (group.id, Node::Group(group.id), &state.store);
-    let page = Page::new(1, crate::store::page::MAX_PER_PAGE);
     Ok(View {
         id,
         path: group.full_path,
         settings: scope_service::group_settings_of(store, actor, id).await?,
-        projects: scope_service::entries(store, actor, owner, "project", page).await?,
-        groups: scope_service::entries(store, actor, owner, "group", page).await?,
+        projects: all_entries(store, actor, owner, "project").await?,
+        groups: all_entries(store, actor, owner, "group").await?,
+        found: None,
     })
 }
 
-pub async fn show(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<FindQuery>,
+) -> HttpResponse {
     let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
     match load(&state, &signed, &path).await {
-        Ok(view) => session::shown(render(&signed, &view), &state, &signed),
+        Ok(mut view) => {
+            view.found = find(&state, &signed, &query).await;
+            session::shown(render(&signed, &view), &state, &signed)
+        }
         Err(e) => refused(&signed, &e),
     }
 }
@@ -67,11 +78,10 @@ pub async fn act(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
-    let form = Fields::parse(&body);
-    if let Some(refused) = signed.refuse_without_csrf(&form) {
-        return refused;
-    }
+    let (signed, form) = match session::posted(&req, &state, &body).await {
+        Ok(posted) => posted,
+        Err(res) => return res,
+    };
     let Some((group, action)) = path.rsplit_once("/-/") else {
         return super::error_page(StatusCode::NOT_FOUND, Some(&signed), "No such page.");
     };
@@ -130,7 +140,8 @@ fn render(signed: &Signed, view: &View) -> HttpResponse {
             (entries_table(signed, &page, "project", &view.projects))
             h3 { "Groups" }
             (entries_table(signed, &page, "group", &view.groups))
-            h3 { "Add a project or group" }
+            (search_section(signed, &page, view.found.as_ref()))
+            h3 { "Add a project or group by its full path" }
             form method="post" action={ (page) "/-/add" } {
                 (super::csrf_field(signed))
                 label for="add-kind" { "Kind" }

@@ -68,10 +68,10 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, body: web::Byt
 }
 
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
-    if let Some(refused) = signed.refuse_without_csrf(&Fields::parse(&body)) {
-        return refused;
-    }
+    let signed = match session::posted(&req, &state, &body).await {
+        Ok((signed, _)) => signed,
+        Err(res) => return res,
+    };
     if let Err(e) = console::sign_out(&state.store, &signed.id).await {
         log::error!("console sign-out failed: {e}");
     }

@@ -9,6 +9,7 @@
 //! no-store` on everything but the assets. Every state-changing form carries the session's CSRF
 //! token ([`session::Signed::refuse_without_csrf`]); a POST without it is a 403 before anything is read.
 
+pub mod admin;
 pub mod assets;
 pub mod groups;
 pub mod home;
@@ -98,7 +99,12 @@ fn layout(title: &str, signed: Option<&Signed>, body: Markup) -> Markup {
                 header.top {
                     a.brand href="/ui/" { "jobtoken" }
                     @if let Some(signed) = signed {
-                        nav aria-label="Console" { a href="/ui/tokens" { "Token inspector" } }
+                        nav aria-label="Console" {
+                            a href="/ui/tokens" { "Token inspector" }
+                            @if signed.session.actor == crate::service::editor::Actor::Admin {
+                                @for (href, label) in admin::PAGES { " " a href=(href) { (label) } }
+                            }
+                        }
                         span.who { "Signed in as " strong { (signed.display_name()) } }
                         form.inline method="post" action="/ui/logout" {
                             (csrf_field(signed))
@@ -122,6 +128,26 @@ pub fn flash(signed: &Signed) -> Markup {
     html! {
         @if let Some(message) = &signed.flash {
             p.flash role="status" { (message) }
+        }
+    }
+}
+
+/// Previous/next links for page `number` of a list of `total` rows, `per_page` a page, at
+/// `base`; `kept` is the rest of the query string (the list's filters, URL-encoded), which the
+/// links keep.
+pub fn pager(base: &str, kept: &str, number: u64, per_page: u64, total: u64) -> Markup {
+    let pages = total.div_ceil(per_page.max(1)).max(1);
+    let href = |n: u64| match kept.is_empty() {
+        true => format!("{base}?page={n}"),
+        false => format!("{base}?{kept}&page={n}"),
+    };
+    html! {
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                @if number > 1 { a rel="prev" href=(href(number - 1)) { "Previous" } " " }
+                span { "Page " (number) " of " (pages) }
+                @if number < pages { " " a rel="next" href=(href(number + 1)) { "Next" } }
+            }
         }
     }
 }

@@ -48,6 +48,7 @@ struct View {
     inherited: Vec<(String, Vec<ShownEntry>, usize)>,
     outbound: Listed<ShownOutbound>,
     log: Listed<Authorization>,
+    found: Option<Found>,
 }
 
 async fn load(state: &AppState, signed: &Signed, path: &str) -> Result<View, ScopeError> {
@@ -62,12 +63,113 @@ async fn load(state: &AppState, signed: &Signed, path: &str) -> Result<View, Sco
         id,
         path: project.path_with_namespace,
         settings: scope_service::project_settings_of(store, actor, id).await?,
-        projects: scope_service::entries(store, actor, owner, "project", page).await?,
-        groups: scope_service::entries(store, actor, owner, "group", page).await?,
+        projects: all_entries(store, actor, owner, "project").await?,
+        groups: all_entries(store, actor, owner, "group").await?,
         inherited: scope_service::inherited_entries(store, actor, id).await?,
         outbound: scope_service::outbound(store, actor, id, page).await?,
         log: scope_service::authorizations(store, actor, id, page).await?,
+        found: None,
     })
+}
+
+/// Every allowlist entry of one kind (up to the 200 limit), read page by page with the service
+/// the API's list uses, so that every entry is on the page and editable.
+pub(super) async fn all_entries(
+    store: &crate::store::Store,
+    actor: Actor,
+    owner: Node,
+    kind: &'static str,
+) -> Result<Listed<ShownEntry>, ScopeError> {
+    let per_page = crate::store::page::MAX_PER_PAGE;
+    let mut all = scope_service::entries(store, actor, owner, kind, Page::new(1, per_page)).await?;
+    let pages = all.total.div_ceil(per_page).min((MAX_ENTRIES as u64).div_ceil(per_page) + 1);
+    for number in 2..=pages {
+        let more = scope_service::entries(store, actor, owner, kind, Page::new(number, per_page)).await?;
+        all.items.extend(more.items);
+    }
+    Ok(all)
+}
+
+/// `?find=…&find_kind=project|group`: the add-by-search box of an owner's page.
+#[derive(serde::Deserialize)]
+pub struct FindQuery {
+    find: Option<String>,
+    find_kind: Option<String>,
+}
+
+/// What a search found: the text, whether it looked for groups, and the matches the user may
+/// add (or the message of a refused search).
+pub(super) struct Found {
+    text: String,
+    groups: bool,
+    matches: Result<Vec<(Node, String)>, String>,
+}
+
+/// Runs the page's search, if it asks for one: the lists' `search` (same length and character
+/// rules), keeping only what the user may add ([`console::find_sources`]).
+pub(super) async fn find(state: &AppState, signed: &Signed, query: &FindQuery) -> Option<Found> {
+    let text = query.find.as_deref().map(str::trim).filter(|t| !t.is_empty())?.to_owned();
+    let groups = query.find_kind.as_deref() == Some("group");
+    let matches = match crate::http::admin::search_filter(Some(&text)) {
+        Err(e) => Err(e.to_string()),
+        Ok(_) => console::find_sources(&state.store, signed.session.actor, groups, text.clone()).await.map_err(|e| {
+            log::error!("console source search: {e}");
+            "The search is not available right now.".to_owned()
+        }),
+    };
+    Some(Found { text, groups, matches })
+}
+
+/// The "add by searching" part of an owner's page at `page`: a GET search box, and for each
+/// match an "Add" form with its scope checkboxes (posting to `{page}/-/add`).
+pub(super) fn search_section(signed: &Signed, page: &str, found: Option<&Found>) -> Markup {
+    let groups = found.is_some_and(|f| f.groups);
+    html! {
+        h3 #find-heading { "Find a project or group to add" }
+        form method="get" action=(page) role="search" aria-labelledby="find-heading" {
+            label for="find" { "Path contains" }
+            input #find type="search" name="find" value=(found.map(|f| f.text.as_str()).unwrap_or_default());
+            label for="find-kind" { "Look for" }
+            select #find-kind name="find_kind" {
+                option value="project" selected[!groups] { "Projects" }
+                option value="group" selected[groups] { "Groups" }
+            }
+            button type="submit" { "Search" }
+        }
+        @if let Some(found) = found {
+            div #find-results role="status" {
+                @match &found.matches {
+                    Err(message) => p.error { (message) },
+                    Ok(matches) if matches.is_empty() => p.muted { "Nothing you can add matches " code { (found.text) } "." },
+                    Ok(matches) => {
+                        p { (matches.len()) " found" @if matches.len() >= console::MAX_FOUND { " (the first " (console::MAX_FOUND) "; narrow the search for more)" } "." }
+                        ul.found {
+                            @for (i, (node, path)) in matches.iter().enumerate() {
+                                @let kind = match node { Node::Project(_) => "project", Node::Group(_) => "group" };
+                                @let prefix = format!("found-{i}");
+                                li {
+                                    form method="post" action={ (page) "/-/add" } {
+                                        (super::csrf_field(signed))
+                                        input type="hidden" name="kind" value=(kind);
+                                        input type="hidden" name="path" value=(path);
+                                        fieldset {
+                                            legend { "Add " (kind) " " code { (path) } }
+                                            label.check for={ (prefix) "-default" } {
+                                                input id={ (prefix) "-default" } type="checkbox" name="default"; "Default permissions"
+                                            }
+                                            br;
+                                            (scope_boxes(None, &prefix))
+                                        }
+                                        button type="submit" aria-label={ "Add " (path) } { "Add" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The page for a refusal that means the project is not there for this user (404) or not theirs
@@ -84,10 +186,18 @@ pub(super) fn refused(signed: &Signed, e: &ScopeError) -> HttpResponse {
     }
 }
 
-pub async fn show(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<FindQuery>,
+) -> HttpResponse {
     let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
     match load(&state, &signed, &path).await {
-        Ok(view) => session::shown(render(&signed, &view, None, StatusCode::OK), &state, &signed),
+        Ok(mut view) => {
+            view.found = find(&state, &signed, &query).await;
+            session::shown(render(&signed, &view, None, StatusCode::OK), &state, &signed)
+        }
         Err(e) => refused(&signed, &e),
     }
 }
@@ -100,11 +210,10 @@ pub async fn act(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
-    let form = Fields::parse(&body);
-    if let Some(refused) = signed.refuse_without_csrf(&form) {
-        return refused;
-    }
+    let (signed, form) = match session::posted(&req, &state, &body).await {
+        Ok(posted) => posted,
+        Err(res) => return res,
+    };
     let Some((project, action)) = path.rsplit_once("/-/") else {
         return super::error_page(StatusCode::NOT_FOUND, Some(&signed), "No such page.");
     };
@@ -306,6 +415,31 @@ pub(super) fn scope_boxes(selected: Option<ScopeSet>, id_prefix: &str) -> Markup
     }
 }
 
+/// The elevation state up front: allowed or refused, and the level that decides it (the
+/// instance or a group when refused; the project's own scopes when allowed).
+fn elevation_state(s: &ProjectSettings) -> Markup {
+    let own = s.job_token_scopes.intersect(ScopeSet::elevated());
+    html! {
+        p #elevation-state {
+            "Elevated scopes ("
+            (ScopeSet::elevated().names().join(", "))
+            "): "
+            @match &s.elevation_forbidden_by {
+                Some(level) => {
+                    strong.denied { "refused" } " — " (level) " forbids them"
+                    @if !own.is_empty() { "; this project's " (own.names().join(", ")) " are left out of its tokens" }
+                    "."
+                }
+                None => {
+                    strong.allowed { "allowed" } " — the instance and every group above allow them; "
+                    @if own.is_empty() { "this project grants none." }
+                    @else { "this project grants " (own.names().join(", ")) "." }
+                }
+            }
+        }
+    }
+}
+
 fn inbound_source(settings: &ProjectSettings) -> String {
     match &settings.inbound_source {
         InboundSource::Instance => "the instance enforces job token allowlists".into(),
@@ -404,7 +538,8 @@ fn render(signed: &Signed, view: &View, why: Asked<'_>, status: StatusCode) -> H
             (entries_table(signed, &url(&view.path, None), "project", &view.projects))
             h3 { "Groups" }
             (entries_table(signed, &url(&view.path, None), "group", &view.groups))
-            h3 { "Add a project or group" }
+            (search_section(signed, &url(&view.path, None), view.found.as_ref()))
+            h3 { "Add a project or group by its full path" }
             form method="post" action=(url(&view.path, Some("add"))) {
                 (super::csrf_field(signed))
                 label for="add-kind" { "Kind" }
@@ -454,6 +589,7 @@ fn render(signed: &Signed, view: &View, why: Asked<'_>, status: StatusCode) -> H
         section aria-labelledby="own-scopes" {
             h2 #own-scopes { "This project's job token scopes" }
             p { "What this project's own jobs may do with their job token. Elevated scopes need elevation to be allowed by the instance and every group above." }
+            (elevation_state(s))
             form method="post" action=(url(&view.path, Some("scopes"))) {
                 (super::csrf_field(signed))
                 fieldset {

@@ -148,6 +148,29 @@ impl Fields {
     }
 }
 
+/// The preamble of every console POST: a live session (else the sign-in page), then the form
+/// with this session's CSRF token (else the 403), before anything else of the form is read.
+/// `Err` is the response to send.
+pub async fn posted(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    body: &[u8],
+) -> Result<(Signed, Fields), HttpResponse> {
+    let Some(signed) = signed(req, state).await else { return Err(to_login()) };
+    with_csrf(signed, body)
+}
+
+/// The form of `signed`'s POST if it carries the session's CSRF token; `Err` is the 403.
+// The `Err` is the response about to be sent, made at most once per request: boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+pub fn with_csrf(signed: Signed, body: &[u8]) -> Result<(Signed, Fields), HttpResponse> {
+    let form = Fields::parse(body);
+    match signed.refuse_without_csrf(&form) {
+        Some(refused) => Err(refused),
+        None => Ok((signed, form)),
+    }
+}
+
 /// Signs in or sends to the sign-in page.
 pub fn to_login() -> HttpResponse {
     super::see_other("/ui/login")

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
 
-use super::session::{self, Fields, Signed};
+use super::session::{self, Signed};
 use crate::app::AppState;
 use crate::domain::Scope;
 use crate::service::decision::TargetRef;
@@ -75,11 +75,10 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 }
 
 pub async fn inspect(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let Some(signed) = session::signed(&req, &state).await else { return session::to_login() };
-    let form = Fields::parse(&body);
-    if let Some(refused) = signed.refuse_without_csrf(&form) {
-        return refused;
-    }
+    let (signed, form) = match session::posted(&req, &state, &body).await {
+        Ok(posted) => posted,
+        Err(res) => return res,
+    };
     let token = form.one("token").unwrap_or_default().trim().to_owned();
     let project = form.one("project").map(str::trim).filter(|p| !p.is_empty());
     let scope = form.one("scope").filter(|s| !s.is_empty());
