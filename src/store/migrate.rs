@@ -238,6 +238,31 @@ mod tests {
     }
 
     #[test]
+    fn the_id_token_algorithm_migration_records_the_active_id_token_keys_algorithm_or_nothing() {
+        let at = MIGRATIONS.iter().position(|(name, _)| *name == "0012_id_token_alg.sql").unwrap();
+        for (keys, recorded) in [
+            (
+                "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, family) VALUES
+                 ('j', 'EdDSA', 'active', 1, 1, 'job'), ('i', 'ES256', 'active', 1, 7, 'id_token'),
+                 ('n', 'RS256', 'next', 2, NULL, 'id_token')",
+                Some(("ES256".to_owned(), 7)),
+            ),
+            ("INSERT INTO signing_keys (kid, alg, state, created_at) VALUES ('j', 'ES256', 'active', 1)", None),
+        ] {
+            let conn = Connection::open_in_memory().unwrap();
+            for (_, sql) in &MIGRATIONS[..at] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(keys).unwrap();
+            conn.execute_batch(MIGRATIONS[at].1).unwrap();
+            let got = conn
+                .query_row("SELECT alg, changed_at FROM id_token_signing_algorithm", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .ok();
+            assert_eq!(got, recorded, "{keys}");
+        }
+    }
+
+    #[test]
     fn an_edited_migration_stops_start_up() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
