@@ -309,6 +309,13 @@ fn a_long_path_project_is_created_and_chooses_a_shorter_sub_before_its_first_pip
     let job = created.json["jobs"][0]["id"].as_i64().unwrap();
     let sub = decode(&id_token(&s, &w.mint_ok(&s, job, &[]), &[AWS])).1["sub"].clone();
     assert_eq!(sub, format!("project_id:{long}:ref_type:branch:ref:main"));
+
+    // A group's setting is checked for the projects that inherit it, not those with their own.
+    assert_eq!(set_sub(&s, "groups", w.group, json!(["project_path", "ref_type"])).status, 200);
+    let inherit = set_sub(&s, "projects", long, Value::Null);
+    let bytes = format!("project_path:grp/{path}:ref_type:branch").len();
+    assert_sub_refusal(&inherit, 422, bytes, "project_path,ref_type");
+    assert!(inherit.json["message"].as_str().unwrap().contains("inherited from group grp"), "{}", inherit.text);
 }
 
 #[test]
