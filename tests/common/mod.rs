@@ -589,7 +589,7 @@ pub fn jwks(s: &Server) -> Value {
 }
 
 /// The job-token kids the JWKS publishes, sorted: the ID-token family's are left out (those
-/// `GET /api/v1/keys`, which lists the job-token keys, does not name).
+/// `GET /api/v1/keys?family=job` does not name).
 pub fn published_kids(s: &Server) -> Vec<String> {
     let listed = s.get("/api/v1/keys?family=job", Auth::Admin);
     assert_eq!(listed.status, 200, "{}", listed.text);
