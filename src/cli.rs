@@ -12,7 +12,7 @@ use crate::config::{
     KEY_ENCRYPTION_KEY_ENV,
 };
 use crate::demo;
-use crate::keys::{Alg, KeyEncryptionKey};
+use crate::keys::{Alg, KeyEncryptionKey, KeyFamily};
 use crate::secret::Secret;
 use crate::service::now;
 use crate::signing::{self, KeyRequest, KeyRing};
@@ -105,19 +105,31 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// List keys with their state. Read-only: never creates, rotates or drops a key.
-    List,
-    /// Promote the next key, retire the active one, create a new next key.
+    /// List keys of both families (`family`: job or id_token) with their state, one JSON line
+    /// each. Read-only: never creates, rotates or drops a key.
+    List {
+        /// Only this family's keys: job (job tokens) or id_token (ID tokens).
+        #[arg(long)]
+        family: Option<KeyFamily>,
+    },
+    /// Promote a family's next key, retire its active one, create a new next key.
     Rotate {
         /// Rotate even if the next key was published less than the JWKS cache lifetime ago.
         #[arg(long)]
         force: bool,
+        /// Which keys: job (job tokens, the default) or id_token (ID tokens).
+        #[arg(long, default_value = "job")]
+        family: KeyFamily,
     },
-    /// Change the signing algorithm in force for every process on this database: publishes a
-    /// next key of ALG now; it starts signing once it has been published for the JWKS cache
-    /// lifetime (at a running server's next key tick after that, or at the next rotation).
+    /// Change a family's signing algorithm in force for every process on this database:
+    /// publishes a next key of ALG now; it starts signing once it has been published for the
+    /// JWKS cache lifetime (at a running server's next key tick after that, or at the next
+    /// rotation).
     SetAlgorithm {
-        /// ES256, RS256 or EdDSA.
+        /// Which keys: job (job tokens, the default) or id_token (ID tokens: RS256 or ES256).
+        #[arg(long, default_value = "job")]
+        family: KeyFamily,
+        /// ES256, RS256 or EdDSA (ID tokens: RS256 or ES256).
         alg: Alg,
     },
     /// Print the container registry's `rootcertbundle` (PEM on stdout): a self-signed
@@ -407,7 +419,7 @@ fn admin_hash(store: &Store, config: &Config) -> Result<([u8; 32], Option<Secret
 }
 
 fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
-    if !matches!(command, KeysCommand::List | KeysCommand::Rewrap { .. }) {
+    if !matches!(command, KeysCommand::List { .. } | KeysCommand::Rewrap { .. }) {
         config.key_storage()?;
     }
     let store = Store::open(&config.database)
@@ -415,22 +427,35 @@ fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
     let request = match command {
         KeysCommand::Rewrap { from_key, to_key } => return rewrap(&store, &from_key, &to_key),
         KeysCommand::RegistryBundle => return registry_bundle(&store, &config),
-        KeysCommand::List => None,
-        KeysCommand::Rotate { force } => Some(KeyRequest::Rotate { force }),
-        KeysCommand::SetAlgorithm { alg } => Some(KeyRequest::SetAlgorithm(alg)),
+        KeysCommand::List { family } => return list_keys(&store, &config, family),
+        KeysCommand::Rotate { force, family } => KeyRequest::Rotate { family, force },
+        KeysCommand::SetAlgorithm { family, alg } => KeyRequest::SetAlgorithm { family, alg },
     };
-    if let Some(request) = request {
-        let done = signing::maintain(&store, &config, request, now()).map_err(|e| e.to_string())?;
-        match request {
-            KeyRequest::SetAlgorithm(_) => println!(
-                "signing algorithm in force: {}; its next key signs once it has been published for {}s",
-                done.alg.alg,
+    let done = signing::maintain(&store, &config, request, now()).map_err(|e| e.to_string())?;
+    let family = match request {
+        KeyRequest::SetAlgorithm { family, .. } => {
+            let (what, alg) = match family {
+                KeyFamily::Job => ("signing algorithm", done.alg.alg),
+                KeyFamily::IdToken => ("ID-token signing algorithm", done.id_alg.alg),
+            };
+            println!(
+                "{what} in force: {alg}; its next key signs once it has been published for {}s",
                 crate::keys::jwks::MAX_AGE_SECS
-            ),
-            _ => println!("rotated; a running server picks the change up within a minute"),
+            );
+            family
         }
-    }
-    let listed = signing::stored_keys(&store, now()).map_err(|e| e.to_string())?;
+        KeyRequest::Rotate { family, .. } => {
+            println!("rotated the {family} keys; a running server picks the change up within a minute");
+            family
+        }
+        KeyRequest::Scheduled => KeyFamily::Job,
+    };
+    list_keys(&store, &config, Some(family))
+}
+
+/// Prints the stored keys of `family` (`None`: both), one JSON line each, changing nothing.
+fn list_keys(store: &Store, config: &Config, family: Option<KeyFamily>) -> Result<(), String> {
+    let listed = signing::stored_keys(store, config, family, now()).map_err(|e| e.to_string())?;
     if listed.is_empty() {
         eprintln!("no signing keys yet: `jobtoken serve` creates them on first start");
     }

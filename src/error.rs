@@ -95,6 +95,16 @@ impl ResponseError for ApiError {
     }
 }
 
+/// A `sub` that would be too long is the client's to fix: 400 with the sentence.
+impl From<crate::service::id_token_sub::SubCheckError> for ApiError {
+    fn from(e: crate::service::id_token_sub::SubCheckError) -> Self {
+        match e {
+            crate::service::id_token_sub::SubCheckError::TooLong(e) => ApiError::BadRequest(e.to_string()),
+            crate::service::id_token_sub::SubCheckError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

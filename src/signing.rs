@@ -24,14 +24,17 @@ use crate::keys::{
 use crate::store::audit::{self, Actor as AuditActor, Event, Target};
 use crate::store::{self, Store, StoreError};
 
-/// What key events are recorded against: the instance's signing keys.
-fn keys_target() -> Target {
-    Target::new("signing_keys", None, None)
+/// What key events are recorded against: the instance's signing keys (`signing_keys`), or its
+/// ID-token signing keys (`id_token_signing_keys`, which also prefixes their actions).
+fn keys_target_of(family: KeyFamily) -> &'static str {
+    match family {
+        KeyFamily::Job => "signing_keys",
+        KeyFamily::IdToken => "id_token_signing_keys",
+    }
 }
 
-/// What ID-token key events are recorded against.
-fn id_keys_target() -> Target {
-    Target::new("id_token_signing_keys", None, None)
+fn keys_target() -> Target {
+    Target::new(keys_target_of(KeyFamily::Job), None, None)
 }
 
 /// The public facts of the stored keys for an audit event: kid (a public thumbprint), algorithm
@@ -72,6 +75,11 @@ pub enum KeyRingError {
     TooSoon { published: i64, max_age: i64, wait: i64 },
     #[error("the signing keys kept changing under this process; try again")]
     Contended,
+    /// `keys set-algorithm --family id_token EdDSA`: cloud federation takes RS256 or ES256 only.
+    #[error(
+        "{family} keys cannot use {alg}: ID tokens are signed with RS256 or ES256 (what cloud federation accepts)"
+    )]
+    AlgNotForFamily { family: KeyFamily, alg: Alg },
 }
 
 /// What key maintenance is asked to do. Every request runs as one pass of
@@ -79,14 +87,30 @@ pub enum KeyRingError {
 /// the algorithm in force, decides, and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyRequest {
-    /// Start-up and the key tick: what the schedule says is due, repairs, and drops.
+    /// Start-up and the key tick: what the schedule says is due, repairs, and drops (both
+    /// families).
     Scheduled,
-    /// An operator's rotation (`POST /api/v1/keys/rotate`, `jobtoken keys rotate`). Unless
-    /// `force`d, refused while the next key is younger than the JWKS cache lifetime.
-    Rotate { force: bool },
-    /// `jobtoken keys set-algorithm ALG`: the one way to change the algorithm in force. It records
-    /// ALG and publishes a next key of it; that key signs once the cache lifetime has passed.
-    SetAlgorithm(Alg),
+    /// An operator's rotation of one family (`POST /api/v1/keys/rotate`, `jobtoken keys
+    /// rotate`). Unless `force`d, refused while that family's next key is younger than the JWKS
+    /// cache lifetime. The other family gets what is scheduled.
+    Rotate { family: KeyFamily, force: bool },
+    /// `jobtoken keys set-algorithm [--family F] ALG`: the one way to change a family's algorithm
+    /// in force. It records ALG and publishes a next key of it; that key signs once the cache
+    /// lifetime has passed.
+    SetAlgorithm { family: KeyFamily, alg: Alg },
+}
+
+impl KeyRequest {
+    /// What this request asks of `family`: itself, or what is scheduled when it is about the
+    /// other family.
+    fn for_family(self, family: KeyFamily) -> KeyRequest {
+        match self {
+            KeyRequest::Rotate { family: f, .. } | KeyRequest::SetAlgorithm { family: f, .. } if f != family => {
+                KeyRequest::Scheduled
+            }
+            other => other,
+        }
+    }
 }
 
 /// The loaded view: replaced whole on every change, read lock-free apart from one Arc clone.
@@ -101,6 +125,8 @@ struct Loaded {
     registry_bundle: Arc<str>,
     /// The algorithm in force when this view was loaded.
     alg: Alg,
+    /// The ID-token algorithm in force when this view was loaded.
+    id_alg: Alg,
     /// The active ID-token key (`None` only on a database no maintenance pass of this version
     /// has run on).
     id_active: Option<Arc<KeyPair>>,
@@ -124,17 +150,19 @@ struct Maintainer {
     /// compared with the algorithm in force.
     configured_alg: Alg,
     rotate_every_secs: i64,
-    /// `JOBTOKEN_ID_TOKEN_SIGNING_ALG`: the ID-token family's algorithm (not recorded: each
-    /// process rotates the family towards its own, so replicas should agree).
+    /// `JOBTOKEN_ID_TOKEN_SIGNING_ALG`: recorded by the first start, otherwise only compared
+    /// with the ID-token algorithm in force.
     id_alg: Alg,
     /// `JOBTOKEN_ID_TOKEN_TTL`: how long after its retirement an ID-token key may still be needed.
     id_ttl_secs: i64,
 }
 
-/// What a maintenance pass left behind: the key metadata after it, and the algorithm in force.
+/// What a maintenance pass left behind: the job-token key metadata after it, and each family's
+/// algorithm in force.
 pub struct Maintained {
     pub keys: Vec<KeyMeta>,
     pub alg: AlgInForce,
+    pub id_alg: AlgInForce,
 }
 
 /// The outcome of one maintenance transaction.
@@ -146,7 +174,28 @@ enum Pass {
     /// nothing was written.
     Refused(KeyRingError),
     /// The plan was applied; `used` are the kids of generated keys it inserted.
-    Applied { keys: Vec<KeyMeta>, alg: AlgInForce, dropped: Vec<String>, used: Vec<String> },
+    Applied { keys: Vec<KeyMeta>, alg: AlgInForce, id_alg: AlgInForce, dropped: Vec<String>, used: Vec<String> },
+}
+
+/// What one family's part of a maintenance pass plans, before anything is written.
+struct FamilyPlan {
+    family: KeyFamily,
+    /// What the pass does for this family.
+    request: KeyRequest,
+    /// The family's keys before the pass.
+    keys: Vec<KeyMeta>,
+    actions: Vec<KeyAction>,
+    alg: AlgInForce,
+    /// `Some(previous)` when `keys set-algorithm` changes (or first records) the algorithm.
+    changed_from: Option<Option<Alg>>,
+    /// The recorded algorithm before the pass.
+    recorded: Option<Alg>,
+}
+
+/// One family's plan, or why the request is refused.
+enum Planned {
+    Plan(Box<FamilyPlan>),
+    Refused(KeyRingError),
 }
 
 /// A generated key not yet committed, with what its row stores (sealed bytes, or `None` when its
@@ -160,9 +209,11 @@ struct Fresh {
 /// this bounds how often.
 const MAX_PASSES: usize = 4;
 
-/// A key as `GET /api/v1/keys` shows it.
+/// A key as `GET /api/v1/keys` and `jobtoken keys list` show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyView {
+    /// `job` (job tokens) or `id_token` (ID tokens).
+    pub family: KeyFamily,
     pub kid: String,
     pub alg: Alg,
     pub state: KeyState,
@@ -177,8 +228,9 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    fn of(meta: KeyMeta, published: bool) -> KeyView {
+    fn of(family: KeyFamily, meta: KeyMeta, published: bool) -> KeyView {
         KeyView {
+            family,
             published,
             kid: meta.kid,
             alg: meta.alg,
@@ -189,23 +241,54 @@ impl KeyView {
         }
     }
 
-    /// The views of `metas`, `published` as the JWKS built from them at `now` would publish.
-    pub fn all(metas: Vec<KeyMeta>, now: i64) -> Vec<KeyView> {
+    /// The views of `family`'s `metas`, `published` as the JWKS built from them at `now` would
+    /// publish.
+    pub fn all(family: KeyFamily, metas: Vec<KeyMeta>, now: i64) -> Vec<KeyView> {
         let published: Vec<String> = rotation::published(&metas, now).map(|k| k.kid.clone()).collect();
         metas
             .into_iter()
             .map(|k| {
                 let shown = published.contains(&k.kid);
-                KeyView::of(k, shown)
+                KeyView::of(family, k, shown)
             })
             .collect()
     }
 }
 
-/// The keys as stored, read in one read transaction; writes nothing, creates nothing (issue 7,
-/// point 7a: listing keys never changes them).
-pub fn stored_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, StoreError> {
-    Ok(KeyView::all(store.read_sync(store::keys::list)?, now))
+/// The keys of `family` (`None`: both, job-token keys first) as stored, read in one read
+/// transaction; writes nothing, creates nothing (issue 7, point 7a: listing keys never changes
+/// them).
+pub fn stored_keys(
+    store: &Store,
+    config: &Config,
+    family: Option<KeyFamily>,
+    now: i64,
+) -> Result<Vec<KeyView>, StoreError> {
+    let ttl = config.id_token_ttl_secs;
+    let listed = store.read_sync(|db| {
+        let mut listed = Vec::new();
+        for f in KeyFamily::ALL.into_iter().filter(|f| family.is_none_or(|want| want == *f)) {
+            listed.extend(KeyView::all(f, family_keys(db, f, ttl)?, now));
+        }
+        Ok(listed)
+    })?;
+    Ok(listed)
+}
+
+/// `family`'s keys, oldest first. A retired ID-token key may be needed until the longest ID
+/// token it may have signed has expired (ID tokens are not recorded, so that is its retirement
+/// plus `id_ttl_secs`).
+fn family_keys(db: &Db, family: KeyFamily, id_ttl_secs: i64) -> Result<Vec<KeyMeta>, StoreError> {
+    match family {
+        KeyFamily::Job => store::keys::list(db),
+        KeyFamily::IdToken => {
+            let mut keys = store::keys::list_family(db, KeyFamily::IdToken)?;
+            for key in &mut keys {
+                key.last_token_expires_at = key.retired_at.map(|at| at.saturating_add(id_ttl_secs));
+            }
+            Ok(keys)
+        }
+    }
 }
 
 /// The container registry's `rootcertbundle` (PEM) for the keys the stored metadata publishes at
@@ -214,26 +297,39 @@ pub fn stored_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, StoreError> 
 pub fn registry_bundle(store: &Store, config: &Config, now: i64) -> Result<String, KeyRingError> {
     let maintainer = Maintainer::new(config)?;
     let metas = store.read_sync(store::keys::list)?;
-    let alg = rotation::algorithm_in_force(store.read_sync(store::keys::algorithm)?, config.signing_alg).alg;
-    Ok(maintainer.load_retrying(store, &metas, alg, now)?.registry_bundle.to_string())
+    let (recorded, id_recorded) = store.read_sync(|db| {
+        Ok((store::keys::algorithm(db, KeyFamily::Job)?, store::keys::algorithm(db, KeyFamily::IdToken)?))
+    })?;
+    let alg = rotation::algorithm_in_force(recorded, config.signing_alg).alg;
+    let id_alg = rotation::algorithm_in_force(id_recorded, config.id_token_alg).alg;
+    Ok(maintainer.load_retrying(store, &metas, (alg, id_alg), now)?.registry_bundle.to_string())
 }
 
 /// Runs one maintenance request against the database and the keys directory without loading the
 /// keys (the CLI's `keys rotate` and `keys set-algorithm`).
 pub fn maintain(store: &Store, config: &Config, request: KeyRequest, now: i64) -> Result<Maintained, KeyRingError> {
     let maintained = Maintainer::new(config)?.maintain(store, request, AuditActor::Cli, now)?;
-    warn_if_ignored(&maintained.alg);
+    warn_if_ignored(&maintained);
     Ok(maintained)
 }
 
-/// The one warning a process with another `JOBTOKEN_SIGNING_ALG` than the one in force gets.
-fn warn_if_ignored(alg: &AlgInForce) {
-    if let Some(configured) = alg.ignored {
+/// The one warning a process with another `JOBTOKEN_SIGNING_ALG` (or
+/// `JOBTOKEN_ID_TOKEN_SIGNING_ALG`) than the one in force gets.
+fn warn_if_ignored(maintained: &Maintained) {
+    if let Some(configured) = maintained.alg.ignored {
         log::warn!(
             "JOBTOKEN_SIGNING_ALG={configured} is ignored: the database records {} as the signing algorithm in \
              force, and every process on it signs with that; run `jobtoken keys set-algorithm {configured}` to \
              change it",
-            alg.alg
+            maintained.alg.alg
+        );
+    }
+    if let Some(configured) = maintained.id_alg.ignored {
+        log::warn!(
+            "JOBTOKEN_ID_TOKEN_SIGNING_ALG={configured} is ignored: the database records {} as the ID-token \
+             signing algorithm in force, and every process on it signs ID tokens with that; run `jobtoken keys \
+             set-algorithm --family id_token {configured}` to change it",
+            maintained.id_alg.alg
         );
     }
 }
@@ -306,8 +402,9 @@ impl KeyRing {
     pub fn open(store: &Store, config: &Config, now: i64) -> Result<KeyRing, KeyRingError> {
         let maintainer = Maintainer::new(config)?;
         let maintained = maintainer.maintain(store, KeyRequest::Scheduled, AuditActor::System, now)?;
-        warn_if_ignored(&maintained.alg);
-        let loaded = maintainer.load_retrying(store, &maintained.keys, maintained.alg.alg, now)?;
+        warn_if_ignored(&maintained);
+        let loaded =
+            maintainer.load_retrying(store, &maintained.keys, (maintained.alg.alg, maintained.id_alg.alg), now)?;
         Ok(KeyRing { maintainer, loaded: RwLock::new(Arc::new(loaded)), applying: Mutex::new(()) })
     }
 
@@ -348,11 +445,11 @@ impl KeyRing {
     }
 
     /// The ID-token algorithms for discovery: those of the published ID-token keys, and the
-    /// configured one.
+    /// one in force.
     pub fn id_token_algorithms(&self) -> Vec<&'static str> {
         let current = self.current();
         let mut algs: Vec<&'static str> = Alg::ALL.iter().map(|a| a.as_str()).collect();
-        algs.retain(|a| current.id_algs.iter().any(|u| u.as_str() == *a) || *a == self.maintainer.id_alg.as_str());
+        algs.retain(|a| current.id_algs.iter().any(|u| u.as_str() == *a) || *a == current.id_alg.as_str());
         algs
     }
 
@@ -372,20 +469,21 @@ impl KeyRing {
             .map_err(|_| KeyRingError::Store(StoreError::Blocking))?
     }
 
-    /// A rotation asked for by an operator (API). Unless `force`d, it is refused while the `next`
-    /// key is younger than the JWKS cache lifetime: promoting it would let it sign tokens that
-    /// verifiers holding a cached JWKS cannot verify yet. The check and the rotation are one
-    /// transaction, so of concurrent rotations (any process) only one passes the check.
-    /// The rotation is recorded as the admin's (the API's only caller).
-    pub fn rotate_manual(&self, store: &Store, force: bool, now: i64) -> Result<(), KeyRingError> {
-        self.apply(store, KeyRequest::Rotate { force }, AuditActor::Admin, now)
+    /// A rotation of `family` asked for by an operator (API). Unless `force`d, it is refused
+    /// while that family's `next` key is younger than the JWKS cache lifetime: promoting it would
+    /// let it sign tokens that verifiers holding a cached JWKS cannot verify yet. The check and
+    /// the rotation are one transaction, so of concurrent rotations (any process) only one passes
+    /// the check. The rotation is recorded as the admin's (the API's only caller).
+    pub fn rotate_manual(&self, store: &Store, family: KeyFamily, force: bool, now: i64) -> Result<(), KeyRingError> {
+        self.apply(store, KeyRequest::Rotate { family, force }, AuditActor::Admin, now)
     }
 
     /// Runs `request` (audited as `by`'s), then replaces the loaded view.
     fn apply(&self, store: &Store, request: KeyRequest, by: AuditActor, now: i64) -> Result<(), KeyRingError> {
         let _guard = self.applying.lock().unwrap_or_else(|p| p.into_inner());
         let maintained = self.maintainer.maintain(store, request, by, now)?;
-        let loaded = self.maintainer.load_retrying(store, &maintained.keys, maintained.alg.alg, now)?;
+        let algs = (maintained.alg.alg, maintained.id_alg.alg);
+        let loaded = self.maintainer.load_retrying(store, &maintained.keys, algs, now)?;
         match self.loaded.write() {
             Ok(mut guard) => *guard = Arc::new(loaded),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(loaded),
@@ -393,15 +491,24 @@ impl KeyRing {
         Ok(())
     }
 
-    /// The stored keys, `published` as this process's JWKS has them.
-    pub async fn list(&self, store: &Store) -> Result<Vec<KeyView>, StoreError> {
-        let metas = store.run(store::keys::list).await?;
+    /// The stored keys of `family` (`None`: both, job-token keys first), `published` as this
+    /// process's JWKS has them.
+    pub async fn list(&self, store: &Store, family: Option<KeyFamily>) -> Result<Vec<KeyView>, StoreError> {
+        let metas = store
+            .run(move |db| {
+                let mut metas = Vec::new();
+                for f in KeyFamily::ALL.into_iter().filter(|f| family.is_none_or(|want| want == *f)) {
+                    metas.extend(store::keys::list_family(db, f)?.into_iter().map(|k| (f, k)));
+                }
+                Ok(metas)
+            })
+            .await?;
         let published = self.current();
         Ok(metas
             .into_iter()
-            .map(|k| {
-                let shown = published.algs.contains_key(&k.kid);
-                KeyView::of(k, shown)
+            .map(|(f, k)| {
+                let shown = published.public.contains_key(&k.kid);
+                KeyView::of(f, k, shown)
             })
             .collect())
     }
@@ -451,12 +558,12 @@ impl Maintainer {
                     self.discard(&fresh, &[]);
                     return Err(refusal);
                 }
-                Pass::Applied { keys, alg, dropped, used } => {
+                Pass::Applied { keys, alg, id_alg, dropped, used } => {
                     self.discard(&fresh, &used);
                     for kid in dropped {
                         self.storage.forget(&kid);
                     }
-                    return Ok(Maintained { keys, alg });
+                    return Ok(Maintained { keys, alg, id_alg });
                 }
             }
         }
@@ -480,87 +587,124 @@ impl Maintainer {
                 return Ok(Pass::Refused(refused.into()));
             }
         }
-        let recorded_alg = store::keys::algorithm(tx)?;
-        let previous_alg = recorded_alg;
-        let mut alg = rotation::algorithm_in_force(recorded_alg, self.configured_alg);
-        let changed_from = match request {
-            KeyRequest::SetAlgorithm(wanted) if alg.record || wanted != alg.alg => {
-                let previous = (!alg.record).then_some(alg.alg);
-                alg = AlgInForce { alg: wanted, record: true, ignored: None };
-                Some(previous)
-            }
-            _ => None,
+        let job = match self.plan_family(tx, KeyFamily::Job, request, now)? {
+            Planned::Plan(plan) => plan,
+            Planned::Refused(refusal) => return Ok(Pass::Refused(refusal)),
         };
-        let keys = store::keys::list(tx)?;
-        let force = match request {
-            KeyRequest::Rotate { force: false } => {
-                let max_age = crate::keys::jwks::MIN_PUBLISHED_SECS;
-                let wait = rotation::promotion_wait(&keys, now, max_age);
-                if wait > 0 {
-                    return Ok(Pass::Refused(KeyRingError::TooSoon { published: max_age - wait, max_age, wait }));
-                }
-                true
-            }
-            KeyRequest::Rotate { force: true } => true,
-            KeyRequest::Scheduled | KeyRequest::SetAlgorithm(_) => false,
+        let id = match self.plan_family(tx, KeyFamily::IdToken, request, now)? {
+            Planned::Plan(plan) => plan,
+            Planned::Refused(refusal) => return Ok(Pass::Refused(refusal)),
         };
-        let actions = rotation::plan(&keys, now, &self.policy(alg.alg, force));
-        let id_keys = self.id_keys(tx)?;
-        let id_actions = rotation::plan(&id_keys, now, &self.policy(self.id_alg, false));
-        let needed: Vec<Alg> = actions
+        let needed: Vec<Alg> = job
+            .actions
             .iter()
-            .chain(&id_actions)
+            .chain(&id.actions)
             .filter_map(|a| match a {
                 KeyAction::Create { alg, .. } => Some(*alg),
                 _ => None,
             })
             .collect();
         let Some(picked) = pick(fresh, &needed) else { return Ok(Pass::NeedKeys(needed)) };
-        if alg.record {
-            store::keys::set_algorithm(tx, alg.alg, now)?;
-            match changed_from {
-                Some(Some(previous)) => log::warn!(
-                    "signing algorithm changed from {previous} to {} by `keys set-algorithm`: a next key of it is \
-                     published now and signs after the JWKS cache lifetime",
-                    alg.alg
-                ),
-                _ => log::info!("signing algorithm in force recorded: {}", alg.alg),
-            }
-        }
         let mut new_keys = picked.iter().map(|&i| &fresh[i]);
         let (mut dropped, mut used) = (Vec::new(), Vec::new());
-        apply_actions(tx, KeyFamily::Job, &actions, &mut new_keys, &mut dropped, &mut used, now)?;
-        apply_actions(tx, KeyFamily::IdToken, &id_actions, &mut new_keys, &mut dropped, &mut used, now)?;
-        if !id_actions.is_empty() {
-            let event = Event::new(by, "id_token_signing_keys.scheduled_change", id_keys_target(), now)
-                .before(keys_json(&id_keys))
-                .after(keys_json(&self.id_keys(tx)?));
-            audit::record(tx, &event)?;
+        let mut job_keys = Vec::new();
+        for plan in [&job, &id] {
+            let keys = self.apply_family(tx, plan, by, &mut new_keys, &mut dropped, &mut used, now)?;
+            if plan.family == KeyFamily::Job {
+                job_keys = keys;
+            }
         }
-        let before = keys_json(&keys);
-        let keys = if actions.is_empty() { keys } else { store::keys::list(tx)? };
-        if !actions.is_empty() || changed_from.is_some() {
-            let action = match request {
-                KeyRequest::Scheduled => "signing_keys.scheduled_change",
-                KeyRequest::Rotate { force: false } => "signing_keys.rotated",
-                KeyRequest::Rotate { force: true } => "signing_keys.rotation_forced",
-                KeyRequest::SetAlgorithm(_) => "signing_keys.algorithm_changed",
-            };
-            let previous = changed_from.map(|_| previous_alg);
-            let event = Event::new(by, action, keys_target(), now)
-                .before(keys_json_with_alg(before, previous))
-                .after(keys_json_with_alg(keys_json(&keys), Some(Some(alg.alg))));
-            audit::record(tx, &event)?;
-        }
-        Ok(Pass::Applied { keys, alg, dropped, used })
+        Ok(Pass::Applied { keys: job_keys, alg: job.alg, id_alg: id.alg, dropped, used })
     }
 
-    /// The ID-token keys; a retired one may be needed until the longest ID token it may have
-    /// signed has expired (ID tokens are not recorded, so that is its retirement plus the TTL).
-    fn id_keys(&self, tx: &Db) -> Result<Vec<KeyMeta>, StoreError> {
-        let mut keys = store::keys::list_family(tx, KeyFamily::IdToken)?;
-        for key in &mut keys {
-            key.last_token_expires_at = key.retired_at.map(|at| at.saturating_add(self.id_ttl_secs));
+    /// `family`'s part of a pass: its algorithm in force (recorded, or this process's
+    /// configuration on a database that has none yet; changed by `set-algorithm`), the rotation
+    /// guard of an unforced rotation, and the plan. Writes nothing.
+    fn plan_family(&self, tx: &Db, family: KeyFamily, request: KeyRequest, now: i64) -> Result<Planned, StoreError> {
+        let request = request.for_family(family);
+        let configured = match family {
+            KeyFamily::Job => self.configured_alg,
+            KeyFamily::IdToken => self.id_alg,
+        };
+        let recorded = store::keys::algorithm(tx, family)?;
+        let mut alg = rotation::algorithm_in_force(recorded, configured);
+        let changed_from = match request {
+            KeyRequest::SetAlgorithm { alg: wanted, .. } if !family.allows(wanted) => {
+                return Ok(Planned::Refused(KeyRingError::AlgNotForFamily { family, alg: wanted }))
+            }
+            KeyRequest::SetAlgorithm { alg: wanted, .. } if alg.record || wanted != alg.alg => {
+                let previous = (!alg.record).then_some(alg.alg);
+                alg = AlgInForce { alg: wanted, record: true, ignored: None };
+                Some(previous)
+            }
+            _ => None,
+        };
+        let keys = family_keys(tx, family, self.id_ttl_secs)?;
+        let force = match request {
+            KeyRequest::Rotate { force: false, .. } => {
+                let max_age = crate::keys::jwks::MIN_PUBLISHED_SECS;
+                let wait = rotation::promotion_wait(&keys, now, max_age);
+                if wait > 0 {
+                    let refusal = KeyRingError::TooSoon { published: max_age - wait, max_age, wait };
+                    return Ok(Planned::Refused(refusal));
+                }
+                true
+            }
+            KeyRequest::Rotate { force: true, .. } => true,
+            KeyRequest::Scheduled | KeyRequest::SetAlgorithm { .. } => false,
+        };
+        let actions = rotation::plan(&keys, now, &self.policy(alg.alg, force));
+        Ok(Planned::Plan(Box::new(FamilyPlan { family, request, keys, actions, alg, changed_from, recorded })))
+    }
+
+    /// Writes `plan`: the algorithm when it is recorded now, the key changes (created keys take
+    /// the next of `new_keys`), and one audit event of `by`'s when anything changed. Returns the
+    /// family's keys after it.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_family<'a>(
+        &self,
+        tx: &Db,
+        plan: &FamilyPlan,
+        by: AuditActor,
+        new_keys: &mut impl Iterator<Item = &'a Fresh>,
+        dropped: &mut Vec<String>,
+        used: &mut Vec<String>,
+        now: i64,
+    ) -> Result<Vec<KeyMeta>, StoreError> {
+        let (family, alg) = (plan.family, plan.alg.alg);
+        let what = match family {
+            KeyFamily::Job => "signing algorithm",
+            KeyFamily::IdToken => "ID-token signing algorithm",
+        };
+        if plan.alg.record {
+            store::keys::set_algorithm(tx, family, alg, now)?;
+            match plan.changed_from {
+                Some(Some(previous)) => log::warn!(
+                    "{what} changed from {previous} to {alg} by `keys set-algorithm`: a next key of it is published \
+                     now and signs after the JWKS cache lifetime"
+                ),
+                _ => log::info!("{what} in force recorded: {alg}"),
+            }
+        }
+        apply_actions(tx, family, &plan.actions, new_keys, dropped, used, now)?;
+        let keys = if plan.actions.is_empty() { plan.keys.clone() } else { family_keys(tx, family, self.id_ttl_secs)? };
+        if !plan.actions.is_empty() || plan.changed_from.is_some() {
+            let action = match (family, plan.request) {
+                (KeyFamily::Job, KeyRequest::Scheduled) => "signing_keys.scheduled_change",
+                (KeyFamily::Job, KeyRequest::Rotate { force: false, .. }) => "signing_keys.rotated",
+                (KeyFamily::Job, KeyRequest::Rotate { force: true, .. }) => "signing_keys.rotation_forced",
+                (KeyFamily::Job, KeyRequest::SetAlgorithm { .. }) => "signing_keys.algorithm_changed",
+                (KeyFamily::IdToken, KeyRequest::Scheduled) => "id_token_signing_keys.scheduled_change",
+                (KeyFamily::IdToken, KeyRequest::Rotate { force: false, .. }) => "id_token_signing_keys.rotated",
+                (KeyFamily::IdToken, KeyRequest::Rotate { force: true, .. }) => "id_token_signing_keys.rotation_forced",
+                (KeyFamily::IdToken, KeyRequest::SetAlgorithm { .. }) => "id_token_signing_keys.algorithm_changed",
+            };
+            let target = keys_target_of(family);
+            let previous = plan.changed_from.map(|_| plan.recorded);
+            let event = Event::new(by, action, Target::new(target, None, None), now)
+                .before(keys_json_with_alg(keys_json(&plan.keys), previous))
+                .after(keys_json_with_alg(keys_json(&keys), Some(Some(alg))));
+            audit::record(tx, &event)?;
         }
         Ok(keys)
     }
@@ -592,18 +736,26 @@ impl Maintainer {
     /// Loads what `metas` publishes at `now`. A key file (or row) can vanish between reading the
     /// metadata and reading the key only when another process dropped that key meanwhile; the
     /// metadata is then read again, once.
-    fn load_retrying(&self, store: &Store, metas: &[KeyMeta], alg: Alg, now: i64) -> Result<Loaded, KeyRingError> {
-        match self.load(store, metas, alg, now) {
+    /// `algs`: the algorithms in force, job tokens' and ID tokens'.
+    fn load_retrying(
+        &self,
+        store: &Store,
+        metas: &[KeyMeta],
+        algs: (Alg, Alg),
+        now: i64,
+    ) -> Result<Loaded, KeyRingError> {
+        match self.load(store, metas, algs, now) {
             Err(KeyRingError::Key { kid, reason } | KeyRingError::Storage(StorageError::Key { kid, reason })) => {
                 log::warn!("key {kid}: {reason}; reading the key metadata again");
                 let metas = store.read_sync(store::keys::list)?;
-                self.load(store, &metas, alg, now)
+                self.load(store, &metas, algs, now)
             }
             other => other,
         }
     }
 
-    fn load(&self, store: &Store, metas: &[KeyMeta], alg: Alg, now: i64) -> Result<Loaded, KeyRingError> {
+    fn load(&self, store: &Store, metas: &[KeyMeta], algs: (Alg, Alg), now: i64) -> Result<Loaded, KeyRingError> {
+        let (alg, id_alg) = algs;
         let sealed: HashMap<String, Option<Vec<u8>>> = match self.storage {
             KeyStorage::Files(_) => HashMap::new(),
             KeyStorage::Database(_) => store.read_sync(store::keys::sealed_private_keys)?.into_iter().collect(),
@@ -637,7 +789,7 @@ impl Maintainer {
             }
             pairs.push(pair);
         }
-        let id_metas = store.read_sync(|db| self.id_keys(db))?;
+        let id_metas = store.read_sync(|db| family_keys(db, KeyFamily::IdToken, self.id_ttl_secs))?;
         let (mut id_active, mut id_algs) = (None, Vec::new());
         for meta in rotation::published(&id_metas, now) {
             let row = match &self.storage {
@@ -666,6 +818,7 @@ impl Maintainer {
             public: public.into_iter().map(|k| (k.kid().to_owned(), k)).collect(),
             registry_bundle: crate::keys::registry::bundle(pairs.iter().map(|p| p.as_ref())).into(),
             alg,
+            id_alg,
             id_active,
             id_algs,
         })

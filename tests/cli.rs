@@ -166,11 +166,16 @@ fn kid_in(keys: &[Value], state: &str) -> String {
 #[test]
 fn keys_list_and_rotate_work_on_a_stopped_servers_directory() {
     let s = Server::start();
-    let served = s.get("/api/v1/keys", common::Auth::Admin).json;
+    let served = s.get("/api/v1/keys?family=job", common::Auth::Admin).json;
+    let both = s.get("/api/v1/keys", common::Auth::Admin).json;
     let dir = s.stop();
 
-    let (listed, other) = keys(&dir, &["list"]);
+    let (all, other) = keys(&dir, &["list"]);
     assert!(other.is_empty(), "only JSON lines: {other:?}");
+    assert_eq!(json!(all), both, "keys list shows what GET /api/v1/keys shows, both families");
+    let families: Vec<&str> = all.iter().map(|k| k["family"].as_str().unwrap()).collect();
+    assert_eq!(families, ["job", "job", "id_token", "id_token"], "a family column, job-token keys first");
+    let (listed, _) = keys(&dir, &["list", "--family", "job"]);
     assert_eq!(listed.len(), 2, "{listed:?}");
     let (active, next) = (kid_in(&listed, "active"), kid_in(&listed, "next"));
     assert_eq!(active, kid_in(served.as_array().unwrap(), "active"));
@@ -181,7 +186,7 @@ fn keys_list_and_rotate_work_on_a_stopped_servers_directory() {
     let refused = common::cli_in(&dir, &["keys", "rotate"], &[]).output().unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(&refused).contains("force"), "{}", stderr(&refused));
-    let (unchanged, _) = keys(&dir, &["list"]);
+    let (unchanged, _) = keys(&dir, &["list", "--family", "job"]);
     assert_eq!(kid_in(&unchanged, "active"), active, "a refused rotation changes nothing");
 
     let (rotated, _) = keys(&dir, &["rotate", "--force"]);
@@ -189,7 +194,7 @@ fn keys_list_and_rotate_work_on_a_stopped_servers_directory() {
     let new_next = kid_in(&rotated, "next");
     assert!(new_next != active && new_next != next);
 
-    let (after, _) = keys(&dir, &["list"]);
+    let (after, _) = keys(&dir, &["list", "--family", "job"]);
     assert_eq!(kid_in(&after, "active"), next);
     assert_eq!(kid_in(&after, "next"), new_next);
 
@@ -218,7 +223,7 @@ fn keys_list_changes_nothing_even_when_rotations_and_drops_are_due_or_the_enviro
     for env in [vec![], vec![("JOBTOKEN_SIGNING_ALG", "RS256"), ("JOBTOKEN_KEY_ROTATION_DAYS", "1")]] {
         let out = common::cli_in(&dir, &["keys", "list"], &env).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+        assert_eq!(stdout(&out).lines().count(), 5, "three job-token keys, two ID-token keys: {}", stdout(&out));
         assert_eq!(common::key_rows(&dir), rows, "keys list changed key metadata ({env:?})");
         assert_eq!(common::key_files(&dir), files, "keys list changed key files ({env:?})");
     }
@@ -236,4 +241,35 @@ fn keys_list_on_an_empty_database_creates_no_key() {
     assert!(common::key_rows(&dir).is_empty());
     assert!(common::key_files(&dir).is_empty(), "{:?}", common::key_files(&dir));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn keys_rotate_and_set_algorithm_take_a_family_and_leave_the_other_alone() {
+    let dir = Server::start().stop();
+    let (ids, _) = keys(&dir, &["list", "--family", "id_token"]);
+    assert!(ids.iter().all(|k| k["family"] == "id_token" && k["alg"] == "RS256"), "{ids:?}");
+    let (jobs, _) = keys(&dir, &["list", "--family", "job"]);
+
+    let (rotated, _) = keys(&dir, &["rotate", "--family", "id_token", "--force"]);
+    assert!(rotated.iter().all(|k| k["family"] == "id_token"), "{rotated:?}");
+    assert_eq!(kid_in(&rotated, "active"), kid_in(&ids, "next"), "the next ID-token key is active");
+    assert_eq!(keys(&dir, &["list", "--family", "job"]).0, jobs, "job-token keys untouched");
+
+    let (changed, said) = keys(&dir, &["set-algorithm", "--family", "id_token", "ES256"]);
+    assert!(said.iter().any(|l| l.contains("ID-token signing algorithm in force: ES256")), "{said:?}");
+    let next: Vec<&Value> = changed.iter().filter(|k| k["state"] == "next").collect();
+    assert_eq!(next.len(), 1, "{changed:?}");
+    assert_eq!(next[0]["alg"], "ES256", "a next key of the new algorithm is published: {changed:?}");
+    assert_eq!(keys(&dir, &["list", "--family", "job"]).0, jobs, "job-token keys untouched");
+
+    for (args, says) in [
+        (&["keys", "set-algorithm", "--family", "id_token", "EdDSA"][..], "RS256 or ES256"),
+        (&["keys", "rotate", "--family", "nope"][..], "job or id_token"),
+    ] {
+        let refused = common::cli_in(&dir, args, &[]).output().unwrap();
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(stderr(&refused).contains(says), "{args:?}: {}", stderr(&refused));
+    }
+    let (unchanged, _) = keys(&dir, &["list", "--family", "id_token"]);
+    assert_eq!(unchanged, changed, "a refused command changes nothing");
 }

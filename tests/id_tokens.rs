@@ -198,14 +198,33 @@ fn sub_is_gitlabs_default_until_the_nearest_group_or_the_project_chooses_its_com
     assert_eq!(shown["id_token_sub_claim_components"], json!(["namespace_id", "ref_protected"]));
 }
 
+/// A pipeline of `project` on `ref_` with one job per environment (`None`: no environment).
+fn pipeline_res(s: &Server, project: i64, user: i64, ref_: &str, environments: &[Option<&str>]) -> Res {
+    let jobs: Vec<Value> = environments.iter().map(|e| json!({"name": "build", "environment": e})).collect();
+    let body = json!({"user_id": user, "ref": ref_, "ref_type": "branch", "ref_protected": false, "jobs": jobs});
+    s.json("POST", &format!("/api/v1/projects/{project}/pipelines"), Auth::Admin, body)
+}
+
+fn pipeline_count(s: &Server, project: i64) -> String {
+    let listed = s.get(&format!("/api/v1/projects/{project}/pipelines"), Auth::Admin);
+    listed.header("x-total").unwrap_or_default().to_owned()
+}
+
+/// The message of a refusal of a `sub` that would be too long names the limit, the byte count,
+/// the components and how to fix it.
+fn assert_sub_refusal(res: &Res, status: u16, bytes: usize, components: &str) {
+    assert_api_error(res, status);
+    let message = res.json["message"].as_str().unwrap();
+    for part in ["127-byte limit", &format!("{bytes} bytes"), components, "shorter components"] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+}
+
 #[test]
-fn a_sub_setting_that_could_exceed_127_bytes_is_refused_when_set_and_changes_nothing() {
+fn a_malformed_sub_setting_is_refused_and_changes_nothing() {
     let s = start(&[]);
     let w = World::new(&s);
     for (kind, id) in [("projects", w.project), ("groups", w.group)] {
-        let res = set_sub(&s, kind, id, json!(["project_path", "ref"]));
-        assert_api_error(&res, 422);
-        assert!(res.json["message"].as_str().unwrap().contains("127 bytes"), "{}", res.text);
         assert_api_error(&set_sub(&s, kind, id, json!(["project_id", "password"])), 422);
         assert_api_error(&set_sub(&s, kind, id, json!([])), 422);
         assert_api_error(&set_sub(&s, kind, id, json!(["job_id", "job_id"])), 422);
@@ -213,6 +232,161 @@ fn a_sub_setting_that_could_exceed_127_bytes_is_refused_when_set_and_changes_not
         assert_eq!(shown["id_token_sub_claim_components"], json!(["project_path", "ref_type", "ref"]), "{shown}");
         assert_eq!(shown["id_token_sub_claim_components_setting"], Value::Null);
     }
+}
+
+#[test]
+fn a_sub_setting_is_refused_when_the_real_values_of_a_running_job_would_exceed_127_bytes() {
+    let s = start(&[]);
+    let w = World::new(&s);
+    // `project_path:grp/app:ref_type:branch:ref:` is 41 bytes: with an 80-byte ref, 121.
+    let long_ref = "r".repeat(80);
+    let created = pipeline_res(&s, w.project, w.user, &long_ref, &[Some("production")]);
+    assert_eq!(created.status, 201, "the default fits: {}", created.text);
+    let job = created.json["jobs"][0]["id"].as_i64().unwrap();
+    let longer = json!(["project_path", "ref_type", "ref", "environment"]);
+
+    for (kind, id) in [("projects", w.project), ("groups", w.group)] {
+        let refused = set_sub(&s, kind, id, longer.clone());
+        assert_sub_refusal(
+            &refused,
+            422,
+            121 + ":environment:production".len(),
+            "project_path,ref_type,ref,environment",
+        );
+        assert!(refused.json["message"].as_str().unwrap().contains(&format!("job {job}")), "{}", refused.text);
+        let shown = s.get(&settings_path(kind, id), Auth::Admin).json;
+        assert_eq!(shown["id_token_sub_claim_components_setting"], Value::Null, "nothing changed: {shown}");
+    }
+    // Paths alone fit: the same setting is refused only because of that job's values.
+    assert_eq!(set_sub(&s, "projects", w.project, json!(["project_path", "namespace_path"])).status, 200);
+    let finished = s.json("POST", &format!("/api/v1/jobs/{job}/finish"), Auth::Admin, json!({"status": "success"}));
+    assert_eq!(finished.status, 200, "{}", finished.text);
+    let accepted = set_sub(&s, "groups", w.group, longer);
+    assert_eq!(accepted.status, 200, "a finished job gets no more ID tokens: {}", accepted.text);
+}
+
+#[test]
+fn a_pipeline_whose_sub_would_exceed_127_bytes_is_refused_with_a_400_and_creates_nothing() {
+    let s = start(&[]);
+    let w = World::new(&s);
+    let before = pipeline_count(&s, w.project);
+
+    let refused = pipeline_res(&s, w.project, w.user, &"r".repeat(87), &[None]);
+
+    assert_sub_refusal(&refused, 400, 128, "project_path,ref_type,ref");
+    assert!(refused.json["message"].as_str().unwrap().contains("the default"), "{}", refused.text);
+    assert_eq!(pipeline_count(&s, w.project), before, "no pipeline was created");
+    assert_eq!(pipeline_res(&s, w.project, w.user, &"r".repeat(86), &[None]).status, 201, "127 bytes fit");
+
+    // Each job's environment counts, under the project's own setting.
+    assert_eq!(set_sub(&s, "projects", w.project, json!(["project_id", "environment"])).status, 200);
+    let env = "e".repeat(110);
+    let refused = pipeline_res(&s, w.project, w.user, "main", &[None, Some(&env)]);
+    let bytes = format!("project_id:{}:environment:", w.project).len() + 110;
+    assert_sub_refusal(&refused, 400, bytes, "project_id,environment");
+    assert!(refused.json["message"].as_str().unwrap().contains("own setting"), "{}", refused.text);
+}
+
+#[test]
+fn a_long_path_project_is_created_and_chooses_a_shorter_sub_before_its_first_pipeline() {
+    let s = start(&[]);
+    let w = World::new(&s);
+    let path = "p".repeat(120);
+    let long = project(&s, &path, w.group, json!({}));
+    project_member(&s, long, w.user, 30);
+    let refused = pipeline_res(&s, long, w.user, "main", &[None]);
+    assert_sub_refusal(
+        &refused,
+        400,
+        format!("project_path:grp/{path}:ref_type:branch:ref:main").len(),
+        "project_path",
+    );
+
+    assert_eq!(set_sub(&s, "projects", long, json!(["project_id", "ref_type", "ref"])).status, 200);
+    let created = pipeline_res(&s, long, w.user, "main", &[None]);
+    assert_eq!(created.status, 201, "{}", created.text);
+
+    let job = created.json["jobs"][0]["id"].as_i64().unwrap();
+    let sub = decode(&id_token(&s, &w.mint_ok(&s, job, &[]), &[AWS])).1["sub"].clone();
+    assert_eq!(sub, format!("project_id:{long}:ref_type:branch:ref:main"));
+
+    // A group's setting is checked for the projects that inherit it, not those with their own.
+    assert_eq!(set_sub(&s, "groups", w.group, json!(["project_path", "ref_type"])).status, 200);
+    let inherit = set_sub(&s, "projects", long, Value::Null);
+    let bytes = format!("project_path:grp/{path}:ref_type:branch").len();
+    assert_sub_refusal(&inherit, 422, bytes, "project_path,ref_type");
+    assert!(inherit.json["message"].as_str().unwrap().contains("inherited from group grp"), "{}", inherit.text);
+}
+
+#[test]
+fn a_project_whose_path_would_overflow_its_groups_sub_setting_is_refused() {
+    let s = start(&[]);
+    let w = World::new(&s);
+    assert_eq!(set_sub(&s, "groups", w.group, json!(["project_path", "ref_type"])).status, 200);
+    let path = "p".repeat(120);
+
+    let refused = s.json("POST", "/api/v1/projects", Auth::Admin, json!({"path": path, "namespace_id": w.group}));
+
+    assert_sub_refusal(
+        &refused,
+        400,
+        format!("project_path:grp/{path}:ref_type:branch").len(),
+        "project_path,ref_type",
+    );
+    assert!(refused.json["message"].as_str().unwrap().contains("group grp"), "{}", refused.text);
+    assert_eq!(s.get(&format!("/api/v1/projects/grp%2F{path}"), Auth::Admin).status, 404, "not created");
+    assert_eq!(
+        s.json("POST", "/api/v1/projects", Auth::Admin, json!({"path": "short", "namespace_id": w.group})).status,
+        201
+    );
+}
+
+#[test]
+fn the_key_api_lists_both_families_and_rotates_one_family_at_a_time() {
+    let s = start(&[]);
+    let w = World::new(&s);
+    let all = s.get("/api/v1/keys", Auth::Admin);
+    assert_eq!(all.status, 200, "{}", all.text);
+    let families: Vec<&str> = all.json.as_array().unwrap().iter().map(|k| k["family"].as_str().unwrap()).collect();
+    assert_eq!(families, ["job", "job", "id_token", "id_token"], "{}", all.text);
+    let of = |family: &str| s.get(&format!("/api/v1/keys?family={family}"), Auth::Admin).json;
+    let (jobs, ids) = (of("job"), of("id_token"));
+    assert!(ids.as_array().unwrap().iter().all(|k| k["family"] == "id_token" && k["alg"] == "RS256"), "{ids}");
+    assert_api_error(&s.get("/api/v1/keys?family=nope", Auth::Admin), 400);
+    let next = ids.as_array().unwrap().iter().find(|k| k["state"] == "next").unwrap()["kid"].clone();
+
+    let early = s.json("POST", "/api/v1/keys/rotate?family=id_token", Auth::Admin, Value::Null);
+    assert_api_error(&early, 409);
+    assert_eq!(of("id_token"), ids, "a refused rotation changes nothing");
+    let rotated = s.json("POST", "/api/v1/keys/rotate?family=id_token&force=true", Auth::Admin, Value::Null);
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+
+    let listed = rotated.json.as_array().unwrap();
+    assert!(listed.iter().all(|k| k["family"] == "id_token"), "the rotated family's keys: {}", rotated.text);
+    assert_eq!(listed.iter().find(|k| k["state"] == "active").unwrap()["kid"], next);
+    assert_eq!(of("job"), jobs, "the job-token keys are left alone");
+    let subject = w.mint_ok(&s, w.job(&s, true), &[]);
+    assert_eq!(decode(&id_token(&s, &subject, &[AWS])).0["kid"], next, "the promoted key signs ID tokens");
+    let events = s.get("/api/v1/audit_events", Auth::Admin).json;
+    let event = events.as_array().unwrap().iter().find(|e| e["action"] == "id_token_signing_keys.rotation_forced");
+    assert!(event.is_some_and(|e| e["author"]["type"] == "admin"), "audited as the admin's: {events}");
+}
+
+#[test]
+fn the_id_token_algorithm_is_recorded_by_the_first_start_and_kept_by_differently_configured_starts() {
+    let s = start(&[("JOBTOKEN_ID_TOKEN_SIGNING_ALG", "ES256")]);
+    let w = World::new(&s);
+    assert_eq!(decode(&id_token(&s, &w.mint_ok(&s, w.job(&s, true), &[]), &[AWS])).0["alg"], "ES256");
+    let dir = s.stop();
+
+    let s = Server::start_in(dir, &[("JOBTOKEN_ISSUER", ISSUER), ("JOBTOKEN_ID_TOKEN_SIGNING_ALG", "RS256")]);
+
+    assert!(s.log().contains("JOBTOKEN_ID_TOKEN_SIGNING_ALG=RS256 is ignored"), "{}", s.log());
+    assert_eq!(decode(&id_token(&s, &w.mint_ok(&s, w.job(&s, true), &[]), &[AWS])).0["alg"], "ES256");
+    let ids = s.get("/api/v1/keys?family=id_token", Auth::Admin).json;
+    assert!(ids.as_array().unwrap().iter().all(|k| k["alg"] == "ES256"), "no key of the ignored setting: {ids}");
+    let doc = s.get("/.well-known/openid-configuration", Auth::None).json;
+    assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["ES256"]));
 }
 
 #[test]

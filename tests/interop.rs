@@ -197,7 +197,7 @@ fn switching_from_es256_to_eddsa_keeps_es256_tokens_valid_and_verifiable() {
     assert_eq!(w.introspect(&s, &a)["active"], true, "token A outlives the switch");
     assert_eq!(w.introspect(&s, &b)["active"], true);
 
-    let keys = s.get("/api/v1/keys", Auth::Admin);
+    let keys = s.get("/api/v1/keys?family=job", Auth::Admin);
     assert_eq!(keys.status, 200, "{}", keys.text);
     let keys = keys.json.as_array().unwrap().clone();
     let old = keys.iter().find(|k| k["kid"] == a_kid.as_str()).unwrap_or_else(|| panic!("{a_kid} listed: {keys:?}"));

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 /// `GET /api/v1/keys`.
 fn keys(s: &Server) -> Vec<Value> {
-    let res = s.get("/api/v1/keys", Auth::Admin);
+    let res = s.get("/api/v1/keys?family=job", Auth::Admin);
     assert_eq!(res.status, 200, "{}", res.text);
     res.json.as_array().unwrap().clone()
 }

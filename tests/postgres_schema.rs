@@ -481,3 +481,30 @@ fn the_cluster_is_stopped_and_removed_when_the_test_binary_exits() {
     });
     assert!(gone, "the child's cluster on port {port} in {} outlived it", dir.display());
 }
+
+#[test]
+fn the_id_token_algorithm_migration_records_the_active_id_token_keys_algorithm_or_nothing() {
+    let migrations = jobtoken::store::MIGRATIONS_POSTGRES;
+    let at = migrations.iter().position(|(name, _)| *name == "0006_id_token_alg.sql").unwrap();
+    for (keys, recorded) in [
+        (
+            "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, family) VALUES
+             ('j', 'EdDSA', 'active', 1, 1, 'job'), ('i', 'ES256', 'active', 1, 7, 'id_token'),
+             ('n', 'RS256', 'next', 2, NULL, 'id_token')",
+            vec![("ES256".to_owned(), 7)],
+        ),
+        ("INSERT INTO signing_keys (kid, alg, state, created_at) VALUES ('j', 'ES256', 'active', 1)", vec![]),
+    ] {
+        let mut conn = pg::connect(&pg::database());
+        for (_, sql) in &migrations[..at] {
+            conn.batch_execute(sql).unwrap();
+        }
+        conn.batch_execute(keys).unwrap();
+        conn.batch_execute(migrations[at].1).unwrap();
+        let rows = conn.query("SELECT alg, changed_at FROM id_token_signing_algorithm", &[]).unwrap();
+        let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(got, recorded, "{keys}");
+        let eddsa = conn.execute("UPDATE id_token_signing_algorithm SET alg = 'EdDSA'", &[]);
+        assert!(got.is_empty() || eddsa.is_err(), "ID tokens: RS256 or ES256 only");
+    }
+}

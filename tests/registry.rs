@@ -331,7 +331,7 @@ fn anonymous_pulls_work_on_public_projects_only() {
 #[test]
 fn a_registry_started_before_a_rotation_accepts_tokens_of_the_promoted_key() {
     let rig = rig();
-    let before = rig.s.get("/api/v1/keys", Auth::Admin).json;
+    let before = rig.s.get("/api/v1/keys?family=job", Auth::Admin).json;
 
     let res = rig.s.json("POST", "/api/v1/keys/rotate?force=true", Auth::Admin, Value::Null);
     assert_eq!(res.status, 200, "{}", res.text);

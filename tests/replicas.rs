@@ -657,3 +657,32 @@ fn postgresql_stopped_and_started_under_load_gives_200_or_503_never_a_500_and_se
 fn assert_api_error_or_checks(ready: &Res) {
     assert_eq!(ready.json["checks"]["database"], "unavailable", "{}", ready.text);
 }
+
+#[test]
+fn replicas_configured_with_different_id_token_algorithms_sign_with_the_one_the_database_records() {
+    let url = pg::database();
+    let first = replicas(&url, 1, &[("JOBTOKEN_ID_TOKEN_SIGNING_ALG", "ES256")]).remove(0);
+    let second = replicas(&url, 1, &[("JOBTOKEN_ID_TOKEN_SIGNING_ALG", "RS256")]).remove(0);
+    assert!(second.log().contains("JOBTOKEN_ID_TOKEN_SIGNING_ALG=RS256 is ignored"), "{}", second.log());
+    let w = World::new(&first);
+    let job = w.job(&first, true);
+
+    // Several key ticks: neither replica rotates the family towards its own setting.
+    std::thread::sleep(Duration::from_secs(3));
+    for s in [&first, &second] {
+        let subject = w.mint_ok(s, job, &[]);
+        let extra =
+            [("requested_token_type", "urn:ietf:params:oauth:token-type:id_token"), ("audience", "sts.amazonaws.com")];
+        let res = exchange(s, &subject, &extra);
+        assert_eq!(res.status, 200, "{}", res.text);
+        assert_eq!(decode(res.json["access_token"].as_str().unwrap()).0["alg"], "ES256", "replica {}", s.base);
+        let doc = s.get("/.well-known/openid-configuration", Auth::None).json;
+        assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["ES256"]), "replica {}", s.base);
+    }
+    let mut db = pg::connect(&url);
+    let recorded: String = db.query_one("SELECT alg FROM id_token_signing_algorithm", &[]).unwrap().get(0);
+    assert_eq!(recorded, "ES256", "the first start's configuration");
+    let algs = db.query("SELECT DISTINCT alg FROM signing_keys WHERE family = 'id_token'", &[]).unwrap();
+    let algs: Vec<String> = algs.iter().map(|r| r.get(0)).collect();
+    assert_eq!(algs, ["ES256"], "no ID-token key of the ignored setting was ever made");
+}

@@ -244,7 +244,9 @@ pub async fn create_project(_: Admin, state: web::Data<AppState>, body: web::Jso
     let path = input::path_segment("path", body.path.as_deref().unwrap_or_default())?;
     let namespace = body.namespace_id.ok_or_else(|| ApiError::Unprocessable("namespace_id is required".into()))?;
     let fields = body.fields()?;
-    created(state.store.run(move |c| audited::create_project(c, BY_ADMIN, &path, namespace, &fields, now())).await?)
+    created(
+        state.store.run(move |c| Ok(audited::create_project(c, BY_ADMIN, &path, namespace, &fields, now()))).await??,
+    )
 }
 
 pub async fn get_project(_: Admin, state: web::Data<AppState>, id: ProjectRef) -> Reply {
@@ -615,7 +617,7 @@ pub async fn create_pipeline(
     body: web::Json<NewPipelineBody>,
 ) -> Reply {
     let (project, new) = (id.into_inner(), body.validate()?);
-    created(state.store.run(move |c| audited::create_pipeline(c, BY_ADMIN, project, &new, now())).await?)
+    created(state.store.run(move |c| Ok(audited::create_pipeline(c, BY_ADMIN, project, &new, now()))).await??)
 }
 
 pub async fn get_job(_: Admin, state: web::Data<AppState>, id: web::Path<JobId>) -> Reply {

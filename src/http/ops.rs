@@ -6,6 +6,7 @@ use serde_json::json;
 use super::auth::Admin;
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::keys::KeyFamily;
 use crate::service::now;
 use crate::service::ops::{self, RotateError};
 
@@ -31,8 +32,19 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }
 
-pub async fn list_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let keys = state.keys.list(&state.store).await?;
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    family: Option<KeyFamily>,
+}
+
+/// Both families' keys (job-token keys first), or one family's with `?family=`.
+pub async fn list_keys(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let keys = state.keys.list(&state.store, query.family).await?;
     Ok(HttpResponse::Ok().json(keys))
 }
 
@@ -41,16 +53,18 @@ pub async fn list_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpRespo
 pub struct RotateQuery {
     #[serde(default)]
     force: bool,
+    family: Option<KeyFamily>,
 }
 
-/// Rotates now. Refused (409) while the next key is younger than the JWKS cache lifetime,
-/// unless `?force=true`.
+/// Rotates one family now (`?family=`, default `job`) and answers that family's keys. Refused
+/// (409) while its next key is younger than the JWKS cache lifetime, unless `?force=true`.
 pub async fn rotate_keys(
     _: Admin,
     state: web::Data<AppState>,
     query: web::Query<RotateQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = ops::rotate(&state.keys, &state.store, query.force, now()).await?;
+    let family = query.family.unwrap_or(KeyFamily::Job);
+    let keys = ops::rotate(&state.keys, &state.store, family, query.force, now()).await?;
     Ok(HttpResponse::Ok().json(keys))
 }
 

@@ -59,18 +59,54 @@ impl FromStr for KeyState {
 
 /// Which tokens a key signs: job tokens (any algorithm in force), or ID tokens (RS256 or ES256,
 /// what cloud federation accepts). Each family rotates on its own by the same plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum KeyFamily {
     Job,
     IdToken,
 }
 
 impl KeyFamily {
+    /// Both families, job tokens first.
+    pub const ALL: [KeyFamily; 2] = [KeyFamily::Job, KeyFamily::IdToken];
+
+    /// `job` or `id_token`.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyFamily::Job => "job",
             KeyFamily::IdToken => "id_token",
         }
+    }
+
+    /// Whether this family may sign with `alg`: ID tokens only with RS256 or ES256 (what cloud
+    /// federation accepts; Azure takes RSA only, none takes EdDSA).
+    pub fn allows(self, alg: Alg) -> bool {
+        match self {
+            KeyFamily::Job => true,
+            KeyFamily::IdToken => matches!(alg, Alg::RS256 | Alg::ES256),
+        }
+    }
+}
+
+impl fmt::Display for KeyFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no key family.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key family {0:?}: expected job or id_token")]
+pub struct UnknownKeyFamily(String);
+
+impl FromStr for KeyFamily {
+    type Err = UnknownKeyFamily;
+
+    fn from_str(s: &str) -> Result<KeyFamily, UnknownKeyFamily> {
+        KeyFamily::ALL
+            .into_iter()
+            .find(|family| family.as_str() == s)
+            .ok_or_else(|| UnknownKeyFamily(s.chars().take(40).collect()))
     }
 }
 

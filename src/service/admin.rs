@@ -16,9 +16,10 @@ use crate::store::jobs::{self, NewPipeline, PipelineWithJobs};
 use crate::store::namespaces::{self, Group, MemberOf, Membership, Project, ProjectFields};
 use crate::store::settings::{self, InstanceSettings};
 use crate::store::users::{self, User};
-use crate::store::{Db, Result};
+use crate::store::{atomic_with, Db, Result};
 
 use super::credentials;
+use super::id_token_sub::{self, SubCheckError};
 
 fn user_target(user: &User) -> Target {
     Target::new("user", user.id, user.username.clone())
@@ -71,6 +72,8 @@ fn project_event(actor: Actor, action: &'static str, project: &Project, now: i64
         .of_project(project.id)
 }
 
+/// Creates a project; refused when a group's `id_token_sub_claim_components` governs it and its
+/// own values already make that `sub` too long ([`id_token_sub`]).
 pub fn create_project(
     db: &Db,
     actor: Actor,
@@ -78,11 +81,15 @@ pub fn create_project(
     namespace: GroupId,
     fields: &ProjectFields,
     now: i64,
-) -> Result<Project> {
-    audited(db, |tx| {
-        let project = namespaces::insert_project(tx, path, namespace, fields, now)?;
-        let event = project_event(actor, "project.created", &project, now).after(&project);
-        Ok((project, event))
+) -> Result<Project, SubCheckError> {
+    atomic_with(db, |tx| {
+        let project = audited(tx, |tx| {
+            let project = namespaces::insert_project(tx, path, namespace, fields, now)?;
+            let event = project_event(actor, "project.created", &project, now).after(&project);
+            Ok((project, event))
+        })?;
+        id_token_sub::check_project(tx, project.id, id_token_sub::Changed::NewProject)?;
+        Ok(project)
     })
 }
 
@@ -158,20 +165,26 @@ pub fn delete_member(db: &Db, actor: Actor, of: MemberOf, user: UserId, now: i64
     })
 }
 
+/// Creates a pipeline with its jobs; refused when their ID tokens' `sub` would be too long
+/// ([`id_token_sub`]).
 pub fn create_pipeline(
     db: &Db,
     actor: Actor,
     project: ProjectId,
     new: &NewPipeline,
     now: i64,
-) -> Result<PipelineWithJobs> {
-    audited(db, |tx| {
-        let created = jobs::insert_pipeline(tx, project, new, now)?;
-        let path = namespaces::get_project(tx, project)?.path_with_namespace;
-        let event = Event::new(actor, "pipeline.created", Target::new("pipeline", created.pipeline.id, path), now)
-            .of_project(project)
-            .after(&created);
-        Ok((created, event))
+) -> Result<PipelineWithJobs, SubCheckError> {
+    atomic_with(db, |tx| {
+        let created = audited(tx, |tx| {
+            let created = jobs::insert_pipeline(tx, project, new, now)?;
+            let path = namespaces::get_project(tx, project)?.path_with_namespace;
+            let event = Event::new(actor, "pipeline.created", Target::new("pipeline", created.pipeline.id, path), now)
+                .of_project(project)
+                .after(&created);
+            Ok((created, event))
+        })?;
+        id_token_sub::check_project(tx, project, id_token_sub::Changed::Pipeline(created.pipeline.id))?;
+        Ok(created)
     })
 }
 

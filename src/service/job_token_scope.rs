@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 
 use super::editor::{self, Actor};
+use super::id_token_sub::{self, SubCheckError};
 use crate::domain::{GroupId, ProjectId, ScopeSet, UserId};
 use crate::policy::{self, autopopulate, ElevationBlock};
 use crate::store::allowlist::{self, Authorization, Entry, EntryScopes, Node, OutboundEntry, MAX_ENTRIES};
@@ -47,6 +48,15 @@ pub enum ScopeError {
     SubComponents(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<SubCheckError> for ScopeError {
+    fn from(e: SubCheckError) -> ScopeError {
+        match e {
+            SubCheckError::TooLong(e) => ScopeError::SubComponents(e.to_string()),
+            SubCheckError::Store(e) => ScopeError::Store(e),
+        }
+    }
 }
 
 fn node_kind(node: Node) -> &'static str {
@@ -310,7 +320,8 @@ pub struct GroupChange {
     pub id_token_sub_claim_components: Option<Option<Vec<String>>>,
 }
 
-/// Refuses a `sub` components setting that is malformed or could exceed 127 bytes.
+/// Refuses a malformed `sub` components setting (whether its `sub`s fit is checked after the
+/// write, against real values: [`super::id_token_sub`]).
 fn check_sub(components: &Option<Option<Vec<String>>>) -> Result<(), ScopeError> {
     match components {
         Some(Some(list)) => policy::id_token::check_sub_components(list).map_err(ScopeError::SubComponents),
@@ -347,6 +358,7 @@ pub async fn change_project_settings(
         }
         if let Some(value) = &change.id_token_sub_claim_components {
             namespaces::set_project_id_token_sub(c, id, value.as_deref())?;
+            id_token_sub::check_project(c, id, id_token_sub::Changed::Components)?;
         }
         let after = project_settings(c, id)?;
         let shown = to_json(&after);
@@ -380,6 +392,8 @@ pub async fn change_group_settings(
         }
         if let Some(value) = &change.id_token_sub_claim_components {
             namespaces::set_group_id_token_sub(c, id, value.as_deref())?;
+            let path = namespaces::get_group(c, id)?.full_path;
+            id_token_sub::check_group(c, &path, id)?;
         }
         let after = group_settings(c, id)?;
         let shown = to_json(&after);

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod decision;
 pub mod editor;
 pub mod exchange;
+pub mod id_token_sub;
 pub mod inspect;
 pub mod job_token_scope;
 pub mod jobs;

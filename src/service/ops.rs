@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::keys::KeyFamily;
 use crate::signing::{KeyRing, KeyRingError, KeyView};
 use crate::store::{health, Store, StoreError};
 
@@ -39,14 +40,21 @@ pub enum RotateError {
     Store(#[from] StoreError),
 }
 
-/// Rotates now (see [`KeyRing::rotate_manual`]) and lists the keys as they then stand.
-pub async fn rotate(keys: &Arc<KeyRing>, store: &Store, force: bool, now: i64) -> Result<Vec<KeyView>, RotateError> {
+/// Rotates `family` now (see [`KeyRing::rotate_manual`]) and lists that family's keys as they
+/// then stand.
+pub async fn rotate(
+    keys: &Arc<KeyRing>,
+    store: &Store,
+    family: KeyFamily,
+    force: bool,
+    now: i64,
+) -> Result<Vec<KeyView>, RotateError> {
     let (ring, rotated_in) = (keys.clone(), store.clone());
-    let rotated = actix_web::web::block(move || ring.rotate_manual(&rotated_in, force, now))
+    let rotated = actix_web::web::block(move || ring.rotate_manual(&rotated_in, family, force, now))
         .await
         .map_err(|_| StoreError::Blocking)?;
     match rotated {
-        Ok(()) => Ok(keys.list(store).await?),
+        Ok(()) => Ok(keys.list(store, Some(family)).await?),
         Err(e @ KeyRingError::TooSoon { .. }) => Err(RotateError::TooSoon(e)),
         Err(e) => Err(RotateError::Failed(e)),
     }

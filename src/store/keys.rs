@@ -92,16 +92,29 @@ pub fn delete(db: &Db, kid: &str) -> Result<()> {
     Ok(())
 }
 
-/// The signing algorithm in force for the instance, once recorded.
-pub fn algorithm(db: &Db) -> Result<Option<Alg>> {
-    db.query_opt("SELECT alg FROM signing_algorithm WHERE id = 1", params![])?.map(|r| r.parse(0)).transpose()
+/// The table that records `family`'s algorithm in force (`0006_signing_alg.sql`,
+/// `0012_id_token_alg.sql`).
+fn algorithm_table(family: KeyFamily) -> &'static str {
+    match family {
+        KeyFamily::Job => "signing_algorithm",
+        KeyFamily::IdToken => "id_token_signing_algorithm",
+    }
 }
 
-/// Records `alg` as the signing algorithm in force.
-pub fn set_algorithm(db: &Db, alg: Alg, now: i64) -> Result<()> {
+/// The signing algorithm in force for `family`, once recorded.
+pub fn algorithm(db: &Db, family: KeyFamily) -> Result<Option<Alg>> {
+    let table = algorithm_table(family);
+    db.query_opt(&format!("SELECT alg FROM {table} WHERE id = 1"), params![])?.map(|r| r.parse(0)).transpose()
+}
+
+/// Records `alg` as `family`'s signing algorithm in force.
+pub fn set_algorithm(db: &Db, family: KeyFamily, alg: Alg, now: i64) -> Result<()> {
+    let table = algorithm_table(family);
     db.execute(
-        "INSERT INTO signing_algorithm (id, alg, changed_at) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET alg = excluded.alg, changed_at = excluded.changed_at",
+        &format!(
+            "INSERT INTO {table} (id, alg, changed_at) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET alg = excluded.alg, changed_at = excluded.changed_at"
+        ),
         params![alg.as_str(), now],
     )?;
     Ok(())
@@ -142,9 +155,13 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::migrate(&mut conn).unwrap();
         let conn = Db::sqlite(&conn);
-        assert_eq!(algorithm(&conn).unwrap(), None, "a new database has none");
-        set_algorithm(&conn, Alg::ES256, 1).unwrap();
-        set_algorithm(&conn, Alg::EdDSA, 2).unwrap();
-        assert_eq!(algorithm(&conn).unwrap(), Some(Alg::EdDSA));
+        assert_eq!(algorithm(&conn, KeyFamily::Job).unwrap(), None, "a new database has none");
+        assert_eq!(algorithm(&conn, KeyFamily::IdToken).unwrap(), None);
+        set_algorithm(&conn, KeyFamily::Job, Alg::ES256, 1).unwrap();
+        set_algorithm(&conn, KeyFamily::Job, Alg::EdDSA, 2).unwrap();
+        set_algorithm(&conn, KeyFamily::IdToken, Alg::RS256, 2).unwrap();
+        assert_eq!(algorithm(&conn, KeyFamily::Job).unwrap(), Some(Alg::EdDSA));
+        assert_eq!(algorithm(&conn, KeyFamily::IdToken).unwrap(), Some(Alg::RS256), "each family its own");
+        assert!(set_algorithm(&conn, KeyFamily::IdToken, Alg::EdDSA, 3).is_err(), "ID tokens: RS256 or ES256");
     }
 }

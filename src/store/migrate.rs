@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_list_indexes.sql", include_str!("../../migrations/0009_list_indexes.sql")),
     ("0010_console_sessions.sql", include_str!("../../migrations/0010_console_sessions.sql")),
     ("0011_id_tokens.sql", include_str!("../../migrations/0011_id_tokens.sql")),
+    ("0012_id_token_alg.sql", include_str!("../../migrations/0012_id_token_alg.sql")),
 ];
 
 /// Every PostgreSQL migration, in order. A test checks this list against `migrations/postgres/`.
@@ -29,6 +30,7 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     ("0003_list_indexes.sql", include_str!("../../migrations/postgres/0003_list_indexes.sql")),
     ("0004_console_sessions.sql", include_str!("../../migrations/postgres/0004_console_sessions.sql")),
     ("0005_id_tokens.sql", include_str!("../../migrations/postgres/0005_id_tokens.sql")),
+    ("0006_id_token_alg.sql", include_str!("../../migrations/postgres/0006_id_token_alg.sql")),
 ];
 
 /// Applies pending migrations to a SQLite connection.
@@ -233,6 +235,31 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len());
         assert_eq!(migrate(&mut conn).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_id_token_algorithm_migration_records_the_active_id_token_keys_algorithm_or_nothing() {
+        let at = MIGRATIONS.iter().position(|(name, _)| *name == "0012_id_token_alg.sql").unwrap();
+        for (keys, recorded) in [
+            (
+                "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, family) VALUES
+                 ('j', 'EdDSA', 'active', 1, 1, 'job'), ('i', 'ES256', 'active', 1, 7, 'id_token'),
+                 ('n', 'RS256', 'next', 2, NULL, 'id_token')",
+                Some(("ES256".to_owned(), 7)),
+            ),
+            ("INSERT INTO signing_keys (kid, alg, state, created_at) VALUES ('j', 'ES256', 'active', 1)", None),
+        ] {
+            let conn = Connection::open_in_memory().unwrap();
+            for (_, sql) in &MIGRATIONS[..at] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(keys).unwrap();
+            conn.execute_batch(MIGRATIONS[at].1).unwrap();
+            let got = conn
+                .query_row("SELECT alg, changed_at FROM id_token_signing_algorithm", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .ok();
+            assert_eq!(got, recorded, "{keys}");
+        }
     }
 
     #[test]

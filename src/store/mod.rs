@@ -9,6 +9,7 @@ pub mod audit;
 pub mod clients;
 pub mod db;
 pub mod health;
+pub mod id_token_sub;
 pub mod jobs;
 pub mod keys;
 mod migrate;

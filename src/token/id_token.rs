@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{jws, Audience, Claims};
 use crate::domain::RefType;
 use crate::keys::{KeyError, KeyPair};
+use crate::policy::id_token::SubValues;
 
 /// The `typ` of ID tokens: what AWS, GCP, Azure, Vault and strict verifiers expect.
 pub const ID_TOKEN_TYPE: &str = "JWT";
@@ -88,31 +89,30 @@ pub fn claims(parent: &Claims, req: &IdTokenRequest<'_>) -> IdClaims {
         sha: parent.sha.clone(),
         project_visibility: parent.project_visibility.clone(),
     };
-    claims.sub = crate::policy::id_token::sub(req.sub_components, |name| claims.value(name));
+    claims.sub = crate::policy::id_token::sub(req.sub_components, &claims.sub_values());
     claims
 }
 
 impl IdClaims {
-    /// A `sub` component's value as text (empty for an unset environment).
-    pub fn value(&self, name: &str) -> String {
-        match name {
-            "project_id" => self.project_id.clone(),
-            "project_path" => self.project_path.clone(),
-            "namespace_id" => self.namespace_id.clone(),
-            "namespace_path" => self.namespace_path.clone(),
-            "user_id" => self.user_id.clone(),
-            "user_login" => self.user_login.clone(),
-            "pipeline_id" => self.pipeline_id.clone(),
-            "pipeline_source" => self.pipeline_source.clone(),
-            "job_id" => self.job_id.clone(),
-            "runner_id" => self.runner_id.to_string(),
-            "ref" => self.ref_.clone(),
-            "ref_type" => self.ref_type.as_str().to_owned(),
-            "ref_protected" => self.ref_protected.clone(),
-            "environment" => self.environment.clone().unwrap_or_default(),
-            "sha" => self.sha.clone(),
-            "project_visibility" => self.project_visibility.clone(),
-            _ => String::new(),
+    /// The values its `sub` is made of ([`crate::policy::id_token::sub`]).
+    pub fn sub_values(&self) -> SubValues {
+        SubValues {
+            project_id: self.project_id.clone(),
+            project_path: self.project_path.clone(),
+            namespace_id: self.namespace_id.clone(),
+            namespace_path: self.namespace_path.clone(),
+            user_id: self.user_id.clone(),
+            user_login: self.user_login.clone(),
+            pipeline_id: self.pipeline_id.clone(),
+            pipeline_source: self.pipeline_source.clone(),
+            job_id: self.job_id.clone(),
+            runner_id: self.runner_id.to_string(),
+            ref_: self.ref_.clone(),
+            ref_type: self.ref_type.as_str().to_owned(),
+            ref_protected: self.ref_protected.clone(),
+            environment: self.environment.clone().unwrap_or_default(),
+            sha: self.sha.clone(),
+            project_visibility: self.project_visibility.clone(),
         }
     }
 }

@@ -589,9 +589,9 @@ pub fn jwks(s: &Server) -> Value {
 }
 
 /// The job-token kids the JWKS publishes, sorted: the ID-token family's are left out (those
-/// `GET /api/v1/keys`, which lists the job-token keys, does not name).
+/// `GET /api/v1/keys?family=job` does not name).
 pub fn published_kids(s: &Server) -> Vec<String> {
-    let listed = s.get("/api/v1/keys", Auth::Admin);
+    let listed = s.get("/api/v1/keys?family=job", Auth::Admin);
     assert_eq!(listed.status, 200, "{}", listed.text);
     let job_kids: Vec<&str> = listed.json.as_array().unwrap().iter().filter_map(|k| k["kid"].as_str()).collect();
     let mut kids: Vec<String> = jwks(s)["keys"]
