@@ -688,9 +688,14 @@ fn admin_pages_are_the_unknown_page_404_for_everyone_but_the_admin_who_finds_the
 #[test]
 fn rotate_now_is_refused_by_the_guard_while_the_next_key_is_young_and_promotes_it_once_it_is_published_long_enough() {
     let s = Server::start();
-    let keys = || s.admin("GET", "/api/v1/keys", json!(null)).as_array().unwrap().clone();
-    let kid_in = |state: &str| keys().iter().find(|k| k["state"] == state).unwrap()["kid"].as_str().unwrap().to_owned();
+    let family = |f: &str| s.admin("GET", &format!("/api/v1/keys?family={f}"), json!(null)).as_array().unwrap().clone();
+    let keys = || family("job");
+    let kid_of = |f: &str, state: &str| {
+        family(f).iter().find(|k| k["state"] == state).unwrap()["kid"].as_str().unwrap().to_owned()
+    };
+    let kid_in = |state: &str| kid_of("job", state);
     let (active, next) = (kid_in("active"), kid_in("next"));
+    let (id_active, id_next) = (kid_of("id_token", "active"), kid_of("id_token", "next"));
     let mut b = admin_browser(&s);
     let page = b.get("/ui/admin/keys");
     assert!(page.body.contains(&next) && page.body.contains(&active), "{}", page.body);
@@ -715,6 +720,18 @@ fn rotate_now_is_refused_by_the_guard_while_the_next_key_is_young_and_promotes_i
     assert!(shown.body.contains("Rotated"), "{}", shown.body);
     let retired = keys().into_iter().find(|k| k["kid"] == active.as_str()).unwrap();
     assert_eq!(retired["state"], "retired");
+    assert_eq!((kid_of("id_token", "active"), kid_of("id_token", "next")), (id_active.clone(), id_next.clone()));
+
+    // The ID-token family is listed with its family and rotates on its own, by the same guard.
+    assert!(shown.body.contains("<td>id_token</td>") && shown.body.contains(&id_next), "{}", shown.body);
+    let early = b.post("/ui/admin/keys/rotate", &[("csrf", &csrf), ("family", "id_token")]);
+    assert_eq!(early.status, 409, "{}", early.body);
+    common::sql(&s.dir, &format!("UPDATE signing_keys SET created_at = created_at - 400 WHERE kid = '{id_next}'"));
+    let rotated = b.post("/ui/admin/keys/rotate", &[("csrf", &csrf), ("family", "id_token")]);
+    assert_eq!(rotated.status, 303, "{}", rotated.body);
+    assert_eq!(kid_of("id_token", "active"), id_next);
+    assert_eq!(kid_in("active"), next, "the job family is left alone");
+    assert_eq!(b.post("/ui/admin/keys/rotate", &[("csrf", &csrf), ("family", "nope")]).status, 400);
 }
 
 #[test]

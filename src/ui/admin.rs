@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::http::admin::NewRunnerBody;
 use crate::http::audit::AuditQuery;
 use crate::http::input;
+use crate::keys::rotation::KeyFamily;
 use crate::secret::Secret;
 use crate::service::admin as audited;
 use crate::service::editor::Actor;
@@ -110,18 +111,27 @@ pub async fn keys(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 /// `POST /ui/admin/keys/rotate`: the API's rotation with its guard (never forced here); a
 /// refusal is the keys page again with the guard's reason (409).
 pub async fn rotate(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let (signed, _) = admin_or_return!(admin_posted(&req, &state, &body).await);
-    match ops::rotate(&state.keys, &state.store, false, now()).await {
-        Ok(_) => {
-            session::redirect_with(&state, KEYS, "Rotated: the next key signs now, and a new next key is published.")
+    let (signed, form) = admin_or_return!(admin_posted(&req, &state, &body).await);
+    let family = match form.one("family").unwrap_or("job").parse::<KeyFamily>() {
+        Ok(family) => family,
+        Err(_) => {
+            return keys_page(&state, &signed, StatusCode::BAD_REQUEST, Some("family must be job or id_token".into()))
+                .await
         }
+    };
+    match ops::rotate(&state.keys, &state.store, family, false, now()).await {
+        Ok(_) => session::redirect_with(
+            &state,
+            KEYS,
+            &format!("Rotated the {} keys: the next key signs now, and a new next key is published.", family.as_str()),
+        ),
         Err(RotateError::TooSoon(e)) => keys_page(&state, &signed, StatusCode::CONFLICT, Some(e.to_string())).await,
         Err(e) => refusal(&signed, e.into()),
     }
 }
 
 async fn keys_page(state: &AppState, signed: &Signed, status: StatusCode, refused: Option<String>) -> HttpResponse {
-    let keys: Vec<KeyView> = match state.keys.list(&state.store).await {
+    let keys: Vec<KeyView> = match state.keys.list(&state.store, None).await {
         Ok(keys) => keys,
         Err(e) => return refusal(signed, e.into()),
     };
@@ -133,13 +143,14 @@ async fn keys_page(state: &AppState, signed: &Signed, status: StatusCode, refuse
         (notice(&refused))
         div.table { table {
             thead { tr {
-                th scope="col" { "State" } th scope="col" { "Algorithm" } th scope="col" { "Key id (kid)" }
+                th scope="col" { "Family" } th scope="col" { "State" } th scope="col" { "Algorithm" } th scope="col" { "Key id (kid)" }
                 th scope="col" { "Created" } th scope="col" { "Published" } th scope="col" { "Active since" }
                 th scope="col" { "Retired" } th scope="col" { "May be promoted" }
             } }
             tbody {
                 @for k in &keys {
                     tr {
+                        td { (k.family.as_str()) }
                         td { strong { (k.state.as_str()) } }
                         td { (k.alg.as_str()) }
                         td { code { (k.kid) } }
@@ -158,10 +169,13 @@ async fn keys_page(state: &AppState, signed: &Signed, status: StatusCode, refuse
                 }
             }
         } }
-        form method="post" action={ (KEYS) "/rotate" } {
-            (super::csrf_field(signed))
-            p { "Rotating is refused while the next key is younger than the JWKS cache lifetime, so that no verifier meets a token signed by a key it has not fetched yet." }
-            button type="submit" { "Rotate now" }
+        p { "Each family (" code { "job" } ": job tokens; " code { "id_token" } ": ID tokens for cloud federation) rotates on its own. Rotating is refused while the next key is younger than the JWKS cache lifetime, so that no verifier meets a token signed by a key it has not fetched yet." }
+        @for family in KeyFamily::ALL {
+            form method="post" action={ (KEYS) "/rotate" } {
+                (super::csrf_field(signed))
+                input type="hidden" name="family" value=(family.as_str());
+                button type="submit" { "Rotate the " (family.as_str()) " keys now" }
+            }
         }
     };
     super::page(status, "Signing keys", Some(signed), body)
