@@ -15,8 +15,9 @@ const MAINTAINER: i64 = 40;
 const DEVELOPER: i64 = 30;
 
 /// A browser without JavaScript: keeps cookies, never follows redirects.
-struct Browser<'a> {
-    server: &'a Server,
+struct Browser {
+    /// The listener this browser talks to (the server's public one unless [`Browser::at`]).
+    base: String,
     agent: ureq::Agent,
     cookies: HashMap<String, String>,
 }
@@ -44,11 +45,20 @@ impl Page {
     }
 }
 
-impl<'a> Browser<'a> {
-    fn new(server: &'a Server) -> Browser<'a> {
+impl Browser {
+    fn new(server: &Server) -> Browser {
         let agent: ureq::Agent =
             ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-        Browser { server, agent, cookies: HashMap::new() }
+        Browser { base: server.base.clone(), agent, cookies: HashMap::new() }
+    }
+
+    /// A browser that talks to the server's listener at `base` (the admin listener).
+    fn at(server: &Server, base: &str) -> Browser {
+        Browser { base: base.to_owned(), ..Browser::new(server) }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     fn finish(&mut self, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Page {
@@ -76,7 +86,7 @@ impl<'a> Browser<'a> {
     }
 
     fn get(&mut self, path: &str) -> Page {
-        let req = self.agent.get(self.server.url(path)).header("Cookie", self.cookie_header());
+        let req = self.agent.get(self.url(path)).header("Cookie", self.cookie_header());
         let res = req.call();
         self.finish(res)
     }
@@ -85,7 +95,7 @@ impl<'a> Browser<'a> {
         let body = serde_urlencoded::to_string(fields).unwrap();
         let req = ureq::http::Request::builder()
             .method("POST")
-            .uri(self.server.url(path))
+            .uri(self.url(path))
             .header("Cookie", self.cookie_header())
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)
@@ -306,7 +316,9 @@ fn the_inbound_setting_shows_where_it_comes_from_and_a_refusal_is_shown_on_the_p
     let mut b = Browser::new(&s);
     b.sign_in(&token);
     let page = b.get("/ui/projects/team/app");
-    assert!(page.body.contains("the default (no project or group sets it)"), "{}", page.body);
+    // One pair of parentheses around the source, none inside it.
+    assert!(page.body.contains("(the default: no project or group sets it)."), "{}", page.body);
+    assert!(!page.body.contains("))"), "{}", page.body);
     let csrf = page.csrf();
 
     let off = b.post("/ui/projects/team/app/-/inbound", &[("csrf", &csrf), ("inbound", "off")]);
@@ -579,12 +591,77 @@ fn a_sign_in_posted_from_another_site_is_refused() {
 }
 
 #[test]
-fn the_console_is_served_on_the_public_listener_only() {
-    let (s, admin) = Server::start_split(&[]);
-    let public = s.get("/ui/login", Auth::None);
-    assert_eq!(public.status, 200);
-    let hidden = s.at(&admin).send("GET", "/ui/login", Auth::None, None);
-    assert_eq!(hidden.status, 404);
+fn with_split_listeners_the_admin_token_signs_in_on_the_admin_listener_only() {
+    let (mut s, admin_base) = Server::start_split(&[]);
+    // The harness's admin API calls go to the admin listener; the browsers say where they go.
+    let public_base = std::mem::replace(&mut s.base, admin_base.clone());
+    let s = s;
+    let f = fixture(&s);
+    let (token, _) = pat(&s, f.maintainer);
+
+    // The console is on both listeners; a PAT signs in on either.
+    for base in [public_base.as_str(), admin_base.as_str()] {
+        let mut b = Browser::at(&s, base);
+        assert_eq!(b.get("/ui/login").status, 200, "{base}");
+        b.sign_in(&token);
+        assert_eq!(b.get("/ui/projects/team/app").status, 200, "{base}");
+    }
+
+    // On the public listener the admin token is just an invalid token: the same page, no cookie.
+    let mut public = Browser::at(&s, &public_base);
+    let invalid = public.post("/ui/login", &[("token", "jtpat_not-a-token")]);
+    let refused = public.post("/ui/login", &[("token", common::ADMIN)]);
+    assert_eq!(invalid.status, 401);
+    assert_eq!((refused.status, &refused.body), (invalid.status, &invalid.body));
+    assert!(refused.set_cookies().is_empty(), "{:?}", refused.set_cookies());
+    assert!(public.cookies.is_empty());
+
+    // The admin listener signs the admin in and serves the admin pages.
+    let mut admin = Browser::at(&s, &admin_base);
+    admin.sign_in(common::ADMIN);
+    let home = admin.get("/ui/");
+    assert_eq!(home.status, 200);
+    for path in ADMIN_PAGES {
+        assert!(home.body.contains(&format!(r#"href="{path}""#)), "{path} in the admin's nav: {}", home.body);
+        assert_eq!(admin.get(path).status, 200, "{path} on the admin listener");
+    }
+    let csrf = admin.get("/ui/admin/settings").csrf();
+
+    // The same admin session (a browser sends a host's cookies to both its ports) is signed out
+    // on the public listener, and the admin pages there are the unknown page's 404.
+    let mut leaked = Browser::at(&s, &public_base);
+    leaked.cookies = admin.cookies.clone();
+    let signed_out = leaked.get("/ui/");
+    assert_eq!((signed_out.status, signed_out.header("location")), (303, Some("/ui/login")));
+    let unknown = leaked.get("/ui/no-such-page");
+    assert_eq!(unknown.status, 404);
+    for path in ADMIN_PAGES {
+        let page = leaked.get(path);
+        assert_eq!(page.status, 404, "{path} on the public listener: {}", page.body);
+        assert_eq!(page.body, unknown.body.replace("/ui/no-such-page", path), "{path}");
+    }
+    let posted = leaked.post("/ui/admin/settings", &[("csrf", &csrf), ("enforce_job_token_allowlist", "on")]);
+    assert_eq!(posted.status, 404);
+    let inbound = leaked.post("/ui/projects/team/app/-/inbound", &[("csrf", &csrf), ("inbound", "off")]);
+    assert_eq!((inbound.status, inbound.header("location")), (303, Some("/ui/login")));
+    assert_eq!(s.admin("GET", "/api/v1/settings", json!(null))["enforce_job_token_allowlist"], false);
+    let settings = s.admin("GET", &format!("/api/v1/projects/{}/job_token_scope", f.app), json!(null));
+    assert_eq!(settings["inbound_setting"], json!(null), "{settings}");
+
+    // The admin session itself lives on: the admin listener still serves it.
+    assert_eq!(admin.get("/ui/admin/keys").status, 200);
+    let saved = admin.post("/ui/admin/settings", &[("csrf", &csrf), ("enforce_job_token_allowlist", "on")]);
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(s.admin("GET", "/api/v1/settings", json!(null))["enforce_job_token_allowlist"], true);
+}
+
+#[test]
+fn with_one_listener_the_admin_token_signs_in_to_the_admin_pages() {
+    let s = Server::start();
+    let mut admin = admin_browser(&s);
+    for path in ADMIN_PAGES {
+        assert_eq!(admin.get(path).status, 200, "{path}");
+    }
 }
 
 #[test]
@@ -626,7 +703,7 @@ fn by_id<'a>(body: &'a str, id: &str) -> &'a str {
     &rest[..rest.find('<').unwrap()]
 }
 
-fn admin_browser(s: &Server) -> Browser<'_> {
+fn admin_browser(s: &Server) -> Browser {
     let mut b = Browser::new(s);
     b.sign_in(common::ADMIN);
     b
