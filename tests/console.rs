@@ -1127,3 +1127,56 @@ fn the_runner_and_resource_server_lists_page_by_twenty_and_every_row_is_reachabl
         assert!(two.body.contains(&format!(r#"rel="prev" href="{list}?page=1""#)));
     }
 }
+
+/// The hidden one-time id of the first form on the page whose action is `action`.
+fn once_of(page: &Page, action: &str) -> String {
+    let form = page.body.split(&format!(r#"action="{action}""#)).nth(1).unwrap_or_else(|| panic!("no form {action}"));
+    let rest = form.split(r#"name="once" value=""#).nth(1).expect("a one-time id in the form");
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[test]
+fn a_secret_making_form_sent_twice_a_reload_registers_nothing_more_and_keeps_the_secret_shown() {
+    let s = Server::start();
+    let mut b = admin_browser(&s);
+    let page = b.get("/ui/admin/runners");
+    let (csrf, once) = (page.csrf(), once_of(&page, "/ui/admin/runners"));
+    let form = [("csrf", csrf.as_str()), ("once", once.as_str()), ("runner_type", "instance")];
+    let created = b.post("/ui/admin/runners", &form);
+    assert_eq!(created.status, 200, "{}", created.body);
+    let (client_id, secret) =
+        (by_id(&created.body, "client-id").to_owned(), by_id(&created.body, "client-secret").to_owned());
+    let again = b.post("/ui/admin/runners", &form);
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body.contains("already sent") && !again.body.contains(&secret), "{}", again.body);
+    assert_eq!(s.get("/api/v1/runners", Auth::Admin).json.as_array().unwrap().len(), 1);
+
+    // Reset secret: the same; the secret the first reset showed stays the runner's.
+    let list = b.get("/ui/admin/runners");
+    let id = s.get("/api/v1/runners", Auth::Admin).json[0]["id"].as_i64().unwrap();
+    let action = format!("/ui/admin/runners/{id}/reset_secret");
+    let once = once_of(&list, &action);
+    let reset = b.post(&action, &[("csrf", &csrf), ("once", &once)]);
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let new_secret = by_id(&reset.body, "client-secret").to_owned();
+    assert_ne!(new_secret, secret);
+    let resent = b.post(&action, &[("csrf", &csrf), ("once", &once)]);
+    assert_eq!(resent.status, 409, "{}", resent.body);
+    let f = fixture(&s);
+    let job = common::job_for(&s, f.app, f.developer, false).to_string();
+    let mint = |secret: &str| {
+        s.form(
+            "/oauth/token",
+            Auth::Basic(&client_id, secret),
+            &[("grant_type", "client_credentials"), ("job_id", &job)],
+        )
+    };
+    assert_eq!(mint(&secret).status, 401, "the first secret was replaced by the reset");
+    let minted = mint(&new_secret);
+    assert_eq!(minted.status, 200, "the secret the reset showed still authenticates: {}", minted.text);
+
+    // A crafted post without the one-time id is taken as it comes, like the admin API's.
+    let crafted = b.post("/ui/admin/runners", &[("csrf", &csrf), ("runner_type", "instance")]);
+    assert_eq!(crafted.status, 200, "{}", crafted.body);
+    assert_eq!(s.get("/api/v1/runners", Auth::Admin).json.as_array().unwrap().len(), 2);
+}
