@@ -28,6 +28,8 @@ pub struct AppState {
     pub authlog: AuthLog,
     /// The admin listener's address when the listeners are split (`http::listeners`).
     pub admin_addr: Option<SocketAddr>,
+    /// The console's used one-time form ids (`ui::admin::OnceForms`).
+    pub console_forms: crate::ui::admin::OnceForms,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             discovery,
             authlog: AuthLog::default(),
             admin_addr: None,
+            console_forms: Default::default(),
         }
     }
 

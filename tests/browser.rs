@@ -3,7 +3,10 @@
 //! scenario by name: a Maintainer admits a group for two scopes and the "Why?" panel flips from
 //! denied to allowed; a Developer cannot change anything; a form posted without its CSRF token is
 //! refused; a session dies when its PAT is revoked; every page passes axe-core with no serious or
-//! critical violation (the project page at phone width too). It saves screenshots to
+//! critical violation (the project page at phone width too); the admin signs in and uses every
+//! admin page: a rotation refused by the guard shows its reason, the audit trail filtered and on
+//! page 2, a runner registered whose secret is shown once (a reload re-posts and is refused) and
+//! authenticates at `/oauth/token`. It saves screenshots to
 //! `target/browser-screenshots/`; with `JOBTOKEN_UPDATE_SCREENSHOTS=1` this test copies them to
 //! `tests/browser/screenshots/` (the README shows them).
 //!
@@ -74,6 +77,12 @@ fn the_console_works_in_a_real_browser() {
     let minted = s.form("/oauth/token", ci.auth(), &[("grant_type", "client_credentials"), ("job_id", &job)]);
     assert_eq!(minted.status, 200, "{}", minted.text);
     let job_token = minted.json["access_token"].as_str().unwrap();
+    // A job for the runner the admin registers in the browser; more than a page (20) of user
+    // events for the admin's audit page.
+    let runner_job = job_for(&s, app, developer, false).to_string();
+    for n in 1..=20 {
+        user(&s, &format!("user{n:02}"));
+    }
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
     let chromium = ["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
@@ -96,6 +105,7 @@ fn the_console_works_in_a_real_browser() {
         .env("JT_SOURCE_GROUP", "other")
         .env("JT_SOURCE_PROJECT", "other/src")
         .env("JT_JOB_TOKEN", job_token)
+        .env("JT_RUNNER_JOB", &runner_job)
         .env("JT_SCREENSHOTS", &shots)
         .env("JT_CHROMIUM", chromium)
         .output()
@@ -104,7 +114,7 @@ fn the_console_works_in_a_real_browser() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}{stderr}browser checks took {:.1}s", started.elapsed().as_secs_f64());
     assert!(out.status.success(), "the browser checks failed ({}):\n{stdout}{stderr}", out.status);
-    assert!(stdout.contains("7/7 browser checks passed"), "every check ran:\n{stdout}");
+    assert!(stdout.contains("8/8 browser checks passed"), "every check ran:\n{stdout}");
 
     // What the browser did, as the admin API sees it: the one group entry the Maintainer added,
     // for exactly the two scopes; nothing from the refused posts.
@@ -122,7 +132,7 @@ fn the_console_works_in_a_real_browser() {
     let login = s.form("/ui/login", Auth::None, &[("token", &revoked_pat)]);
     assert_eq!(login.status, 401);
 
-    for shot in ["project-page.png", "project-page-phone.png", "why-denied.png", "why-allowed.png"] {
+    for shot in ["project-page.png", "project-page-phone.png", "why-denied.png", "why-allowed.png", "admin-keys.png"] {
         let saved = shots.join(shot);
         assert!(std::fs::metadata(&saved).map(|m| m.len() > 1000).unwrap_or(false), "{} saved", saved.display());
         if std::env::var_os("JOBTOKEN_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {

@@ -15,8 +15,9 @@ const MAINTAINER: i64 = 40;
 const DEVELOPER: i64 = 30;
 
 /// A browser without JavaScript: keeps cookies, never follows redirects.
-struct Browser<'a> {
-    server: &'a Server,
+struct Browser {
+    /// The listener this browser talks to (the server's public one unless [`Browser::at`]).
+    base: String,
     agent: ureq::Agent,
     cookies: HashMap<String, String>,
 }
@@ -44,11 +45,20 @@ impl Page {
     }
 }
 
-impl<'a> Browser<'a> {
-    fn new(server: &'a Server) -> Browser<'a> {
+impl Browser {
+    fn new(server: &Server) -> Browser {
         let agent: ureq::Agent =
             ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-        Browser { server, agent, cookies: HashMap::new() }
+        Browser { base: server.base.clone(), agent, cookies: HashMap::new() }
+    }
+
+    /// A browser that talks to the server's listener at `base` (the admin listener).
+    fn at(server: &Server, base: &str) -> Browser {
+        Browser { base: base.to_owned(), ..Browser::new(server) }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     fn finish(&mut self, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Page {
@@ -76,7 +86,7 @@ impl<'a> Browser<'a> {
     }
 
     fn get(&mut self, path: &str) -> Page {
-        let req = self.agent.get(self.server.url(path)).header("Cookie", self.cookie_header());
+        let req = self.agent.get(self.url(path)).header("Cookie", self.cookie_header());
         let res = req.call();
         self.finish(res)
     }
@@ -85,7 +95,7 @@ impl<'a> Browser<'a> {
         let body = serde_urlencoded::to_string(fields).unwrap();
         let req = ureq::http::Request::builder()
             .method("POST")
-            .uri(self.server.url(path))
+            .uri(self.url(path))
             .header("Cookie", self.cookie_header())
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)
@@ -306,7 +316,9 @@ fn the_inbound_setting_shows_where_it_comes_from_and_a_refusal_is_shown_on_the_p
     let mut b = Browser::new(&s);
     b.sign_in(&token);
     let page = b.get("/ui/projects/team/app");
-    assert!(page.body.contains("the default (no project or group sets it)"), "{}", page.body);
+    // One pair of parentheses around the source, none inside it.
+    assert!(page.body.contains("(the default: no project or group sets it)."), "{}", page.body);
+    assert!(!page.body.contains("))"), "{}", page.body);
     let csrf = page.csrf();
 
     let off = b.post("/ui/projects/team/app/-/inbound", &[("csrf", &csrf), ("inbound", "off")]);
@@ -579,12 +591,77 @@ fn a_sign_in_posted_from_another_site_is_refused() {
 }
 
 #[test]
-fn the_console_is_served_on_the_public_listener_only() {
-    let (s, admin) = Server::start_split(&[]);
-    let public = s.get("/ui/login", Auth::None);
-    assert_eq!(public.status, 200);
-    let hidden = s.at(&admin).send("GET", "/ui/login", Auth::None, None);
-    assert_eq!(hidden.status, 404);
+fn with_split_listeners_the_admin_token_signs_in_on_the_admin_listener_only() {
+    let (mut s, admin_base) = Server::start_split(&[]);
+    // The harness's admin API calls go to the admin listener; the browsers say where they go.
+    let public_base = std::mem::replace(&mut s.base, admin_base.clone());
+    let s = s;
+    let f = fixture(&s);
+    let (token, _) = pat(&s, f.maintainer);
+
+    // The console is on both listeners; a PAT signs in on either.
+    for base in [public_base.as_str(), admin_base.as_str()] {
+        let mut b = Browser::at(&s, base);
+        assert_eq!(b.get("/ui/login").status, 200, "{base}");
+        b.sign_in(&token);
+        assert_eq!(b.get("/ui/projects/team/app").status, 200, "{base}");
+    }
+
+    // On the public listener the admin token is just an invalid token: the same page, no cookie.
+    let mut public = Browser::at(&s, &public_base);
+    let invalid = public.post("/ui/login", &[("token", "jtpat_not-a-token")]);
+    let refused = public.post("/ui/login", &[("token", common::ADMIN)]);
+    assert_eq!(invalid.status, 401);
+    assert_eq!((refused.status, &refused.body), (invalid.status, &invalid.body));
+    assert!(refused.set_cookies().is_empty(), "{:?}", refused.set_cookies());
+    assert!(public.cookies.is_empty());
+
+    // The admin listener signs the admin in and serves the admin pages.
+    let mut admin = Browser::at(&s, &admin_base);
+    admin.sign_in(common::ADMIN);
+    let home = admin.get("/ui/");
+    assert_eq!(home.status, 200);
+    for path in ADMIN_PAGES {
+        assert!(home.body.contains(&format!(r#"href="{path}""#)), "{path} in the admin's nav: {}", home.body);
+        assert_eq!(admin.get(path).status, 200, "{path} on the admin listener");
+    }
+    let csrf = admin.get("/ui/admin/settings").csrf();
+
+    // The same admin session (a browser sends a host's cookies to both its ports) is signed out
+    // on the public listener, and the admin pages there are the unknown page's 404.
+    let mut leaked = Browser::at(&s, &public_base);
+    leaked.cookies = admin.cookies.clone();
+    let signed_out = leaked.get("/ui/");
+    assert_eq!((signed_out.status, signed_out.header("location")), (303, Some("/ui/login")));
+    let unknown = leaked.get("/ui/no-such-page");
+    assert_eq!(unknown.status, 404);
+    for path in ADMIN_PAGES {
+        let page = leaked.get(path);
+        assert_eq!(page.status, 404, "{path} on the public listener: {}", page.body);
+        assert_eq!(page.body, unknown.body.replace("/ui/no-such-page", path), "{path}");
+    }
+    let posted = leaked.post("/ui/admin/settings", &[("csrf", &csrf), ("enforce_job_token_allowlist", "on")]);
+    assert_eq!(posted.status, 404);
+    let inbound = leaked.post("/ui/projects/team/app/-/inbound", &[("csrf", &csrf), ("inbound", "off")]);
+    assert_eq!((inbound.status, inbound.header("location")), (303, Some("/ui/login")));
+    assert_eq!(s.admin("GET", "/api/v1/settings", json!(null))["enforce_job_token_allowlist"], false);
+    let settings = s.admin("GET", &format!("/api/v1/projects/{}/job_token_scope", f.app), json!(null));
+    assert_eq!(settings["inbound_setting"], json!(null), "{settings}");
+
+    // The admin session itself lives on: the admin listener still serves it.
+    assert_eq!(admin.get("/ui/admin/keys").status, 200);
+    let saved = admin.post("/ui/admin/settings", &[("csrf", &csrf), ("enforce_job_token_allowlist", "on")]);
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(s.admin("GET", "/api/v1/settings", json!(null))["enforce_job_token_allowlist"], true);
+}
+
+#[test]
+fn with_one_listener_the_admin_token_signs_in_to_the_admin_pages() {
+    let s = Server::start();
+    let mut admin = admin_browser(&s);
+    for path in ADMIN_PAGES {
+        assert_eq!(admin.get(path).status, 200, "{path}");
+    }
 }
 
 #[test]
@@ -626,7 +703,7 @@ fn by_id<'a>(body: &'a str, id: &str) -> &'a str {
     &rest[..rest.find('<').unwrap()]
 }
 
-fn admin_browser(s: &Server) -> Browser<'_> {
+fn admin_browser(s: &Server) -> Browser {
     let mut b = Browser::new(s);
     b.sign_in(common::ADMIN);
     b
@@ -1066,4 +1143,57 @@ fn the_runner_and_resource_server_lists_page_by_twenty_and_every_row_is_reachabl
         assert!(two.body.contains(&last) && !two.body.contains(&first), "{list} page 2: {}", two.body);
         assert!(two.body.contains(&format!(r#"rel="prev" href="{list}?page=1""#)));
     }
+}
+
+/// The hidden one-time id of the first form on the page whose action is `action`.
+fn once_of(page: &Page, action: &str) -> String {
+    let form = page.body.split(&format!(r#"action="{action}""#)).nth(1).unwrap_or_else(|| panic!("no form {action}"));
+    let rest = form.split(r#"name="once" value=""#).nth(1).expect("a one-time id in the form");
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[test]
+fn a_secret_making_form_sent_twice_a_reload_registers_nothing_more_and_keeps_the_secret_shown() {
+    let s = Server::start();
+    let mut b = admin_browser(&s);
+    let page = b.get("/ui/admin/runners");
+    let (csrf, once) = (page.csrf(), once_of(&page, "/ui/admin/runners"));
+    let form = [("csrf", csrf.as_str()), ("once", once.as_str()), ("runner_type", "instance")];
+    let created = b.post("/ui/admin/runners", &form);
+    assert_eq!(created.status, 200, "{}", created.body);
+    let (client_id, secret) =
+        (by_id(&created.body, "client-id").to_owned(), by_id(&created.body, "client-secret").to_owned());
+    let again = b.post("/ui/admin/runners", &form);
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body.contains("already sent") && !again.body.contains(&secret), "{}", again.body);
+    assert_eq!(s.get("/api/v1/runners", Auth::Admin).json.as_array().unwrap().len(), 1);
+
+    // Reset secret: the same; the secret the first reset showed stays the runner's.
+    let list = b.get("/ui/admin/runners");
+    let id = s.get("/api/v1/runners", Auth::Admin).json[0]["id"].as_i64().unwrap();
+    let action = format!("/ui/admin/runners/{id}/reset_secret");
+    let once = once_of(&list, &action);
+    let reset = b.post(&action, &[("csrf", &csrf), ("once", &once)]);
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let new_secret = by_id(&reset.body, "client-secret").to_owned();
+    assert_ne!(new_secret, secret);
+    let resent = b.post(&action, &[("csrf", &csrf), ("once", &once)]);
+    assert_eq!(resent.status, 409, "{}", resent.body);
+    let f = fixture(&s);
+    let job = common::job_for(&s, f.app, f.developer, false).to_string();
+    let mint = |secret: &str| {
+        s.form(
+            "/oauth/token",
+            Auth::Basic(&client_id, secret),
+            &[("grant_type", "client_credentials"), ("job_id", &job)],
+        )
+    };
+    assert_eq!(mint(&secret).status, 401, "the first secret was replaced by the reset");
+    let minted = mint(&new_secret);
+    assert_eq!(minted.status, 200, "the secret the reset showed still authenticates: {}", minted.text);
+
+    // A crafted post without the one-time id is taken as it comes, like the admin API's.
+    let crafted = b.post("/ui/admin/runners", &[("csrf", &csrf), ("runner_type", "instance")]);
+    assert_eq!(crafted.status, 200, "{}", crafted.body);
+    assert_eq!(s.get("/api/v1/runners", Auth::Admin).json.as_array().unwrap().len(), 2);
 }

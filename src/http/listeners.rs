@@ -3,7 +3,9 @@
 //!
 //! | route | public listener | admin listener |
 //! | --- | --- | --- |
-//! | `/oauth/*`, `/.well-known/*`, `/ui/*` (the web console), any other non-API route | yes | 404 |
+//! | `/oauth/*`, `/.well-known/*`, any other non-API route | yes | 404 |
+//! | `/ui/*` (the web console) but its admin pages | yes | yes |
+//! | `/ui/admin/*` (the console's admin pages) | 404 | yes |
 //! | `POST /api/v1/job_token/authorize` (resource servers' decisions) | yes | yes |
 //! | `POST /api/v1/jobs/{id}/finish` (runners finishing their job) | yes | yes |
 //! | `/api/v1/{projects,groups}/{id}/job_token_scope` and below (Maintainers with PATs) | yes | yes |
@@ -16,11 +18,15 @@
 //! Credentials are checked as everywhere else: the split decides where a route is reachable,
 //! not who may call it. A hidden route answers the same 404 as a route that does not exist,
 //! before authentication, so the public side tells nothing about the admin API.
+//!
+//! The admin token belongs on the admin listener: when split, the console on the public listener
+//! refuses admin-token sign-in (the same answer as an invalid token) and ignores admin sessions
+//! ([`admin_token_accepted`]), so the admin token is only ever typed into the admin listener.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 
 use crate::app::AppState;
 
@@ -44,6 +50,9 @@ const PUBLIC_API: &[&str] = &[
     "/api/v1/tokens/inspect",
 ];
 
+/// The console's admin pages.
+const CONSOLE_ADMIN: &str = "/ui/admin/";
+
 /// The table: where the route with this pattern (`None`: no route matched) is served.
 pub fn side(pattern: Option<&str>) -> Side {
     let Some(pattern) = pattern else { return Side::Both };
@@ -51,6 +60,12 @@ pub fn side(pattern: Option<&str>) -> Side {
         return Side::Admin;
     }
     if pattern.starts_with("/health/") {
+        return Side::Both;
+    }
+    if pattern.starts_with(CONSOLE_ADMIN) {
+        return Side::Admin;
+    }
+    if pattern == crate::ui::PREFIX || pattern.starts_with("/ui/") {
         return Side::Both;
     }
     if !pattern.starts_with(super::auth::API_PREFIX) {
@@ -65,14 +80,26 @@ pub fn side(pattern: Option<&str>) -> Side {
     }
 }
 
+/// Whether the request came in on the admin listener (`false` when the listeners are not split).
+fn on_admin_listener(req: &HttpRequest) -> bool {
+    let admin = req.app_data::<web::Data<AppState>>().and_then(|s| s.admin_addr);
+    admin.is_some_and(|addr| req.app_config().local_addr() == addr)
+}
+
+/// Whether the admin token (a sign-in with it, a session opened with it) is accepted on the
+/// listener this request came in on: always with one listener; when split, on the admin one only.
+pub fn admin_token_accepted(req: &HttpRequest) -> bool {
+    let split = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.admin_addr.is_some());
+    !split || on_admin_listener(req)
+}
+
 /// Middleware, mounted only when the listeners are split: a route not served on the listener
 /// the request came in on is a plain 404.
 pub async fn split<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let admin = req.app_data::<web::Data<AppState>>().and_then(|s| s.admin_addr);
-    let on_admin = admin.is_some_and(|addr| req.app_config().local_addr() == addr);
+    let on_admin = on_admin_listener(req.request());
     let served = match side(req.match_pattern().as_deref()) {
         Side::Both => true,
         Side::Admin => on_admin,
@@ -91,13 +118,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_admin_api_and_metrics_are_admin_side_and_what_runners_registries_and_maintainers_use_is_on_both() {
+    fn the_admin_api_metrics_and_admin_pages_are_admin_side_and_what_runners_registries_and_maintainers_use_is_on_both()
+    {
         let cases = [
             ("/oauth/token", Side::Public),
             ("/.well-known/jwks.json", Side::Public),
             ("/jwt/auth", Side::Public),
-            ("/ui/", Side::Public),
-            ("/ui/projects/{full_path:.+}", Side::Public),
+            ("/ui/", Side::Both),
+            ("/ui", Side::Both),
+            ("/ui/login", Side::Both),
+            ("/ui/projects/{full_path:.+}", Side::Both),
+            ("/ui/admin/keys", Side::Admin),
+            ("/ui/admin/runners/{id}/{action}", Side::Admin),
+            ("/uix", Side::Public),
             ("/metrics", Side::Admin),
             ("/health/ready", Side::Both),
             ("/api/v1/users", Side::Admin),

@@ -39,11 +39,17 @@ fn admin_fingerprint(admin_hash: &[u8; 32]) -> Vec<u8> {
     secret::hash(admin_hash).to_vec()
 }
 
-/// Opens a session for `token`: the admin token (compared in constant time) or a live personal
-/// access token of an active user. `None` when it is neither; the caller says nothing about why.
+/// Opens a session for `token`: the admin token (compared in constant time; only where
+/// `admin_hash` is given, the listener that accepts it) or a live personal access token of an
+/// active user. `None` when it is neither; the caller says nothing about why.
 /// Returns the new session id, shown once (in the cookie); only its hash is stored.
-pub async fn sign_in(store: &Store, admin_hash: &[u8; 32], token: &str, now: i64) -> StoreResult<Option<Secret>> {
-    let holder = if secret::verify(token, Some(admin_hash)) {
+pub async fn sign_in(
+    store: &Store,
+    admin_hash: Option<&[u8; 32]>,
+    token: &str,
+    now: i64,
+) -> StoreResult<Option<Secret>> {
+    let holder = if let Some(admin_hash) = admin_hash.filter(|hash| secret::verify(token, Some(&hash[..]))) {
         Holder::Admin { fingerprint: admin_fingerprint(admin_hash) }
     } else {
         match super::credentials::authenticate_pat_with_id(store, token, now).await? {

@@ -11,7 +11,13 @@
 //!
 //! Security invariant: a created or reset client secret is shown exactly once, in the page that
 //! answers the POST (never in a URL, a redirect, a flash cookie or a log); like every console
-//! page it is sent with `Cache-Control: no-store`.
+//! page it is sent with `Cache-Control: no-store`. Each form that makes a secret (register,
+//! reset secret) carries a one-time id ([`OnceForms`]): the browser re-posting it (a reload of
+//! the secret's page, a resubmission from history) is refused instead of registering a second
+//! client or replacing the secret just shown.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -99,6 +105,45 @@ fn when(ts: Option<i64>) -> String {
 fn notice(message: &Option<String>) -> Markup {
     html! { @if let Some(m) = message { p.error role="alert" { (m) } } }
 }
+
+/// The form field of a form's one-time id.
+const ONCE_FIELD: &str = "once";
+/// How long a used one-time id is remembered (seconds)…
+const ONCE_LIFETIME: i64 = 3600;
+/// …and how many at most.
+const ONCE_KEPT: usize = 10_000;
+
+/// The one-time ids of the forms that make a secret, used at most once each (kept in memory for
+/// [`ONCE_LIFETIME`], per process). A form posted without one is accepted as a crafted request.
+#[derive(Default)]
+pub struct OnceForms(Mutex<HashMap<String, i64>>);
+
+impl OnceForms {
+    /// Marks `id` used at `now`; `false` when it was used already.
+    fn first_use(&self, id: &str, now: i64) -> bool {
+        let mut used = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        used.retain(|_, at| now - *at < ONCE_LIFETIME);
+        if used.len() >= ONCE_KEPT {
+            if let Some(oldest) = used.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone()) {
+                used.remove(&oldest);
+            }
+        }
+        used.insert(id.to_owned(), now).is_none()
+    }
+}
+
+/// The hidden one-time id of a form that makes a secret.
+fn once_field() -> Markup {
+    html! { input type="hidden" name=(ONCE_FIELD) value=(Secret::generate("jtform_").expose()); }
+}
+
+/// `true` when the form's one-time id (if any) was used before: the form is refused.
+fn resubmitted(state: &AppState, form: &Fields) -> bool {
+    form.one(ONCE_FIELD).is_some_and(|id| !state.console_forms.first_use(id, now()))
+}
+
+const RESUBMITTED: &str = "This form was already sent, and its secret shown then, once: nothing was changed now. \
+                           To get a new secret, use Reset secret.";
 
 // ---- keys ----
 
@@ -356,6 +401,7 @@ async fn runners_page(
         h2 #new-runner { "Register a runner" }
         form method="post" action=(RUNNERS) {
             (super::csrf_field(signed))
+            (once_field())
             label for="r-type" { "Type" }
             select #r-type name="runner_type" {
                 @for t in ["instance", "group", "project"] { option value=(t) selected[asked("runner_type") == t] { (t) } }
@@ -389,7 +435,8 @@ fn runner_row(signed: &Signed, r: &Runner) -> Markup {
             td {
                 form.inline method="post" action=(action("reset_secret")) {
                     (super::csrf_field(signed))
-                    button.secondary type="submit" aria-label={ "Reset the secret of runner " (r.id) } { "Reset secret" }
+                    (once_field())
+                    button.secondary type="submit" aria-label={ "Reset secret of runner " (r.id) } { "Reset secret" }
                 }
                 " "
                 form.inline method="post" action=(action(if r.paused { "resume" } else { "pause" })) {
@@ -443,6 +490,9 @@ async fn runner_targets(state: &AppState, form: &Fields) -> Result<(Option<i64>,
 /// secret this once.
 pub async fn create_runner(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let (signed, form) = admin_or_return!(admin_posted(&req, &state, &body).await);
+    if resubmitted(&state, &form) {
+        return runners_page(&state, &signed, 1, StatusCode::CONFLICT, Some(RESUBMITTED.into()), None).await;
+    }
     let checked = async {
         let runner_type: RunnerType = form
             .one("runner_type")
@@ -481,10 +531,13 @@ pub async fn runner_action(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (signed, _) = admin_or_return!(admin_posted(&req, &state, &body).await);
+    let (signed, form) = admin_or_return!(admin_posted(&req, &state, &body).await);
     let (id, action) = path.into_inner();
     let Ok(id) = id.parse::<i64>() else { return no_such_page(&signed) };
     let paused = match action.as_str() {
+        "reset_secret" if resubmitted(&state, &form) => {
+            return runners_page(&state, &signed, 1, StatusCode::CONFLICT, Some(RESUBMITTED.into()), None).await
+        }
         "reset_secret" => {
             return match credentials::reset_runner_secret(&state.store, BY_ADMIN, id, now()).await {
                 Ok((runner, secret)) => secret_page(&signed, "New runner secret", &runner.client_id, &secret, RUNNERS),
@@ -548,6 +601,7 @@ async fn servers_page(
         h2 #new-server { "Register a resource server" }
         form method="post" action=(SERVERS) {
             (super::csrf_field(signed))
+            (once_field())
             label for="s-name" { "Name" }
             input #s-name type="text" name="name" required value=(asked("name"));
             label for="s-audience" { "Audience (absolute URIs, one per line; optional)" }
@@ -569,7 +623,8 @@ fn server_row(signed: &Signed, rs: &ResourceServer) -> Markup {
             td {
                 form.inline method="post" action=(action("reset_secret")) {
                     (super::csrf_field(signed))
-                    button.secondary type="submit" aria-label={ "Reset the secret of " (rs.name) } { "Reset secret" }
+                    (once_field())
+                    button.secondary type="submit" aria-label={ "Reset secret of " (rs.name) } { "Reset secret" }
                 }
                 " "
                 form.inline method="post" action=(action(if rs.disabled { "enable" } else { "disable" })) {
@@ -586,6 +641,9 @@ fn server_row(signed: &Signed, rs: &ResourceServer) -> Markup {
 /// (the same checks of name and audience) and shows its secret this once.
 pub async fn create_resource_server(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let (signed, form) = admin_or_return!(admin_posted(&req, &state, &body).await);
+    if resubmitted(&state, &form) {
+        return servers_page(&state, &signed, 1, StatusCode::CONFLICT, Some(RESUBMITTED.into()), None).await;
+    }
     let audience: Vec<Value> =
         form.one("audience").unwrap_or_default().split_whitespace().map(|uri| Value::String(uri.to_owned())).collect();
     let checked = input::text("name", form.one("name").unwrap_or_default().trim(), 255, false)
@@ -610,10 +668,13 @@ pub async fn resource_server_action(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (signed, _) = admin_or_return!(admin_posted(&req, &state, &body).await);
+    let (signed, form) = admin_or_return!(admin_posted(&req, &state, &body).await);
     let (id, action) = path.into_inner();
     let Ok(id) = id.parse::<i64>() else { return no_such_page(&signed) };
     let disabled = match action.as_str() {
+        "reset_secret" if resubmitted(&state, &form) => {
+            return servers_page(&state, &signed, 1, StatusCode::CONFLICT, Some(RESUBMITTED.into()), None).await
+        }
         "reset_secret" => {
             return match credentials::reset_resource_server_secret(&state.store, BY_ADMIN, id, now()).await {
                 Ok((rs, secret)) => secret_page(&signed, "New resource server secret", &rs.client_id, &secret, SERVERS),

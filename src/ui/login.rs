@@ -53,7 +53,10 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, body: web::Byt
             log::error!("console sign-in could not end the previous session: {e}");
         }
     }
-    match console::sign_in(&state.store, &state.admin_hash, token, now()).await {
+    // With split listeners the admin token signs in on the admin listener only; on the public
+    // one it is just not a valid token.
+    let admin_hash = crate::http::listeners::admin_token_accepted(&req).then_some(&state.admin_hash);
+    match console::sign_in(&state.store, admin_hash, token, now()).await {
         Ok(Some(id)) => {
             let mut res = super::see_other("/ui/");
             session::start(&mut res, &state, id.expose());

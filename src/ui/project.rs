@@ -445,7 +445,7 @@ fn inbound_source(settings: &ProjectSettings) -> String {
         InboundSource::Instance => "the instance enforces job token allowlists".into(),
         InboundSource::Own => "this project's own setting".into(),
         InboundSource::Group(path) => format!("inherited from group {path}"),
-        InboundSource::Default => "the default (no project or group sets it)".into(),
+        InboundSource::Default => "the default: no project or group sets it".into(),
     }
 }
 

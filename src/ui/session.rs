@@ -64,7 +64,7 @@ pub fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 /// The live session of the request, or `None` (no cookie, unknown, expired, its token revoked,
-/// its user blocked). A store failure reads as signed out, and is logged.
+/// its user blocked, an admin session on the public listener). A store failure reads as signed out, and is logged.
 pub async fn signed(req: &HttpRequest, state: &web::Data<AppState>) -> Option<Signed> {
     let id = cookie(req, COOKIE)?.to_owned();
     let session = match console::session(&state.store, &state.admin_hash, &id, now()).await {
@@ -74,6 +74,11 @@ pub async fn signed(req: &HttpRequest, state: &web::Data<AppState>) -> Option<Si
             return None;
         }
     };
+    // An admin session is signed out on a listener that does not accept the admin token (the
+    // public one when split): the browser sends the cookie to both ports of a host.
+    if session.actor == Actor::Admin && !crate::http::listeners::admin_token_accepted(req) {
+        return None;
+    }
     let flash =
         cookie(req, FLASH).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok()).and_then(|bytes| String::from_utf8(bytes).ok());
     if let Actor::User(id) = session.actor {

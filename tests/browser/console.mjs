@@ -1,7 +1,8 @@
 // The web console in a real browser: Debian's Chromium, headless, driven by playwright-core.
 // Run by tests/browser.rs, which starts the server, seeds it and passes everything in env:
 //   JT_BASE            the server's base URL
-//   JT_ADMIN_TOKEN     the admin token (for the admin API checks, never typed into a page)
+//   JT_ADMIN_TOKEN     the admin token (for the admin API checks, and the admin's sign-in)
+//   JT_RUNNER_JOB      a job no token was minted for yet, for the runner the admin creates
 //   JT_MAINTAINER_PAT  a Maintainer's PAT (Maintainer of group JT_GROUP, so of JT_PROJECT)
 //   JT_DEVELOPER_PAT   a Developer's PAT (Developer of JT_PROJECT)
 //   JT_REVOKED_PAT     another PAT of the Maintainer, revoked by the session check
@@ -11,6 +12,7 @@
 //   JT_JOB_TOKEN       a job token of JT_SOURCE_PROJECT, for the token inspector
 //   JT_SCREENSHOTS     where to save the screenshots
 //   JT_CHROMIUM        the browser binary (default /usr/bin/chromium)
+//   JT_ONLY            (optional, for development) run only the checks whose name contains it
 // Each scenario is one named check; the script prints `ok - <check>` or `FAIL - <check>: why` and
 // exits 1 when any failed.
 import { readFileSync, mkdirSync } from "node:fs";
@@ -123,6 +125,7 @@ async function submitForm(page, selector, tamper, arg = null) {
 
 const results = [];
 async function check(name, body) {
+    if (process.env.JT_ONLY && !name.includes(process.env.JT_ONLY)) return;
     const started = Date.now();
     const context = await freshContext();
     try {
@@ -273,6 +276,108 @@ await check("a session dies when its PAT is revoked", async (context) => {
     expect(page.url() === `${BASE}/ui/login`, `the dead session opens nothing (${again.status()} ${page.url()})`);
 });
 
+const ADMIN_PAGES = [
+    ["Keys", "/ui/admin/keys", "Signing keys"],
+    ["Settings", "/ui/admin/settings", "Instance settings"],
+    ["Audit", "/ui/admin/audit", "Audit events"],
+    ["Runners", "/ui/admin/runners", "Runners"],
+    ["Resource servers", "/ui/admin/resource_servers", "Resource servers"],
+];
+
+/// The audit page's rows: [when, actor, action, target] of each.
+async function auditRows(page) {
+    return page.locator("main tbody tr").evaluateAll((rows) =>
+        rows.map((r) => [...r.cells].slice(0, 4).map((c) => c.innerText.trim())),
+    );
+}
+
+/// `POST /oauth/token` from node as the runner `id:secret`, for the job `JT_RUNNER_JOB`.
+async function mintAs(id, secret) {
+    const res = await fetch(`${BASE}/oauth/token`, {
+        method: "POST",
+        headers: {
+            Authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        body: new URLSearchParams({ grant_type: "client_credentials", job_id: env("JT_RUNNER_JOB") }),
+    });
+    return { status: res.status, body: await res.json() };
+}
+
+await check("the admin signs in and uses every admin page: keys, settings, audit, runners, resource servers", async (context) => {
+    const page = await context.newPage();
+    await signIn(page, env("JT_ADMIN_TOKEN"));
+    // Every admin page is in the admin's navigation.
+    for (const [label, path, heading] of ADMIN_PAGES) {
+        await Promise.all([
+            page.waitForURL(`${BASE}${path}`),
+            page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: label, exact: true }).click(),
+        ]);
+        const h1 = (await page.locator("h1").innerText()).trim();
+        expect(h1 === heading, `the ${label} page's heading: ${h1}`);
+    }
+
+    // Rotate now, refused by the guard while the next key is young: the page says why, nothing changes.
+    await page.goto(`${BASE}/ui/admin/keys`);
+    const keysBefore = JSON.stringify(await admin("GET", "/api/v1/keys"));
+    const [rotated] = await Promise.all([
+        page.waitForNavigation(),
+        page.getByRole("button", { name: "Rotate now" }).click(),
+    ]);
+    expect(rotated.status() === 409, `a rotation the guard refuses: ${rotated.status()}, expected 409`);
+    const reason = (await page.locator("main p.error[role=alert]").innerText()).trim();
+    expect(reason.includes("verifiers may cache the JWKS"), `the guard's reason is shown: ${reason}`);
+    expect(JSON.stringify(await admin("GET", "/api/v1/keys")) === keysBefore, "the refused rotation changed no key");
+    await page.screenshot({ path: join(SHOTS, "admin-keys.png"), fullPage: true });
+
+    // The audit trail, filtered (the seeding made more than a page of user events), then page 2.
+    await page.goto(`${BASE}/ui/admin/audit`);
+    await page.getByLabel("Target type").fill("user");
+    await Promise.all([page.waitForURL(/target_type=user/), page.getByRole("button", { name: "Filter" }).click()]);
+    const first = await auditRows(page);
+    expect(first.length === 20, `page 1 of the user events has 20 rows: ${first.length}`);
+    const total = Number((await page.locator("main p.muted").first().innerText()).match(/^(\d+) events/)?.[1]);
+    const users = await admin("GET", "/api/v1/audit_events?target_type=user&per_page=100");
+    expect(total === users.length && total > 20, `the page counts ${total} user events, the API ${users.length}`);
+    await Promise.all([page.waitForURL(/page=2/), page.getByRole("link", { name: "Next" }).click()]);
+    expect(page.url().includes("target_type=user"), `page 2 keeps the filter: ${page.url()}`);
+    expect((await page.getByLabel("Target type").inputValue()) === "user", "the filter stays filled in on page 2");
+    const second = await auditRows(page);
+    expect(second.length === total - 20, `page 2 has the other ${total - 20} rows: ${second.length}`);
+    const all = [...first, ...second];
+    expect(all.every((r) => r[3].startsWith("user")), `only user events: ${JSON.stringify(all.filter((r) => !r[3].startsWith("user")))}`);
+    expect(new Set(all.map((r) => r.join("|"))).size === all.length, "page 2 repeats nothing of page 1");
+
+    // A runner registered in the browser: its secret is shown once, and it authenticates.
+    await page.goto(`${BASE}/ui/admin/runners`);
+    const runnersBefore = (await admin("GET", "/api/v1/runners?per_page=100")).length;
+    await page.getByLabel("Type").selectOption("instance");
+    await page.getByLabel("Description").fill("registered in the browser");
+    const [created] = await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Register" }).click()]);
+    expect(created.status() === 200, `registering a runner: ${created.status()}`);
+    const clientId = (await page.locator("#client-id").innerText()).trim();
+    const secret = (await page.locator("#client-secret").innerText()).trim();
+    expect(clientId && secret.length > 20, `the new runner's credentials are shown: ${clientId}`);
+    // A reload of this page re-posts the form: refused (its one-time id is used), nothing registered.
+    const reloaded = await page.reload();
+    expect(reloaded.status() === 409, `a reload of the secret's page: ${reloaded.status()}, expected 409`);
+    expect(!(await page.content()).includes(secret), "the secret is shown again after a reload");
+    const resent = (await page.locator("main p.error[role=alert]").innerText()).trim();
+    expect(resent.includes("already sent"), `the reload says why nothing happened: ${resent}`);
+    const wrong = await mintAs(clientId, `${secret}x`);
+    expect(wrong.status === 401, `a wrong secret: ${wrong.status} ${JSON.stringify(wrong.body)}`);
+    const minted = await mintAs(clientId, secret);
+    expect(minted.status === 200 && minted.body.access_token, `the shown secret mints: ${minted.status} ${JSON.stringify(minted.body)}`);
+    // Not shown again: not in the list, not after going back to it.
+    await page.goto(`${BASE}/ui/admin/runners`);
+    expect((await page.content()).includes(clientId), "the list shows the new runner");
+    expect(!(await page.content()).includes(secret), "the secret is shown again in the list");
+    await page.goBack().catch(() => null);
+    expect(!(await page.content().catch(() => "")).includes(secret), `the secret is shown again after going back (${page.url()})`);
+    const runnersAfter = (await admin("GET", "/api/v1/runners?per_page=100")).length;
+    expect(runnersAfter === runnersBefore + 1, `exactly one runner registered: ${runnersBefore} -> ${runnersAfter}`);
+});
+
 /// The focused element: what it is, whether it is on screen, and its focus ring (outline width
 /// and the outline's contrast with the background behind it).
 async function focused(page) {
@@ -395,6 +500,26 @@ await check("every page passes axe-core with no serious or critical violation", 
         await signIn(page, env("JT_DEVELOPER_PAT"));
         await page.goto(PROJECT_PAGE);
         bad.push(...(await axe(page, "project page for a Developer")));
+        await Promise.all([page.waitForURL(`${BASE}/ui/login`), page.getByRole("button", { name: "Sign out" }).click()]);
+        await signIn(page, env("JT_ADMIN_TOKEN"));
+        bad.push(...(await axe(page, "home for the admin")));
+        for (const [label, path] of ADMIN_PAGES) {
+            await page.goto(`${BASE}${path}`);
+            bad.push(...(await axe(page, `admin ${label}`)));
+        }
+        await page.goto(`${BASE}/ui/admin/keys`);
+        await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Rotate now" }).click()]);
+        bad.push(...(await axe(page, "admin Keys with the guard's refusal")));
+        await page.goto(`${BASE}/ui/admin/audit?target_type=user&page=2`);
+        expect((await auditRows(page)).length > 0, "page 2 of the user events has rows");
+        bad.push(...(await axe(page, "admin Audit, filtered, page 2")));
+        await page.goto(`${BASE}/ui/admin/resource_servers`);
+        await page.getByLabel("Name").fill("registry in the browser");
+        await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Register" }).click()]);
+        expect((await page.locator("#client-secret").count()) === 1, "the new resource server's secret page");
+        bad.push(...(await axe(page, "admin secret shown once")));
+        await page.goto(`${BASE}/ui/admin/resource_servers`);
+        bad.push(...(await axe(page, "admin Resource servers with one registered")));
     } finally {
         await context.close();
     }
