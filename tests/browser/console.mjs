@@ -317,12 +317,12 @@ await check("the admin signs in and uses every admin page: keys, settings, audit
         expect(h1 === heading, `the ${label} page's heading: ${h1}`);
     }
 
-    // Rotate now, refused by the guard while the next key is young: the page says why, nothing changes.
+    // Rotating the job keys, refused by the guard while the next key is young: the page says why, nothing changes.
     await page.goto(`${BASE}/ui/admin/keys`);
     const keysBefore = JSON.stringify(await admin("GET", "/api/v1/keys"));
     const [rotated] = await Promise.all([
         page.waitForNavigation(),
-        page.getByRole("button", { name: "Rotate now" }).click(),
+        page.getByRole("button", { name: "Rotate the job keys now" }).click(),
     ]);
     expect(rotated.status() === 409, `a rotation the guard refuses: ${rotated.status()}, expected 409`);
     const reason = (await page.locator("main p.error[role=alert]").innerText()).trim();
@@ -508,7 +508,7 @@ await check("every page passes axe-core with no serious or critical violation", 
             bad.push(...(await axe(page, `admin ${label}`)));
         }
         await page.goto(`${BASE}/ui/admin/keys`);
-        await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Rotate now" }).click()]);
+        await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Rotate the job keys now" }).click()]);
         bad.push(...(await axe(page, "admin Keys with the guard's refusal")));
         await page.goto(`${BASE}/ui/admin/audit?target_type=user&page=2`);
         expect((await auditRows(page)).length > 0, "page 2 of the user events has rows");
