@@ -14,6 +14,9 @@ use crate::store::Store;
 /// Minimum seconds between two writes of one pair.
 pub const WRITE_INTERVAL_SECS: i64 = 300;
 
+/// Rows per write transaction: a few milliseconds under the writer lock.
+const WRITE_CHUNK: usize = 200;
+
 #[derive(Default)]
 struct Pair {
     /// When this pair was last written; `None` = never (written on the next tick).
@@ -79,11 +82,16 @@ impl AuthLog {
         self.write(store, self.take_due(now, true));
     }
 
+    /// Writes `rows` in transactions of at most [`WRITE_CHUNK`] rows, so that the writer lock
+    /// (which every replica's writes queue on) is never held for long.
     fn write(&self, store: &Store, rows: Vec<LogRow>) {
-        if rows.is_empty() {
-            return;
+        for chunk in rows.chunks(WRITE_CHUNK) {
+            self.write_chunk(store, chunk);
         }
-        if let Err(e) = store.run_sync(|c| allowlist::log_authorizations(c, &rows)) {
+    }
+
+    fn write_chunk(&self, store: &Store, rows: &[LogRow]) {
+        if let Err(e) = store.run_sync(|c| allowlist::log_authorizations(c, rows)) {
             log::error!("writing {} authorization log rows failed: {e}", rows.len());
             // Put the counts back so they are not lost; they are retried on the next tick.
             let mut inner = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -398,14 +398,26 @@ impl<'a> Db<'a> {
             Conn::Postgres(c) => {
                 let mut c = c.borrow_mut();
                 if outer {
-                    c.batch(&format!(
+                    let begun = c.batch(&format!(
                         "BEGIN; SET LOCAL idle_in_transaction_session_timeout = {IDLE_WRITER_TIMEOUT_MS}; \
                          SELECT pg_advisory_xact_lock({WRITER_LOCK})"
-                    ))?;
+                    ));
+                    if let Err(e) = begun {
+                        // BEGIN may have run before the lock wait failed (a statement timeout while
+                        // another replica holds the writer lock): never hand the connection back
+                        // inside an aborted transaction, or every later statement on it fails.
+                        let _ = c.batch("ROLLBACK");
+                        c.depth = 0;
+                        c.failed = false;
+                        return Err(e);
+                    }
                     c.depth = 1;
                     c.failed = false;
                 } else {
-                    c.batch("SAVEPOINT atomic")?;
+                    if let Err(e) = c.batch("SAVEPOINT atomic") {
+                        c.failed = true;
+                        return Err(e);
+                    }
                     c.depth += 1;
                 }
                 Ok(())
