@@ -18,6 +18,8 @@ mod admin_api;
 mod audit;
 #[path = "bad_input.rs"]
 mod bad_input;
+#[path = "caches.rs"]
+mod caches;
 #[path = "cli.rs"]
 mod cli;
 #[path = "client_auth.rs"]
