@@ -114,14 +114,16 @@ fn project_and_group_inbound_settings_are_seen_by_the_next_decision() {
     let f = fixture(&s);
     assert!(!f.allowed(&s, "read_repository"));
 
-    change(&s, "PATCH", &format!("/api/v1/projects/{}/job_token_scope", f.b), json!({"inbound_enabled": false}));
-    assert!(f.allowed(&s, "read_repository"), "the target's inbound allowlist is off");
+    let group_scope = format!("/api/v1/groups/{}/job_token_scope", f.top);
+    let project_scope = format!("/api/v1/projects/{}/job_token_scope", f.b);
+    change(&s, "PATCH", &group_scope, json!({"inbound_enabled": false}));
+    assert!(f.allowed(&s, "read_repository"), "the target inherits its group's inbound allowlist off");
 
-    change(&s, "PATCH", &format!("/api/v1/groups/{}/job_token_scope", f.top), json!({"inbound_enabled": true}));
-    assert!(!f.allowed(&s, "read_repository"), "its group turned the allowlist on for every project in it");
+    change(&s, "PATCH", &project_scope, json!({"inbound_enabled": true}));
+    assert!(!f.allowed(&s, "read_repository"), "the target's own setting turns it on again");
 
-    change(&s, "PATCH", &format!("/api/v1/groups/{}/job_token_scope", f.top), json!({"inbound_enabled": null}));
-    assert!(f.allowed(&s, "read_repository"), "the group setting cleared again");
+    change(&s, "PATCH", &project_scope, json!({"inbound_enabled": null}));
+    assert!(f.allowed(&s, "read_repository"), "inherited from the group again");
 
     change(&s, "PATCH", "/api/v1/settings", json!({"enforce_job_token_allowlist": true}));
     assert!(!f.allowed(&s, "read_repository"), "the instance enforces the allowlist");
@@ -207,14 +209,13 @@ fn a_finished_job_and_a_revoked_token_are_inactive_at_once() {
 }
 
 #[test]
-fn a_paused_runner_or_a_reset_secret_is_refused_on_its_next_mint() {
+fn a_paused_runner_starts_no_job_and_a_reset_secret_is_refused_on_its_next_mint() {
     let s = Server::start();
     let f = fixture(&s);
     let job = job_for(&s, f.a, f.dev, true);
-    mint(&s, &f.runner, job);
 
     change(&s, "PATCH", &format!("/api/v1/runners/{}", f.runner.id), json!({"paused": true}));
-    assert_eq!(mint_as(&s, &f.runner, job, &[]).status, 400, "a paused runner gets no token");
+    assert_eq!(mint_as(&s, &f.runner, job, &[]).status, 400, "a paused runner starts no job");
     change(&s, "PATCH", &format!("/api/v1/runners/{}", f.runner.id), json!({"paused": false}));
     mint(&s, &f.runner, job);
 
