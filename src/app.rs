@@ -23,8 +23,8 @@ pub struct AppState {
     /// SHA-256 of the admin token.
     pub admin_hash: [u8; 32],
     pub metrics: Metrics,
-    /// The discovery document, rendered once.
-    pub discovery: Vec<u8>,
+    /// The discovery document, rendered once (shared, not copied, by every response).
+    pub discovery: bytes::Bytes,
     pub authlog: AuthLog,
     /// The admin listener's address when the listeners are split (`http::listeners`).
     pub admin_addr: Option<SocketAddr>,
@@ -35,7 +35,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Arc<KeyRing>, admin_hash: [u8; 32]) -> AppState {
         let algs: Vec<&str> = keys.id_token_algorithms();
-        let discovery = http::discovery_document(&config.issuer, &algs).to_string().into_bytes();
+        let discovery = bytes::Bytes::from(http::discovery_document(&config.issuer, &algs).to_string());
         AppState {
             config,
             store,

@@ -20,6 +20,8 @@ mod audit;
 mod bad_input;
 #[path = "browser.rs"]
 mod browser;
+#[path = "caches.rs"]
+mod caches;
 #[path = "cli.rs"]
 mod cli;
 #[path = "client_auth.rs"]

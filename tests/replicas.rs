@@ -423,6 +423,51 @@ fn the_authorization_log_counts_every_decision_made_on_either_replica() {
     assert_eq!(row.get::<_, i64>(0), per_replica.iter().sum::<i64>(), "counts lost between two writers");
 }
 
+/// The catalog cache (src/store/cache.rs) on two replicas: every change made through one replica,
+/// or straight in the database, is seen by the other's next request, although that replica
+/// answered the same question a moment before from its cache.
+#[test]
+fn a_change_through_one_replica_or_in_the_database_is_seen_by_the_other_replicas_next_request() {
+    let url = pg::database();
+    let rs = replicas(&url, 2, &[]);
+    let (a, b) = (&rs[0], &rs[1]);
+    let w = World::new(a);
+    let target = project(a, "target", w.group, json!({"visibility": "private"}));
+    project_member(a, target, w.user, 30);
+    let token = w.mint_ok(a, w.job(a, true), &[]);
+    let allowed = |s: &Server, scope: &str| authorize(s, &w.registry, &token, json!(target), scope)["allowed"] == true;
+    let change = |s: &Server, method: &str, path: &str, body: Value| {
+        let res = s.json(method, path, Auth::Admin, body);
+        assert!(res.status < 300, "{method} {path}: {}", res.text);
+    };
+    assert!(!allowed(b, "read_repository"), "not on the allowlist yet (and now cached on B)");
+
+    let entries = format!("/api/v1/projects/{target}/job_token_scope/allowlist");
+    change(a, "POST", &entries, json!({"source_project_id": w.project}));
+    assert!(allowed(b, "read_repository"), "the entry added on A is seen by B");
+    assert!(allowed(b, "write_registry"));
+
+    change(a, "PUT", &format!("/api/v1/projects/{target}/members/{}", w.user), json!({"access_level": 20}));
+    assert!(!allowed(b, "write_registry"), "the membership lowered on A is seen by B");
+
+    change(b, "PATCH", "/api/v1/settings", json!({"enforce_job_token_allowlist": true}));
+    change(b, "DELETE", &format!("{entries}/{}", w.project), Value::Null);
+    assert!(!allowed(a, "read_repository"), "the entry removed on B is gone on A");
+
+    pg::connect(&url)
+        .execute(
+            "INSERT INTO allowlist_entries (owner_kind, owner_id, source_kind, source_id, scopes, autopopulated, created_at)
+             VALUES ('project', $1, 'project', $2, NULL, 0, 0)",
+            &[&target, &w.project],
+        )
+        .unwrap();
+    assert!(allowed(a, "read_repository") && allowed(b, "read_repository"), "a row written in psql is seen by both");
+
+    change(a, "PATCH", &format!("/api/v1/users/{}", w.user), json!({"state": "blocked"}));
+    assert_eq!(w.introspect(b, &token)["active"], false, "the user blocked on A is blocked on B");
+    assert!(!allowed(b, "read_repository"));
+}
+
 // ---- 5. kill -9 of one replica ----
 
 #[test]

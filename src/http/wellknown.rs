@@ -8,6 +8,26 @@ use crate::app::AppState;
 use crate::domain::CATALOG;
 use crate::keys::jwks::MAX_AGE_SECS;
 
+/// `Cache-Control` of the public documents, built once.
+fn public_cache_control() -> HeaderValue {
+    static VALUE: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    VALUE
+        .get_or_init(|| {
+            HeaderValue::from_str(&format!("public, max-age={MAX_AGE_SECS}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("public"))
+        })
+        .clone()
+}
+
+/// The published JWKS document's bytes, shared with the key ring (no copy per request).
+struct JwksBytes(std::sync::Arc<crate::keys::jwks::JwksDocument>);
+
+impl AsRef<[u8]> for JwksBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.body
+    }
+}
+
 pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let doc = state.keys.jwks();
     let matches = req
@@ -18,12 +38,12 @@ pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         .is_some_and(|v| v.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == doc.etag));
     let mut res = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     res.insert_header((header::ETAG, doc.etag.clone()))
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={MAX_AGE_SECS}")))
+        .insert_header((header::CACHE_CONTROL, public_cache_control()))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")));
     if matches {
         return res.finish();
     }
-    res.content_type("application/jwk-set+json").body(doc.body.clone())
+    res.content_type("application/jwk-set+json").body(bytes::Bytes::from_owner(JwksBytes(doc)))
 }
 
 /// The discovery document (RFC 8414 and OpenID Connect Discovery share it).
@@ -59,7 +79,7 @@ pub fn discovery_document(issuer: &str, algs: &[&str]) -> Value {
 
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={MAX_AGE_SECS}")))
+        .insert_header((header::CACHE_CONTROL, public_cache_control()))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")))
         .content_type("application/json")
         .body(state.discovery.clone())

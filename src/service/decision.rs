@@ -75,6 +75,12 @@ impl Answer {
     }
 }
 
+/// What the decision's read transaction found for a live token.
+enum Decided {
+    UnknownTarget(TargetRef),
+    Answered { target_id: ProjectId, answer: Answer, needed_entry: ScopeSet },
+}
+
 /// May the presented token use `scope` on `target`? Answers only within what the token itself
 /// carries and what is still true (see [`policy::cross_project_grant`]); `audience` is the
 /// asking resource server's (empty for the admin or a server without one).
@@ -86,7 +92,14 @@ pub async fn authorize(
     scope: Scope,
     now: i64,
 ) -> Result<Answer> {
-    let found = match live::live_for(deps.store, deps.keys, token, deps.asker(audience), now).await {
+    // One read transaction for the token's record, its liveness and the decision.
+    let decided = live::live_for_with(deps.store, deps.keys, token, deps.asker(audience), now, move |c, found| {
+        let Some(project) = find_project(c, &target)? else { return Ok(Decided::UnknownTarget(target)) };
+        let (answer, needed_entry) = decide_for_token(c, found, &project, scope)?;
+        Ok(Decided::Answered { target_id: project.id, answer, needed_entry })
+    })
+    .await;
+    let (found, decided) = match decided {
         Ok(found) => found,
         Err(LiveError::Store(e)) => return Err(e),
         Err(LiveError::Inactive(inactive)) => {
@@ -94,21 +107,12 @@ pub async fn authorize(
             return Ok(inactive_answer(inactive, audience, &deps.config.default_audience));
         }
     };
-    let source_path = found.claims.project_path.clone();
     let source_id = found.claims.project_id;
-    // The closure owns what it reads; an unknown target comes back for the message.
-    let decided = deps
-        .store
-        .read(move |c| {
-            let Some(project) = find_project(c, &target)? else { return Ok(Err(target)) };
-            decide_for_token(c, &found, &project, scope).map(|answer| Ok((project.id, answer)))
-        })
-        .await?;
-    let (target_id, (answer, needed_entry)) = match decided {
-        Ok(decided) => decided,
-        Err(target) => {
+    let (target_id, answer, needed_entry) = match decided {
+        Decided::Answered { target_id, answer, needed_entry } => (target_id, answer, needed_entry),
+        Decided::UnknownTarget(target) => {
             deps.metrics.deny("target_not_found");
-            return Ok(unknown_target_answer(&target, source_path));
+            return Ok(unknown_target_answer(&target, found.claims.project_path));
         }
     };
     match answer.allowed {

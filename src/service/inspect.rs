@@ -117,27 +117,24 @@ pub async fn inspect(deps: Deps<'_>, actor: Actor, req: InspectRequest, now: i64
     let decoded = jws::decode_unverified(&req.token).map_err(InspectError::Malformed)?;
     let default_audience = deps.config.default_audience.clone();
     let target = req.target.clone();
-    let found = live::authentic_with(deps.store, deps.keys, &req.token, move |db, record, claims| {
-        // `authentic_with` found the record by this jti, so it parses.
-        let Ok(jti) = Uuid::parse_str(&claims.jti) else { return Ok(Err(InspectError::Unverifiable)) };
-        let token = Authentic { jti: *jti.as_bytes(), claims: claims.clone(), record: record.clone() };
+    let found = live::authentic_with(deps.store, deps.keys, &req.token, move |db, token| {
         if let Actor::User(_) = actor {
-            match may_inspect(db, actor, claims.project_id) {
+            match may_inspect(db, actor, token.claims.project_id) {
                 Ok(()) => {}
                 Err(InspectError::Store(e)) => return Err(e),
                 Err(refused) => return Ok(Err(refused)),
             }
         }
-        let judged = live::judge(&token, now);
+        let judged = live::judge(token, now);
         let decision = match &target {
             Some((project, scope)) => {
-                Some(decision::explain(db, &token, judged.err(), project, *scope, &default_audience)?)
+                Some(decision::explain(db, token, judged.err(), project, *scope, &default_audience)?)
             }
             None => None,
         };
         Ok(Ok(Facts {
             judged,
-            job_finished_at: jobs::get_job(db, record.job_id)?.finished_at,
+            job_finished_at: jobs::get_job(db, token.record.job_id)?.finished_at,
             lineage: tokens::lineage(db, &token.jti)?,
             decision,
         }))

@@ -85,7 +85,7 @@ pub struct Authentic {
 
 /// Finds the record of a token this server issued, without judging whether it is still live.
 pub async fn authentic(store: &Store, keys: &KeyRing, token: &str) -> Result<Authentic, LiveError> {
-    Ok(authentic_with(store, keys, token, |_, _, _| Ok(())).await?.0)
+    Ok(authentic_with(store, keys, token, |_, _| Ok(())).await?.0)
 }
 
 /// [`authentic`], also running `then` on the record and the (now authenticated) claims in the
@@ -95,7 +95,7 @@ pub(super) async fn authentic_with<T: Send + 'static>(
     store: &Store,
     keys: &KeyRing,
     token: &str,
-    then: impl FnOnce(&Db, &TokenRecord, &Claims) -> crate::store::Result<T> + Send + 'static,
+    then: impl FnOnce(&Db, &Authentic) -> crate::store::Result<T> + Send + 'static,
 ) -> Result<(Authentic, T), LiveError> {
     let Ok((header, claims)) = jws::decode_unverified_as::<Claims>(token) else {
         return Err(Inactive::Malformed.into());
@@ -122,12 +122,45 @@ pub(super) async fn authentic_with<T: Send + 'static>(
             if !bool::from(presented.ct_eq(record.token_hash.as_slice())) {
                 return Ok(None);
             }
-            let extra = then(db, &record, &claims)?;
-            Ok(Some((record, claims, extra)))
+            let found = Authentic { jti, claims, record };
+            let extra = then(db, &found)?;
+            Ok(Some((found, extra)))
         })
         .await?;
-    let (record, claims, extra) = found.ok_or(Inactive::NotIssued)?;
-    Ok((Authentic { jti, claims, record }, extra))
+    Ok(found.ok_or(Inactive::NotIssued)?)
+}
+
+/// [`live_for`], also running `then` on the token in the same read transaction when it is live
+/// for `asker` (`None` beside a token that is not: the error says why), so a use case that needs
+/// more of the store pays for one read transaction.
+pub(super) async fn live_for_with<T: Send + 'static>(
+    store: &Store,
+    keys: &KeyRing,
+    token: &str,
+    asker: Asker<'_>,
+    now: i64,
+    then: impl FnOnce(&Db, &Authentic) -> crate::store::Result<T> + Send + 'static,
+) -> Result<(Authentic, T), LiveError> {
+    let (audience, default_audience) = (asker.audience.to_vec(), asker.default_audience.to_owned());
+    let (found, extra) = authentic_with(store, keys, token, move |db, found| {
+        let asker = Asker { audience: &audience, default_audience: &default_audience };
+        match live_now(found, asker, now) {
+            Ok(()) => then(db, found).map(Some),
+            Err(_) => Ok(None),
+        }
+    })
+    .await?;
+    live_now(&found, asker, now)?;
+    Ok((found, extra.ok_or(Inactive::NotIssued)?))
+}
+
+/// The liveness rules and the asker's audience, pure.
+fn live_now(found: &Authentic, asker: Asker<'_>, now: i64) -> Result<(), Inactive> {
+    judge(found, now)?;
+    match policy::audience_admits(&found.claims.aud.values(), asker.audience, asker.default_audience) {
+        true => Ok(()),
+        false => Err(Inactive::OtherAudience),
+    }
 }
 
 /// An authentic token that is unexpired, unrevoked, and whose job still runs.
@@ -154,14 +187,9 @@ pub async fn live_for(
     asker: Asker<'_>,
     now: i64,
 ) -> Result<Authentic, LiveError> {
-    Ok(for_audience(live(store, keys, token, now).await?, asker)?)
-}
-
-fn for_audience(found: Authentic, asker: Asker<'_>) -> Result<Authentic, Inactive> {
-    match policy::audience_admits(&found.claims.aud.values(), asker.audience, asker.default_audience) {
-        true => Ok(found),
-        false => Err(Inactive::OtherAudience),
-    }
+    let found = authentic(store, keys, token).await?;
+    live_now(&found, asker, now)?;
+    Ok(found)
 }
 
 /// Introspection (RFC 7662): [`live_for`]'s token with its claims as they are still true — its
@@ -175,9 +203,9 @@ pub async fn introspect(
     now: i64,
 ) -> Result<Claims, LiveError> {
     let (found, own) =
-        authentic_with(store, keys, token, |db, record, _| super::mint::own_grant_now(db, record.job_id)).await?;
-    judge(&found, now)?;
-    let mut claims = for_audience(found, asker)?.claims;
+        live_for_with(store, keys, token, asker, now, |db, found| super::mint::own_grant_now(db, found.record.job_id))
+            .await?;
+    let mut claims = found.claims;
     let carried = crate::domain::ScopeSet::parse_space_separated(&claims.scope).unwrap_or_default();
     claims.scope = carried.intersect(own).to_space_separated();
     Ok(claims)

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::cache::{cached, Key as CacheKey};
 use super::db::{params, Db, Row};
 use super::{atomic, atomic_with, Listed, Page, Result, StoreError};
 use crate::domain::{GroupId, ProjectId, ScopeSet, UserId};
@@ -16,6 +17,14 @@ fn kind(node: Node) -> &'static str {
     match node {
         Node::Project(_) => "project",
         Node::Group(_) => "group",
+    }
+}
+
+/// The node's kind as a number, for cache keys.
+fn kind_code(node: Node) -> i64 {
+    match node {
+        Node::Project(_) => 0,
+        Node::Group(_) => 1,
     }
 }
 
@@ -136,6 +145,11 @@ pub fn count_entries(db: &Db, owner: Node, source_kind: &str) -> Result<i64> {
 }
 
 pub fn get_entry(db: &Db, owner: Node, source: Node) -> Result<Option<Entry>> {
+    let key = || CacheKey::ids("allowlist_entry", vec![kind_code(owner), id(owner), kind_code(source), id(source)]);
+    cached(db, key, || load_entry(db, owner, source))
+}
+
+fn load_entry(db: &Db, owner: Node, source: Node) -> Result<Option<Entry>> {
     db.query_opt(
         &format!(
             "SELECT {ENTRY_COLUMNS} FROM allowlist_entries
@@ -258,6 +272,10 @@ fn outbound_from_row(r: &Row) -> Result<OutboundEntry> {
 
 /// The outbound entries of `project` that name projects (what minting adds to a token).
 pub fn outbound_projects(db: &Db, project: ProjectId) -> Result<Vec<OutboundEntry>> {
+    cached(db, || CacheKey::ids("outbound_projects", vec![project]), || load_outbound_projects(db, project))
+}
+
+fn load_outbound_projects(db: &Db, project: ProjectId) -> Result<Vec<OutboundEntry>> {
     db.query(
         "SELECT project_id, target_kind, target_id, scopes, created_at FROM outbound_entries
          WHERE project_id = ?1 AND target_kind = 'project'",
@@ -294,6 +312,15 @@ pub fn list_outbound_page(db: &Db, project: ProjectId, page: Page) -> Result<Lis
 
 /// The outbound entries of `project` that cover one of `targets` (point lookups).
 pub fn outbound_covering(db: &Db, project: ProjectId, targets: &[Node]) -> Result<Vec<OutboundEntry>> {
+    let key = || {
+        let mut ids = vec![project];
+        ids.extend(targets.iter().flat_map(|t| [kind_code(*t), id(*t)]));
+        CacheKey::ids("outbound_covering", ids)
+    };
+    cached(db, key, || load_outbound_covering(db, project, targets))
+}
+
+fn load_outbound_covering(db: &Db, project: ProjectId, targets: &[Node]) -> Result<Vec<OutboundEntry>> {
     let mut out = Vec::new();
     for t in targets {
         let found = db.query_opt(

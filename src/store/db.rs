@@ -277,6 +277,10 @@ pub struct Db<'a> {
     conn: Conn<'a>,
     /// Statements this handle may still run, when limited ([`Db::single_statement`]).
     budget: Cell<Option<u32>>,
+    /// The catalog cache, on a read transaction's handle only ([`Db::with_catalog`]).
+    catalog: Option<&'a super::cache::Catalog>,
+    /// The `cache_version` counter of this handle's snapshot, once read.
+    version: Cell<Option<i64>>,
 }
 
 enum Conn<'a> {
@@ -287,12 +291,38 @@ enum Conn<'a> {
 impl<'a> Db<'a> {
     /// A handle on a SQLite connection.
     pub(crate) fn sqlite(conn: &'a rusqlite::Connection) -> Db<'a> {
-        Db { conn: Conn::Sqlite(conn), budget: Cell::new(None) }
+        Db { conn: Conn::Sqlite(conn), budget: Cell::new(None), catalog: None, version: Cell::new(None) }
     }
 
     /// A handle on a PostgreSQL connection (never on an async worker thread).
     pub(crate) fn postgres(conn: &'a mut PgConn) -> Db<'a> {
-        Db { conn: Conn::Postgres(RefCell::new(conn)), budget: Cell::new(None) }
+        Db {
+            conn: Conn::Postgres(RefCell::new(conn)),
+            budget: Cell::new(None),
+            catalog: None,
+            version: Cell::new(None),
+        }
+    }
+
+    /// This handle, using `catalog` for cached lookups: only for a handle whose statements all
+    /// run in one read transaction (one snapshot), see [`super::cache`].
+    pub(crate) fn with_catalog(mut self, catalog: &'a super::cache::Catalog) -> Db<'a> {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// The catalog cache and this snapshot's counter, when this handle may use the cache.
+    pub(crate) fn catalog(&self) -> Result<Option<(&'a super::cache::Catalog, i64)>> {
+        let Some(catalog) = self.catalog else { return Ok(None) };
+        let version = match self.version.get() {
+            Some(v) => v,
+            None => {
+                let v = super::cache::read_version(self)?;
+                self.version.set(Some(v));
+                v
+            }
+        };
+        Ok(Some((catalog, version)))
     }
 
     /// This handle, allowed one statement only: a read that runs outside a transaction is one

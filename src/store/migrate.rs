@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_console_sessions.sql", include_str!("../../migrations/0010_console_sessions.sql")),
     ("0011_id_tokens.sql", include_str!("../../migrations/0011_id_tokens.sql")),
     ("0012_id_token_alg.sql", include_str!("../../migrations/0012_id_token_alg.sql")),
+    ("0013_cache_version.sql", include_str!("../../migrations/0013_cache_version.sql")),
 ];
 
 /// Every PostgreSQL migration, in order. A test checks this list against `migrations/postgres/`.
@@ -31,6 +32,7 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     ("0004_console_sessions.sql", include_str!("../../migrations/postgres/0004_console_sessions.sql")),
     ("0005_id_tokens.sql", include_str!("../../migrations/postgres/0005_id_tokens.sql")),
     ("0006_id_token_alg.sql", include_str!("../../migrations/postgres/0006_id_token_alg.sql")),
+    ("0007_cache_version.sql", include_str!("../../migrations/postgres/0007_cache_version.sql")),
 ];
 
 /// Applies pending migrations to a SQLite connection.

@@ -6,6 +6,7 @@
 
 pub mod allowlist;
 pub mod audit;
+pub mod cache;
 pub mod clients;
 pub mod db;
 pub mod health;
@@ -119,6 +120,8 @@ impl r2d2::ManageConnection for Manager {
 pub struct Store {
     backend: Backend,
     tokens: TokenWriter,
+    /// Rows of the catalog tables, for read transactions ([`cache`]).
+    catalog: Arc<cache::Catalog>,
 }
 
 #[derive(Clone)]
@@ -218,7 +221,11 @@ impl Store {
             .build(Manager { path: path.to_owned() })?;
         let tokens = TokenWriter::start(Owned::Sqlite(open_connection(path)?));
         start_checkpointer(open_connection(path)?);
-        Ok(Store { backend: Backend::Sqlite { pool, path: Arc::new(path.to_owned()) }, tokens })
+        Ok(Store {
+            backend: Backend::Sqlite { pool, path: Arc::new(path.to_owned()) },
+            tokens,
+            catalog: Arc::default(),
+        })
     }
 
     /// PostgreSQL: a pool whose checkouts give up after [`pg::CONNECT_TIMEOUT`] (the request
@@ -234,7 +241,7 @@ impl Store {
             .connection_timeout(pg::CONNECT_TIMEOUT)
             .build_unchecked(manager.clone());
         let tokens = TokenWriter::start(Owned::Postgres { conn: Some(Box::new(conn)), manager: Box::new(manager) });
-        Ok(Store { backend: Backend::Postgres { pool }, tokens })
+        Ok(Store { backend: Backend::Postgres { pool }, tokens, catalog: Arc::default() })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -272,16 +279,16 @@ impl Store {
             Backend::Sqlite { path, .. } => READERS.with(|cell| {
                 let mut readers = cell.borrow_mut();
                 if let Some(conn) = readers.get(path.as_path()) {
-                    return in_read_transaction(conn, f);
+                    return in_read_transaction(conn, &self.catalog, f);
                 }
                 let conn = open_connection(path)?;
                 conn.execute_batch("PRAGMA query_only = ON")?;
                 let conn = readers.entry(path.as_ref().clone()).or_insert(conn);
-                in_read_transaction(conn, f)
+                in_read_transaction(conn, &self.catalog, f)
             }),
             Backend::Postgres { pool } => {
                 let mut conn = pool.get()?;
-                let db = Db::postgres(&mut conn);
+                let db = Db::postgres(&mut conn).with_catalog(&self.catalog);
                 db.reset()?;
                 db.batch("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
                 db.entered(true);
@@ -361,10 +368,10 @@ fn create_sqlite(path: &Path) -> Result<Connection> {
 }
 
 /// One read transaction: one snapshot and one lock round for all of `f`'s statements.
-fn in_read_transaction<T>(conn: &Connection, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+fn in_read_transaction<T>(conn: &Connection, catalog: &cache::Catalog, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
     reset(conn)?;
     conn.prepare_cached("BEGIN")?.execute([])?;
-    let result = f(&Db::sqlite(conn));
+    let result = f(&Db::sqlite(conn).with_catalog(catalog));
     conn.prepare_cached("COMMIT")?.execute([])?;
     result
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::cache::{cached, Key};
 use super::db::{params, Db, Dialect, Row, Value};
 use super::page::{self, contains_pattern, Listed, Page};
 use super::{atomic, OptionalExt, Result, StoreError};
@@ -66,6 +67,10 @@ pub fn insert_group(db: &Db, path: &str, parent_id: Option<GroupId>, now: i64) -
 }
 
 pub fn get_group(db: &Db, id: GroupId) -> Result<Group> {
+    cached(db, || Key::ids("group", vec![id]), || load_group(db, id))
+}
+
+fn load_group(db: &Db, id: GroupId) -> Result<Group> {
     db.query_opt(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = ?1"), params![id])
         .or_not_found(|| format!("group {id} not found"))
         .and_then(|r| group_from_row(&r))
@@ -73,6 +78,14 @@ pub fn get_group(db: &Db, id: GroupId) -> Result<Group> {
 
 /// The groups with the given ids, nearest (last id) first.
 pub fn groups_nearest_first(db: &Db, traversal_ids: &[GroupId]) -> Result<Vec<Group>> {
+    cached(
+        db,
+        || Key::ids("groups_nearest_first", traversal_ids.to_vec()),
+        || load_groups_nearest_first(db, traversal_ids),
+    )
+}
+
+fn load_groups_nearest_first(db: &Db, traversal_ids: &[GroupId]) -> Result<Vec<Group>> {
     if db.dialect() == Dialect::Postgres {
         // One round trip for the whole chain; a missing group is an error, as below.
         let chain: Vec<String> = traversal_ids.iter().map(i64::to_string).collect();
@@ -285,6 +298,10 @@ fn name_conflict(err: StoreError, full_path: &str) -> StoreError {
 }
 
 pub fn get_project(db: &Db, id: ProjectId) -> Result<Project> {
+    cached(db, || Key::ids("project", vec![id]), || load_project(db, id))
+}
+
+fn load_project(db: &Db, id: ProjectId) -> Result<Project> {
     db.query_opt(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), params![id])
         .or_not_found(|| format!("project {id} not found"))
         .and_then(|r| project_from_row(&r))
@@ -293,6 +310,10 @@ pub fn get_project(db: &Db, id: ProjectId) -> Result<Project> {
 /// The project at `full_path` (exact, as stored), if any: the one lookup by path, for the
 /// decision endpoint's targets and the API's `{id}` segments alike.
 pub fn find_project_by_path(db: &Db, full_path: &str) -> Result<Option<Project>> {
+    cached(db, || Key::text("project_by_path", full_path), || load_project_by_path(db, full_path))
+}
+
+fn load_project_by_path(db: &Db, full_path: &str) -> Result<Option<Project>> {
     db.query_opt(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE path_with_namespace = ?1"), params![full_path])?
         .map(|r| project_from_row(&r))
         .transpose()
@@ -390,6 +411,20 @@ pub fn member(db: &Db, of: MemberOf, user_id: UserId) -> Result<Option<Membershi
 /// The user's effective access level on a project whose groups are `traversal_ids`
 /// (SPEC §4.1): the highest of the project membership and every ancestor group membership.
 pub fn effective_access(
+    db: &Db,
+    user_id: UserId,
+    project_id: ProjectId,
+    traversal_ids: &[GroupId],
+) -> Result<Option<AccessLevel>> {
+    let key = || {
+        let mut ids = vec![user_id, project_id];
+        ids.extend_from_slice(traversal_ids);
+        Key::ids("effective_access", ids)
+    };
+    cached(db, key, || load_effective_access(db, user_id, project_id, traversal_ids))
+}
+
+fn load_effective_access(
     db: &Db,
     user_id: UserId,
     project_id: ProjectId,

@@ -12,6 +12,10 @@ pub struct InstanceSettings {
 }
 
 pub fn get(db: &Db) -> Result<InstanceSettings> {
+    super::cache::cached(db, || super::cache::Key::ids("instance_settings", Vec::new()), || load(db))
+}
+
+fn load(db: &Db) -> Result<InstanceSettings> {
     let r = db.query_one(
         "SELECT enforce_job_token_allowlist, job_token_elevation_allowed FROM instance_settings WHERE id = 1",
         params![],
