@@ -50,7 +50,7 @@ def main():
     ax.set_xticks(range(len(OPS)), [name for _, name in OPS])
     ax.set_ylabel("requests per second (log scale)")
     ax.set_title("jobtoken under wrk on this machine, with its ceilings and a peer (benches/run.sh)")
-    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4, frameon=False)
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(dst)

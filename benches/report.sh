@@ -7,8 +7,14 @@ fmt_mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
 # ratio A B: A/B as a percentage (or × when ≥ 10, i.e. 1000%)
 ratio_pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0 || a == "") { print "–"; exit } printf "%.0f%%", 100 * a / b }'; }
 ratio_x() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0 || a == "") { print "–"; exit } printf "%.2f×", a / b }'; }
-# verdict OK: "met" or "**missed**"
-verdict() { if awk -v c="$1" 'BEGIN { exit !(c) }'; then echo met; else echo "**missed**"; fi; }
+# verdict A OP B (OP is >= or <): "met" or "**missed**"
+verdict() {
+    if awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { a += 0; b += 0; exit !(op == ">=" ? a >= b : a < b) }'; then
+        echo met
+    else
+        echo "**missed**"
+    fi
+}
 
 write_report() {
     local CPU ELAPSED COMMIT http_rps peer_rps="" c op
@@ -35,6 +41,9 @@ write_report() {
         echo "# jobtoken load benchmark"
         echo
         echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) — $(nproc) CPUs, $CPU; $(uname -sr); $(awk '/^MemTotal/ {printf "%.1f GB", $2 / 1048576}' /proc/meminfo) RAM"
+        echo
+        echo "lscpu: $(LC_ALL=C lscpu 2>/dev/null | awk -F': *' '/^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Hypervisor vendor|L2 cache|L3 cache)/ {printf "%s%s: %s", sep, $1, $2; sep = "; "}')"
+        echo
         echo "commit $COMMIT; \`${BENCH_CMDLINE:-benches/run.sh}\`"
         echo
         echo "wrk $THREADS threads, $CONNS connections, ${SECONDS_RUN}s per run after a ${WARMUP}s warm-up, on the same" \
@@ -108,21 +117,21 @@ write_report() {
         for op in mint introspect decide jwks; do
             p99max=$(awk -v a="$p99max" -v b="${P99[sqlite,$op]}" 'BEGIN { print (b > a) ? b : a }')
         done
-        echo "| fleet mint ≥ 25,000/s | $(fmt_int "${RPS[sqlite,mint]}") | $(verdict "${RPS[sqlite,mint]} >= 25000") |"
-        echo "| introspection ≥ 40,000/s | $(fmt_int "${RPS[sqlite,introspect]}") | $(verdict "${RPS[sqlite,introspect]} >= 40000") |"
-        echo "| decisions ≥ 40,000/s | $(fmt_int "${RPS[sqlite,decide]}") | $(verdict "${RPS[sqlite,decide]} >= 40000") |"
-        echo "| JWKS ≥ 100,000/s | $(fmt_int "${RPS[sqlite,jwks]}") | $(verdict "${RPS[sqlite,jwks]} >= 100000") |"
-        echo "| p99 < 5 ms (worst of the four) | $(fmt_ms "$p99max") | $(verdict "$p99max < 5000") |"
+        echo "| fleet mint ≥ 25,000/s | $(fmt_int "${RPS[sqlite,mint]}") | $(verdict "${RPS[sqlite,mint]}" ">=" 25000) |"
+        echo "| introspection ≥ 40,000/s | $(fmt_int "${RPS[sqlite,introspect]}") | $(verdict "${RPS[sqlite,introspect]}" ">=" 40000) |"
+        echo "| decisions ≥ 40,000/s | $(fmt_int "${RPS[sqlite,decide]}") | $(verdict "${RPS[sqlite,decide]}" ">=" 40000) |"
+        echo "| JWKS ≥ 100,000/s | $(fmt_int "${RPS[sqlite,jwks]}") | $(verdict "${RPS[sqlite,jwks]}" ">=" 100000) |"
+        echo "| p99 < 5 ms (worst of the four) | $(fmt_ms "$p99max") | $(verdict "$p99max" "<" 5000) |"
         if [[ -n ${RPS[sqlite_large,mint]:-} ]]; then
             local worst=100
             for op in mint introspect decide; do
                 worst=$(awk -v w="$worst" -v a="${RPS[sqlite_large,$op]}" -v b="${RPS[sqlite,$op]}" 'BEGIN { r = 100 * a / b; print (r < w) ? r : w }')
             done
-            echo "| large within 10% of small (worst operation) | $(printf '%.0f%%' "$worst") | $(verdict "$worst >= 90") |"
+            echo "| large within 10% of small (worst operation) | $(printf '%.0f%%' "$worst") | $(verdict "$worst" ">=" 90) |"
         fi
-        echo "| resident memory < 64 MB | $(fmt_mb "${RSS[sqlite]}") | $(verdict "${RSS[sqlite]} < 65536") |"
-        [[ -n $peer_rps ]] && echo "| mint ≥ 6× oidc-provider | $(ratio_x "${RPS[sqlite,mint]}" "$peer_rps") | $(verdict "${RPS[sqlite,mint]} >= 6 * $peer_rps") |"
-        [[ -n ${RPS[pg1,mint]:-} ]] && echo "| PostgreSQL mint ≥ 12,000/s | $(fmt_int "${RPS[pg1,mint]}") | $(verdict "${RPS[pg1,mint]} >= 12000") |"
+        echo "| resident memory < 64 MB | $(fmt_mb "${RSS[sqlite]}") | $(verdict "${RSS[sqlite]}" "<" 65536) |"
+        [[ -n $peer_rps ]] && echo "| mint ≥ 6× oidc-provider | $(ratio_x "${RPS[sqlite,mint]}" "$peer_rps") | $(verdict "${RPS[sqlite,mint]}" ">=" "$((6 * peer_rps))") |"
+        [[ -n ${RPS[pg1,mint]:-} ]] && echo "| PostgreSQL mint ≥ 12,000/s | $(fmt_int "${RPS[pg1,mint]}") | $(verdict "${RPS[pg1,mint]}" ">=" 12000) |"
         echo
         echo "## Durability and CPU"
         echo
