@@ -22,6 +22,7 @@
 #   BENCH_PEER         oidc-provider: also measure panva's oidc-provider (benches/peer); none (default)
 #   BENCH_PEER_WORKERS its processes (default: one per core, as jobtoken's workers)
 #   BENCH_CHART=0      skip the chart (and the matplotlib venv)
+#   BENCH_UPDATE_DOC=0 leave BENCHMARKS.md alone (default: its results section is rewritten)
 #   BENCH_PROFILE=1    perf record the first replica during each measured run
 set -euo pipefail
 
@@ -714,6 +715,22 @@ fi
 # ---------------------------------------------------------------- report
 source "$BENCH_DIR/report.sh"
 write_report
+if [[ ${BENCH_UPDATE_DOC:-1} == 1 && -f $ROOT/BENCHMARKS.md ]]; then
+    # The results section of BENCHMARKS.md, between its markers: the report without its title,
+    # headings one level down.
+    python3 - "$ROOT/BENCHMARKS.md" "$RESULTS_DIR/latest.md" <<'PY' || die "could not update BENCHMARKS.md"
+import re, sys
+doc, report = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+body = re.sub(r"^# .*\n+", "", report, count=1)
+body = re.sub(r"^## ", "### ", body, flags=re.M)
+begin = re.search(r"<!-- results:begin[^>]*-->\n", doc)
+end = doc.find("<!-- results:end -->")
+if not begin or end < begin.end():
+    sys.exit("BENCHMARKS.md has no results markers")
+open(sys.argv[1], "w").write(doc[: begin.end()] + "\n" + body.strip() + "\n\n" + doc[end:])
+PY
+    log "updated the results section of BENCHMARKS.md"
+fi
 if [[ ${BENCH_CHART:-1} == 1 ]]; then
     "$VENV/bin/python" "$BENCH_DIR/chart.py" "$RESULTS_DIR/latest.tsv" "$RESULTS_DIR/chart.png" || die "chart.py failed"
     log "wrote $RESULTS_DIR/chart.png"
