@@ -22,7 +22,8 @@
 #   BENCH_PEER         oidc-provider: also measure panva's oidc-provider (benches/peer); none (default)
 #   BENCH_PEER_WORKERS its processes (default: one per core, as jobtoken's workers)
 #   BENCH_CHART=0      skip the chart (and the matplotlib venv)
-#   BENCH_UPDATE_DOC=0 leave BENCHMARKS.md alone (default: its results section is rewritten)
+#   BENCH_UPDATE_DOC=0 leave BENCHMARKS.md and README.md alone (default: the results section and
+#                      README's headline between their markers are rewritten)
 #   BENCH_PROFILE=1    perf record the first replica during each measured run
 set -euo pipefail
 
@@ -730,6 +731,15 @@ if not begin or end < begin.end():
 open(sys.argv[1], "w").write(doc[: begin.end()] + "\n" + body.strip() + "\n\n" + doc[end:])
 PY
     log "updated the results section of BENCHMARKS.md"
+    # README "Performance": the headline between its markers.
+    python3 - "$ROOT/README.md" "$RESULTS_DIR/headline.md" <<'PY' || die "could not update README.md"
+import sys
+doc, line = open(sys.argv[1]).read(), open(sys.argv[2]).read().strip()
+b, e = "<!-- bench-headline:begin -->", "<!-- bench-headline:end -->"
+i, j = doc.find(b), doc.find(e)
+if 0 <= i < j:
+    open(sys.argv[1], "w").write(doc[: i + len(b)] + "\n" + line + "\n" + doc[j:])
+PY
 fi
 if [[ ${BENCH_CHART:-1} == 1 ]]; then
     "$VENV/bin/python" "$BENCH_DIR/chart.py" "$RESULTS_DIR/latest.tsv" "$RESULTS_DIR/chart.png" || die "chart.py failed"
