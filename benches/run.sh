@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# Load benchmark for jobtoken (SPEC §9): mint, introspection, cross-project decisions and JWKS
-# through HTTP, driven by wrk
-# on the same machine. See benches/README.md.
+# Load benchmark for jobtoken (SPEC §9, issue 12): a CI fleet's mints, introspections and
+# cross-project decisions over many distinct tokens, a mixed load, JWKS, the same on a large
+# database, on SQLite and PostgreSQL; beside them the machine's ceilings (sign-only, a trivial
+# HTTP responder) and, with BENCH_PEER=oidc-provider, a peer. wrk on the same machine. One
+# command; see benches/README.md.
 #
 # Environment:
 #   BENCH_SECONDS      measured duration of each run (default 15)
 #   BENCH_WARMUP       warm-up duration before each run (default 3)
 #   BENCH_CONNECTIONS  wrk connections (default 64)
 #   BENCH_THREADS      wrk threads (default 2)
-#   BENCH_NO_BUILD=1   skip `cargo build --release --locked` and use the existing binary
+#   BENCH_NO_BUILD=1   skip the cargo builds and use the existing binaries
 #   BENCH_BIN          server binary (default target/release/jobtoken)
 #   BENCH_KEEP=1       keep the temporary directory (database, logs, wrk output)
 #   BENCH_DATABASE     sqlite (default) or postgres: postgres also starts a throwaway local
-#                      PostgreSQL cluster and measures SQLite, PostgreSQL with one replica and
-#                      (BENCH_REPLICAS > 1) with BENCH_REPLICAS replicas, side by side
+#                      PostgreSQL cluster and measures PostgreSQL with one replica (small and
+#                      large) and (BENCH_REPLICAS > 1) with BENCH_REPLICAS replicas
 #   BENCH_REPLICAS     jobtoken processes on the PostgreSQL database (default 2)
 #   BENCH_PG_SOCKET=1  connect to PostgreSQL over its unix socket instead of TCP on 127.0.0.1
+#   BENCH_LARGE=0      skip the large configurations (100,000 projects, 1,000,000 entries)
+#   BENCH_PEER         oidc-provider: also measure panva's oidc-provider (benches/peer); none (default)
+#   BENCH_PEER_WORKERS its processes (default: one per core, as jobtoken's workers)
+#   BENCH_CHART=0      skip the chart (and the matplotlib venv)
+#   BENCH_UPDATE_DOC=0 leave BENCHMARKS.md and README.md alone (default: the results section and
+#                      README's headline between their markers are rewritten)
 #   BENCH_PROFILE=1    perf record the first replica during each measured run
 set -euo pipefail
 
@@ -23,6 +31,8 @@ SECONDS_RUN=${BENCH_SECONDS:-15}
 WARMUP=${BENCH_WARMUP:-3}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
+PEER=${BENCH_PEER:-none}
+ALG=ES256 # the server's default, which the script leaves in place
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
@@ -31,10 +41,23 @@ RESULTS_DIR="$BENCH_DIR/results"
 BIN=${BENCH_BIN:-$ROOT/target/release/jobtoken}
 ADMIN_TOKEN="bench-admin-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' \n')"
 SCRIPT_START=$(date +%s)
+# The command as the report shows it: the BENCH_* settings, then the script.
+BENCH_CMDLINE="$(env | { grep -E '^BENCH_[A-Z_]+=' || true; } | { grep -vE '^BENCH_(CMDLINE|DIR)=' || true; } | sort | tr '\n' ' ')benches/run.sh"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 FAIL_MSG=""
 die() { FAIL_MSG=$*; log "FAILED: $*"; exit 1; }
+
+# phase NAME: records how long the phase that just ended took (since the previous call).
+declare -a PHASES=()
+PHASE_T=$SCRIPT_START
+phase() {
+    local now
+    now=$(date +%s)
+    PHASES+=("$1|$((now - PHASE_T))")
+    log "phase done: $1 ($((now - PHASE_T)) s)"
+    PHASE_T=$now
+}
 
 # ---------------------------------------------------------------- prerequisites
 need_apt=()
@@ -45,9 +68,17 @@ DATABASE=${BENCH_DATABASE:-sqlite}
 REPLICAS=${BENCH_REPLICAS:-2}
 [[ $DATABASE == sqlite || $DATABASE == postgres ]] || { echo "BENCH_DATABASE must be sqlite or postgres" >&2; exit 2; }
 [[ $REPLICAS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_REPLICAS must be a positive integer" >&2; exit 2; }
+[[ $PEER == none || $PEER == oidc-provider ]] || { echo "BENCH_PEER must be none or oidc-provider" >&2; exit 2; }
 if [[ $DATABASE == postgres ]]; then
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need_apt+=(postgresql)
     command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+fi
+if [[ $PEER == oidc-provider ]]; then
+    command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+    command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+fi
+if [[ ${BENCH_CHART:-1} == 1 ]]; then
+    python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 fi
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]} from apt"
@@ -60,6 +91,33 @@ fi
 # shellcheck source=benches/server.sh
 source "$BENCH_DIR/server.sh"
 build_server
+# The ceilings helper (benches/ceilings.rs), built with the release profile.
+CEIL_BIN=$ROOT/target/release/ceilings
+if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+    log "building the ceilings helper (cargo build --release --locked --bench ceilings)"
+    exe=$(cd "$ROOT" && cargo build --release --locked --bench ceilings --message-format=json |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "ceilings" and m.get("executable"):
+        print(m["executable"])')
+    [[ -x $exe ]] || die "cargo built no ceilings executable"
+    cp "$exe" "$CEIL_BIN"
+fi
+[[ -x $CEIL_BIN ]] || die "no ceilings helper at $CEIL_BIN"
+if [[ $PEER == oidc-provider ]]; then
+    log "installing the peer (npm ci in benches/peer: oidc-provider $(sed -n 's/.*"oidc-provider": "\(.*\)".*/\1/p' "$BENCH_DIR/peer/package.json"))"
+    (cd "$BENCH_DIR/peer" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in benches/peer"
+fi
+VENV=$ROOT/target/bench-venv
+if [[ ${BENCH_CHART:-1} == 1 ]]; then
+    if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+        log "installing matplotlib from PyPI into $VENV"
+        python3 -m venv "$VENV" || die "python3 -m venv failed"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "matplotlib==3.9.4" || die "pip install matplotlib failed"
+    fi
+fi
+phase "build and install"
 
 # ---------------------------------------------------------------- lifecycle
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jobtoken-bench.XXXXXX")
@@ -253,28 +311,244 @@ server_cpu_ticks() {
     cat $(printf '/proc/%s/stat ' "${SERVER_PIDS[@]}") | awk '{s += $14 + $15} END {print s + 0}'
 }
 
-# ---------------------------------------------------------------- one configuration
-declare -a OPS=(mint introspect decide jwks)
-declare -A OP_LABEL=(
-    [mint]="mint (\`POST /oauth/token\`)"
-    [introspect]="introspect (\`POST /oauth/introspect\`)"
-    [decide]="decision (\`POST /api/v1/job_token/authorize\`)"
-    [jwks]="JWKS (\`GET /.well-known/jwks.json\`)"
-)
-declare -A CELL=()          # CELL[config,op] = "req/s | p50 | p99"
-declare -a CONFIGS=() CONFIG_NOTES=()
 
-# bench_config NAME LABEL BACKEND REPLICAS: a fresh database, REPLICAS servers on it, seeding,
-# the four load runs split across the replicas, and the durability check; fills CELL and
-# CONFIG_NOTES.
+# ---------------------------------------------------------------- results
+declare -A RPS=() P50=() P99=() CPU_NOTE=() RSS=() LABEL=()
+declare -a CONFIGS=() CONFIG_NOTES=()
+CUR="" # the configuration being measured
+COUNT_MINTS=0 # 1 while measuring jobtoken: responses with an access token count as mints
+declare -A OP_LABEL=(
+    [mint]="fleet mint"
+    [introspect]="introspection"
+    [decide]="decision"
+    [mixed]="mixed 70/20/10"
+    [jwks]="JWKS"
+    [http]="trivial HTTP responder"
+    [peer]="oidc-provider client_credentials"
+)
+
+# run OP PATH [VAR=VALUE...]: warm-up + measured run of bench.lua (configured by the VAR=VALUEs),
+# one wrk per replica with an equal share of the connections and threads; a BENCH_JOBS range is
+# split between the replicas. Fails on any non-2xx, socket error or (with BENCH_EXPECT) an
+# unexpected answer. Fills RPS, P50, P99 and CPU_NOTE for CUR,OP (req/s summed, the worst
+# replica's p50 and p99) and adds the counted mints to MINT_OK.
+run() {
+    local op=$1 path=$2
+    shift 2
+    local -a vars=("$@")
+    local n=${#BASES[@]} phase i out
+    local conns=$(((CONNS + n - 1) / n)) threads=$(((THREADS + n - 1) / n))
+    local cpu0 sys0 pg0 cpu1 sys1 pg1
+    for phase in warmup measure; do
+        local dur=$SECONDS_RUN
+        [[ $phase == warmup ]] && dur=$WARMUP
+        out="$TMP/$CUR.$op.$phase"
+        log "$CUR $op: $phase ${dur}s, $CONNS connections, $THREADS threads, $n server(s)"
+        local perf_pid=""
+        cpu0=$(server_cpu_ticks)
+        pg0=$(pg_cpu_ticks)
+        sys0=$(machine_ticks)
+        if [[ $phase == measure && ${BENCH_PROFILE:-0} == 1 ]]; then
+            perf record -q -F 499 -p "${SERVER_PIDS[0]}" -o "$out.perf.data" -- sleep "$dur" >/dev/null 2>&1 &
+            perf_pid=$!
+        fi
+        local -a pids=()
+        for ((i = 0; i < n; i++)); do
+            local -a env=("${vars[@]}")
+            local k
+            for k in "${!env[@]}"; do
+                # warm-up and measured run may name different job ranges: BENCH_JOBS_WARMUP
+                if [[ ${env[$k]} == BENCH_JOBS_WARMUP=* ]]; then
+                    [[ $phase == warmup ]] && env[k]="BENCH_JOBS=${env[$k]#BENCH_JOBS_WARMUP=}" || unset 'env[k]'
+                fi
+            done
+            for k in "${!env[@]}"; do
+                if [[ ${env[$k]} =~ ^BENCH_JOBS=([0-9]+):([0-9]+)$ ]] && ((n > 1)); then
+                    local a=${BASH_REMATCH[1]} b=${BASH_REMATCH[2]}
+                    local len=$((b - a + 1))
+                    env[k]="BENCH_JOBS=$((a + len * i / n)):$((a + len * (i + 1) / n - 1))"
+                fi
+            done
+            (
+                TIMEFORMAT='%U %S'
+                rc=0
+                { time env "${env[@]}" BENCH_WRK_THREADS="$threads" BENCH_OUT="$out.$i.kv" \
+                    wrk -t"$threads" -c"$conns" -d"${dur}s" --timeout 10s --latency -s "$LUA" \
+                    "${BASES[$i]}$path" >"$out.$i.txt" 2>&1 || rc=$?; } 2>"$out.$i.time"
+                exit "$rc"
+            ) &
+            pids+=($!)
+        done
+        for ((i = 0; i < n; i++)); do
+            wait "${pids[$i]}" || { cat "$out.$i.txt" >&2; die "wrk exited with status $? ($CUR $op $phase, server $i)"; }
+        done
+        cpu1=$(server_cpu_ticks)
+        pg1=$(pg_cpu_ticks)
+        sys1=$(machine_ticks)
+        if [[ -n $perf_pid ]]; then
+            wait "$perf_pid" || true
+            perf report -i "$out.perf.data" --sort dso,symbol --stdio 2>/dev/null |
+                grep '%' | grep -v '^#' | tr -s ' ' | sed 's/ - -$//' | head -n 40 \
+                >"$RESULTS_DIR/profile-$CUR-$op.txt" || true
+        fi
+        for ((i = 0; i < n; i++)); do
+            [[ -s $out.$i.kv ]] || { cat "$out.$i.txt" >&2; die "wrk wrote no summary ($CUR $op $phase, server $i)"; }
+            kill -0 "${SERVER_PIDS[$i]}" 2>/dev/null || { cat "$out.$i.txt" >&2; die "server $i died during $CUR $op $phase"; }
+            local non2xx sock bad
+            non2xx=$(kv "$out.$i.kv" non2xx)
+            sock=$(($(kv "$out.$i.kv" sock_connect) + $(kv "$out.$i.kv" sock_read) + $(kv "$out.$i.kv" sock_write) + $(kv "$out.$i.kv" sock_timeout)))
+            bad=$(kv "$out.$i.kv" bad)
+            ((bad == 0)) || { cat "$out.$i.txt" >&2; die "$CUR $op $phase: $bad unexpected responses, first: $(kv "$out.$i.kv" first_bad)"; }
+            if ((non2xx != 0 || sock != 0)); then
+                cat "$out.$i.txt" >&2
+                die "$CUR $op $phase: $non2xx non-2xx responses, $sock socket errors (server $i)"
+            fi
+            if ((COUNT_MINTS)); then
+                local minted
+                minted=$(kv "$out.$i.kv" minted)
+                MINT_OK=$((MINT_OK + minted))
+                ((minted == 0)) || MINT_SLACK=$((MINT_SLACK + conns))
+            fi
+        done
+    done
+    local rps=0 p50=0 p99=0 us=0 wrk_time=""
+    for ((i = 0; i < n; i++)); do
+        rps=$(awk -v a="$rps" -v b="$(kv "$out.$i.kv" rps)" 'BEGIN {print a + b}')
+        p50=$(awk -v a="$p50" -v b="$(kv "$out.$i.kv" p50_us)" 'BEGIN {print (b > a) ? b : a}')
+        p99=$(awk -v a="$p99" -v b="$(kv "$out.$i.kv" p99_us)" 'BEGIN {print (b > a) ? b : a}')
+        us=$(awk -v a="$us" -v b="$(kv "$out.$i.kv" duration_us)" 'BEGIN {print (b > a) ? b : a}')
+        wrk_time+=" $(cat "$out.$i.time")"
+    done
+    RPS[$CUR,$op]=$(printf '%.0f' "$rps")
+    P50[$CUR,$op]=$p50
+    P99[$CUR,$op]=$p99
+    log "$CUR $op: $(printf '%.0f' "$rps") req/s, p50 $p50 µs, p99 $p99 µs"
+    CPU_NOTE[$CUR,$op]=$(awk -v t="$((cpu1 - cpu0))" -v pg="$((pg1 - pg0))" -v hz="$(getconf CLK_TCK)" -v us="$us" \
+        -v w="$wrk_time" -v m0="$sys0" -v m1="$sys1" -v n="$(nproc)" -v haspg="${PG_DIR:+1}" 'BEGIN {
+            k = split(w, a, " "); split(m0, b, " "); split(m1, c, " "); s = us / 1e6
+            srv = 100 * t / hz / s; db = 100 * pg / hz / s; gen = 0; for (i = 1; i <= k; i++) gen += a[i]; gen = 100 * gen / s
+            tot = 0; for (i = 1; i <= 4; i++) { d[i] = c[i] - b[i]; tot += d[i] }
+            for (i = 1; i <= 4; i++) d[i] = 100 * n * d[i] / tot
+            other = d[1] - srv - db - gen; if (other < 0) other = 0
+            printf "server %.0f%%, ", srv
+            if (haspg) printf "PostgreSQL %.0f%%, ", db
+            printf "wrk %.0f%%, interrupts (loopback softirq) %.0f%%, steal %.0f%%, other processes %.0f%%, idle %.0f%%",
+                gen, d[2], d[3], other, d[4]}')
+}
+
+# sample_memory: the largest sum of the servers' VmRSS, sampled every 0.5 s, into $RSS_FILE.
+sample_memory() {
+    RSS_FILE="$TMP/$CUR.rss.max"
+    echo 0 >"$RSS_FILE"
+    (
+        max=0
+        while kill -0 "${SERVER_PIDS[0]}" 2>/dev/null; do
+            # shellcheck disable=SC2046
+            kb=$(cat $(printf '/proc/%s/status ' "${SERVER_PIDS[@]}") 2>/dev/null | awk '/^VmRSS:/ {s += $2} END {print s + 0}')
+            if ((kb > max)); then
+                max=$kb
+                echo "$max" >"$RSS_FILE"
+            fi
+            sleep 0.5
+        done
+    ) &
+    SAMPLER_PID=$!
+}
+
+# wait_listening PID FILE: the `listening on http://…` line a helper prints; sets BASE.
+wait_listening() {
+    BASE=""
+    for _ in $(seq 1 300); do
+        if line=$(grep -m1 'listening on http://' "$2" 2>/dev/null); then
+            BASE=$(grep -o 'http://127.0.0.1:[0-9]*' <<<"$line")
+            return 0
+        fi
+        kill -0 "$1" 2>/dev/null || { cat "$2" >&2; die "$2: exited before listening"; }
+        sleep 0.1
+    done
+    die "$2: no listening line within 30 s"
+}
+
+# ---------------------------------------------------------------- ceilings and the peer
+SIGN_RPS="" SIGN_LINE=""
+measure_ceilings() {
+    log "==== ceilings"
+    SIGN_LINE=$("$CEIL_BIN" sign "$ALG" "$SECONDS_RUN") || die "ceilings sign failed"
+    SIGN_RPS=$(sed -n 's/.*signs_per_s=\([0-9]*\).*/\1/p' <<<"$SIGN_LINE")
+    log "sign-only ceiling: $SIGN_LINE"
+    CUR=ceil
+    LABEL[ceil]="ceilings"
+    "$CEIL_BIN" http >"$TMP/ceil.out" 2>&1 &
+    SERVER_PID=$!
+    SERVER_PIDS=("$SERVER_PID")
+    wait_listening "$SERVER_PID" "$TMP/ceil.out"
+    BASES=("$BASE")
+    sample_memory
+    run http / BENCH_EXPECT='"active":true'
+    stop_sampler
+    RSS[ceil]=$(cat "$RSS_FILE")
+    stop_servers || die "the trivial responder exited with status $?"
+    BASES=()
+    phase "ceilings (sign-only, trivial HTTP)"
+}
+
+measure_peer() {
+    log "==== peer: oidc-provider"
+    CUR=peer
+    LABEL[peer]="oidc-provider $(node -p "require(\"$BENCH_DIR/peer/node_modules/oidc-provider/package.json\").version" 2>/dev/null), Node $(node --version)"
+    (cd "$BENCH_DIR/peer" && PEER_WORKERS=${BENCH_PEER_WORKERS:-$(nproc)} NODE_ENV=production exec node server.mjs) >"$TMP/peer.out" 2>"$TMP/peer.log" &
+    SERVER_PID=$!
+    wait_listening "$SERVER_PID" "$TMP/peer.out"
+    BASES=("$BASE")
+    # shellcheck disable=SC2207
+    SERVER_PIDS=("$SERVER_PID" $(sed -n 's/.*pids \([0-9 ]*\)).*/\1/p' "$TMP/peer.out"))
+    local auth body
+    auth=$(basic bench-client bench-client-secret-0123456789abcdef)
+    body="grant_type=client_credentials&resource=https%3A%2F%2Fapi.bench.example&scope=api%3Aread"
+    local code
+    code=$(curl -sS -o "$TMP/peer.json" -w '%{http_code}' -H "Authorization: $auth" --data-binary "$body" "$BASE/token")
+    [[ $code == 200 ]] || die "oidc-provider token -> $code $(cat "$TMP/peer.json")"
+    [[ $(json_get access_token <"$TMP/peer.json" | cut -d. -f1 | base64 -d 2>/dev/null) == *'"ES256"'* ]] ||
+        die "oidc-provider did not issue an ES256 JWT: $(cat "$TMP/peer.json")"
+    sample_memory
+    run peer /token BENCH_METHOD=POST BENCH_BODY="$body" BENCH_AUTH="$auth" BENCH_EXPECT='"access_token"'
+    stop_sampler
+    RSS[peer]=$(cat "$RSS_FILE")
+    SERVER_PIDS=("$SERVER_PID") # the primary stops its workers
+    stop_servers || die "oidc-provider exited with status $?"
+    BASES=()
+    phase "peer (oidc-provider)"
+}
+
+# ---------------------------------------------------------------- one jobtoken configuration
+FLEET_JOBS="1:10000" WARMUP_JOBS="10001:11000"
+
+# bulk_load BACKEND DIR DBNAME LARGE: `jobtoken migrate`, then benches/seed.py into the schema.
+bulk_load() {
+    local backend=$1 dir=$2 dbname=$3 large=$4
+    local -a flag=()
+    ((large)) && flag=(--large)
+    JOBTOKEN_DATABASE=$SERVER_DATABASE "$BIN" migrate >"$dir/migrate.log" 2>&1 || { cat "$dir/migrate.log" >&2; die "jobtoken migrate failed"; }
+    if [[ $backend == postgres ]]; then
+        python3 "$BENCH_DIR/seed.py" postgres "${flag[@]}" |
+            psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U jobtoken -d "$dbname" -f - >"$dir/seed.log" 2>&1 ||
+            { tail -n 20 "$dir/seed.log" >&2; die "bulk load into PostgreSQL failed"; }
+    else
+        python3 "$BENCH_DIR/seed.py" sqlite "$SERVER_DATABASE" "${flag[@]}" || die "bulk load into SQLite failed"
+    fi
+}
+
+# bench_config NAME LABEL BACKEND REPLICAS LARGE: a fresh database with the bulk-loaded fleet,
+# REPLICAS servers on it, the runs split across them, and the durability check.
 bench_config() {
-    local cfg=$1 label=$2 backend=$3 replicas=$4
+    local cfg=$1 label=$2 backend=$3 replicas=$4 large=$5
     local dir="$TMP/$cfg"
-    mkdir -p "$dir"
-    CONFIGS+=("$cfg|$label")
+    mkdir -p "$dir/db"
+    CONFIGS+=("$cfg")
+    LABEL[$cfg]=$label
+    CUR=$cfg
     log "==== $label"
     SERVER_ENV=()
-    SERVER_DATABASE=""
     local dbname=""
     if [[ $backend == postgres ]]; then
         dbname="bench_$cfg"
@@ -287,6 +561,8 @@ bench_config() {
     else
         SERVER_DATABASE="$dir/db/jobtoken.db"
     fi
+    bulk_load "$backend" "$dir" "$dbname" "$large"
+    phase "$cfg: migrate and bulk load"
     local i
     for ((i = 0; i < replicas; i++)); do
         SERVER_OUT="$dir/server$i.out"
@@ -300,17 +576,37 @@ bench_config() {
         BASES+=("$BASE")
     done
     BASE=${BASES[0]}
-    seed
+    COUNT_MINTS=1
+    MINT_OK=0 MINT_SLACK=0
+    seed_clients
     sample_memory
 
-    local op
-    run mint /oauth/token POST "$MINT_BODY" "$RUNNER_AUTH" 1
-    run introspect /oauth/introspect POST "token=$TOKEN" "$RS_AUTH" 0
-    run decide /api/v1/job_token/authorize POST "$DECIDE_BODY" "$RS_AUTH" 0 application/json
-    run jwks /.well-known/jwks.json GET "" "" 0
+    # Fleet mint: the warm-up starts the 1,000 warm-up jobs, the measured run's first 10,000
+    # mints start the fleet's jobs (pending -> running, the write path), the rest re-mint.
+    run mint /oauth/token BENCH_MODE=mint BENCH_JOBS_WARMUP="$WARMUP_JOBS" BENCH_JOBS="$FLEET_JOBS" \
+        BENCH_AUTH="$RUNNER_AUTH" BENCH_EXPECT='"access_token"'
+    local pending
+    pending=$(count_sql "$backend" "$dbname" "SELECT count(*) FROM jobs WHERE status = 'pending' AND id <= ${FLEET_JOBS#*:}")
+    FLEET_STARTED[$cfg]=$((10000 - pending))
+    log "$cfg: fleet jobs started by the measured mint run: ${FLEET_STARTED[$cfg]} of 10000"
+    log "minting one token per fleet job for the introspection and decision runs"
+    local minted
+    minted=$(python3 "$BENCH_DIR/tokens.py" "$BASE" "$RUNNER_AUTH" 1 10000 "$dir") || die "tokens.py failed"
+    MINT_OK=$((MINT_OK + minted))
+    check_bodies "$dir"
+    run introspect /oauth/introspect BENCH_MODE=bodies BENCH_BODIES="$dir/introspect.bodies" \
+        BENCH_AUTH="$RS_AUTH" BENCH_EXPECT='"active":true'
+    run decide /api/v1/job_token/authorize BENCH_MODE=bodies BENCH_BODIES="$dir/decide.bodies" \
+        BENCH_TYPE=application/json BENCH_AUTH="$RS_AUTH" BENCH_EXPECT='"allowed":true'
+    if ((!large)); then
+        run mixed / BENCH_MODE=mixed BENCH_BODIES="$dir/introspect.bodies" BENCH_BODIES2="$dir/decide.bodies" \
+            BENCH_JOBS="$FLEET_JOBS" BENCH_AUTH="$RS_AUTH" BENCH_AUTH_MINT="$RUNNER_AUTH" BENCH_EXPECT=mixed
+        run jwks /.well-known/jwks.json BENCH_EXPECT='"keys"'
+    fi
+    COUNT_MINTS=0
     stop_sampler
-    local rss_max_kb issued=0 n b
-    rss_max_kb=$(cat "$RSS_FILE")
+    RSS[$cfg]=$(cat "$RSS_FILE")
+    local issued=0 n b
     for b in "${BASES[@]}"; do
         n=$(curl -sS "$b/metrics" | awk '$1 == "jobtoken_tokens_issued_total" {print $2}')
         [[ -n $n ]] || { issued=unknown; break; }
@@ -320,7 +616,7 @@ bench_config() {
     # Durability: every answered mint must already be committed while the servers still run,
     # not merely flushed at shutdown; read by another process (python sqlite3 or psql).
     local rows_live rows_db f
-    rows_live=$(count_rows "$backend" "$dir" "$dbname")
+    rows_live=$(count_sql "$backend" "$dbname" "SELECT count(*) FROM issued_tokens")
     ((rows_live >= MINT_OK)) || die "while running: $rows_live issued_tokens rows for $MINT_OK successful mints"
     log "stopping the server(s) (SIGTERM)"
     stop_servers || die "a server exited with status $? after SIGTERM"
@@ -329,258 +625,125 @@ bench_config() {
             die "$f has warnings or errors (above)"
         fi
     done
-    rows_db=$(count_rows "$backend" "$dir" "$dbname")
+    rows_db=$(count_sql "$backend" "$dbname" "SELECT count(*) FROM issued_tokens")
     ((rows_db == rows_live)) || die "issued_tokens had $rows_live rows before shutdown and $rows_db after"
-    # wrk stops counting at the deadline while up to CONNS requests are still in flight; those are
-    # minted and recorded by the server but never counted as successes. So: every success has a
-    # row, and at most CONNS rows per mint run (warm-up + measured) lack a counted response.
-    local slack=$((2 * CONNS))
-    log "issued_tokens rows: $rows_db; 200 responses counted by wrk + seed mint: $MINT_OK; server counter(s): $issued"
+    # wrk stops counting at the deadline while up to one request per connection is still in
+    # flight; those are minted and recorded but never counted. So: every success has a row, and
+    # at most one row per connection per run that minted lacks a counted response.
+    log "issued_tokens rows: $rows_db; counted mint responses: $MINT_OK; server counter(s): $issued"
     ((rows_db >= MINT_OK)) || die "only $rows_db issued_tokens rows for $MINT_OK successful mints: tokens were not recorded"
-    ((rows_db - MINT_OK <= slack)) || die "$rows_db rows but only $MINT_OK successful mints (more than $slack in flight?)"
+    ((rows_db - MINT_OK <= MINT_SLACK)) || die "$rows_db rows but only $MINT_OK successful mints (more than $MINT_SLACK in flight?)"
     if [[ $issued != unknown ]]; then
         ((rows_db == issued)) || die "issued_tokens has $rows_db rows but the server(s) issued $issued tokens"
     fi
-    local notes="- **$label**: peak resident memory $(awk -v k="$rss_max_kb" 'BEGIN {printf "%.1f", k / 1024}') MB"
-    ((replicas > 1)) && notes+=" (all replicas together)"
-    notes+="; issued_tokens rows (same before and after shutdown, counted by $([[ $backend == postgres ]] && echo psql || echo 'python sqlite3')): $rows_db;"
-    notes+=" successful mint responses (incl. warm-up and seed): $MINT_OK; jobtoken_tokens_issued_total: $issued"
+    local notes="- **$label**: issued_tokens rows (same before and after shutdown, counted by"
+    notes+=" $([[ $backend == postgres ]] && echo psql || echo 'python sqlite3')): $rows_db; counted mint responses"
+    notes+=" (warm-up, runs and tokens.py): $MINT_OK; jobtoken_tokens_issued_total: $issued;"
+    notes+=" fleet jobs started by the measured mint run: ${FLEET_STARTED[$cfg]} of 10,000"
     notes+=$'\n'"  - CPU during each measured run ($(nproc) cores = $(($(nproc) * 100))%):"
-    for op in "${OPS[@]}"; do
-        notes+=$'\n'"    - $op: ${CPU_NOTE[$op]}"
+    local op
+    for op in mint introspect decide mixed jwks; do
+        [[ -n ${CPU_NOTE[$cfg,$op]:-} ]] && notes+=$'\n'"    - ${OP_LABEL[$op]}: ${CPU_NOTE[$cfg,$op]}"
     done
     CONFIG_NOTES+=("$notes")
     BASES=()
     SERVER_LOGS=()
+    phase "$cfg: runs and checks"
 }
+declare -A FLEET_STARTED=()
 
-seed() {
-    log "seeding: user, group, project, membership, runner, resource server, pipeline"
-    local user_id group_id project_id runner_json runner_id runner_secret rs_json rs_id rs_secret sub_id target_id code
-    user_id=$(api POST /api/v1/users '{"username":"bench-dev"}' | json_get id)
-    group_id=$(api POST /api/v1/groups '{"path":"bench"}' | json_get id)
-    project_id=$(api POST /api/v1/projects "{\"path\":\"app\",\"namespace_id\":$group_id}" | json_get id)
-    api PUT "/api/v1/projects/$project_id/members/$user_id" '{"access_level":30}' >/dev/null
-    runner_json=$(api POST /api/v1/runners '{"runner_type":"instance","maximum_timeout":3600,"description":"bench"}')
-    runner_id=$(json_get client_id <<<"$runner_json")
-    runner_secret=$(json_get client_secret <<<"$runner_json")
+# seed_clients: the fleet's instance runner and the resource server, through the admin API; the
+# first mint of a warm-up job on every replica.
+seed_clients() {
+    local runner_json rs_json code b
+    runner_json=$(api POST /api/v1/runners '{"runner_type":"instance","maximum_timeout":3600,"description":"fleet"}')
+    RUNNER_AUTH=$(basic "$(json_get client_id <<<"$runner_json")" "$(json_get client_secret <<<"$runner_json")")
     rs_json=$(api POST /api/v1/resource_servers '{"name":"bench-registry"}')
-    rs_id=$(json_get client_id <<<"$rs_json")
-    rs_secret=$(json_get client_secret <<<"$rs_json")
-    JOB_ID=$(api POST "/api/v1/projects/$project_id/pipelines" \
-        "{\"user_id\":$user_id,\"ref\":\"main\",\"ref_type\":\"branch\",\"ref_protected\":true,\"sha\":\"4b825dc642cb6eb9a060e54bf8d69288fbee4904\",\"jobs\":[{\"name\":\"build\"}]}" |
-        json_get jobs.0.id)
-    RUNNER_AUTH=$(basic "$runner_id" "$runner_secret")
-    RS_AUTH=$(basic "$rs_id" "$rs_secret")
-    MINT_BODY="grant_type=client_credentials&job_id=$JOB_ID"
-
-    # First mint: starts the job and gives the token that introspection is benchmarked with.
-    code=$(curl -sS -o "$TMP/mint.json" -w '%{http_code}' -H "Authorization: $RUNNER_AUTH" \
-        --data-binary "$MINT_BODY" "$BASE/oauth/token")
-    [[ $code == 200 ]] || die "first mint -> $code $(cat "$TMP/mint.json")"
-    TOKEN=$(json_get access_token <"$TMP/mint.json")
-    log "job $JOB_ID is $(api GET "/api/v1/jobs/$JOB_ID" | json_get status); scope: $(json_get scope <"$TMP/mint.json")"
-    # Every replica must accept the token (same keys, same issuer) before the runs.
-    local b
+    RS_AUTH=$(basic "$(json_get client_id <<<"$rs_json")" "$(json_get client_secret <<<"$rs_json")")
     for b in "${BASES[@]}"; do
-        code=$(curl -sS -o "$TMP/introspect.json" -w '%{http_code}' -H "Authorization: $RS_AUTH" \
-            --data-binary "token=$TOKEN" "$b/oauth/introspect")
-        [[ $code == 200 ]] || die "introspection on $b -> $code $(cat "$TMP/introspect.json")"
-        [[ $(json_get active <"$TMP/introspect.json") == true ]] ||
-            die "the seeded token is not active on $b: $(cat "$TMP/introspect.json")"
-    done
-    # A cross-project decision that walks both hierarchies: bench/deep/target admits the jobs of
-    # every project in the group bench through an entry on its parent group.
-    sub_id=$(api POST /api/v1/groups "{\"path\":\"deep\",\"parent_id\":$group_id}" | json_get id)
-    target_id=$(api POST /api/v1/projects "{\"path\":\"target\",\"namespace_id\":$sub_id}" | json_get id)
-    api PUT "/api/v1/projects/$target_id/members/$user_id" '{"access_level":20}' >/dev/null
-    api POST "/api/v1/groups/$sub_id/job_token_scope/groups_allowlist" "{\"source_group_id\":$group_id}" >/dev/null
-    DECIDE_BODY="{\"token\":\"$TOKEN\",\"project\":\"bench/deep/target\",\"scope\":\"read_repository\"}"
-    for b in "${BASES[@]}"; do
-        code=$(curl -sS -o "$TMP/decide.json" -w '%{http_code}' -H "Authorization: $RS_AUTH" \
-            -H 'Content-Type: application/json' --data-binary "$DECIDE_BODY" "$b/api/v1/job_token/authorize")
-        [[ $code == 200 && $(json_get allowed <"$TMP/decide.json") == true ]] || die "decision on $b -> $code $(cat "$TMP/decide.json")"
+        code=$(curl -sS -o "$TMP/mint.json" -w '%{http_code}' -H "Authorization: $RUNNER_AUTH" \
+            --data-binary "grant_type=client_credentials&job_id=${WARMUP_JOBS%%:*}" "$b/oauth/token")
+        [[ $code == 200 ]] || die "first mint on $b -> $code $(cat "$TMP/mint.json")"
+        MINT_OK=$((MINT_OK + 1))
         code=$(curl -sS -o "$TMP/jwks.json" -w '%{http_code}' "$b/.well-known/jwks.json")
         [[ $code == 200 ]] || die "jwks on $b -> $code"
     done
-    MINT_OK=1 # successful mints so far (the seed mint above)
+    log "job ${WARMUP_JOBS%%:*} is $(api GET "/api/v1/jobs/${WARMUP_JOBS%%:*}" | json_get status); scope: $(json_get scope <"$TMP/mint.json")"
 }
 
-# sample_memory: the largest sum of the replicas' VmRSS, sampled every 0.5 s, into $RSS_FILE.
-sample_memory() {
-    RSS_FILE="$TMP/rss.max"
-    echo 0 >"$RSS_FILE"
-    (
-        max=0
-        while kill -0 "${SERVER_PIDS[0]}" 2>/dev/null; do
-            kb=$(cat $(printf '/proc/%s/status ' "${SERVER_PIDS[@]}") 2>/dev/null | awk '/^VmRSS:/ {s += $2} END {print s + 0}')
-            if ((kb > max)); then
-                max=$kb
-                echo "$max" >"$RSS_FILE"
-            fi
-            sleep 0.5
-        done
-    ) &
-    SAMPLER_PID=$!
+# check_bodies DIR: the first introspection and decision of the runs succeed on every replica.
+check_bodies() {
+    local b code
+    for b in "${BASES[@]}"; do
+        code=$(curl -sS -o "$TMP/introspect.json" -w '%{http_code}' -H "Authorization: $RS_AUTH" \
+            --data-binary "$(head -n1 "$1/introspect.bodies")" "$b/oauth/introspect")
+        [[ $code == 200 && $(json_get active <"$TMP/introspect.json") == true ]] || die "introspection on $b -> $code $(cat "$TMP/introspect.json")"
+        code=$(curl -sS -o "$TMP/decide.json" -w '%{http_code}' -H "Authorization: $RS_AUTH" \
+            -H 'Content-Type: application/json' --data-binary "$(head -n1 "$1/decide.bodies")" "$b/api/v1/job_token/authorize")
+        [[ $code == 200 && $(json_get allowed <"$TMP/decide.json") == true ]] || die "decision on $b -> $code $(cat "$TMP/decide.json")"
+    done
+    log "decision: $(cat "$TMP/decide.json")"
 }
 
-# count_rows BACKEND DIR DBNAME: issued_tokens rows as another process sees them (committed
-# transactions only); all of them belong to the benchmark's job.
-count_rows() {
+# count_sql BACKEND DBNAME SQL: one count as another process sees it (committed rows only).
+count_sql() {
     if [[ $1 == postgres ]]; then
-        local n total
-        n=$(psql_c "$3" "SELECT count(*) FROM issued_tokens WHERE job_id = $JOB_ID") || die "psql failed"
-        total=$(psql_c "$3" "SELECT count(*) FROM issued_tokens") || die "psql failed"
-        ((n == total)) || die "issued_tokens: $n rows for job $JOB_ID but $total in all"
-        echo "$n"
+        psql_c "$2" "$3" || die "psql failed"
         return
     fi
-    python3 - "$2/db/jobtoken.db" "$JOB_ID" <<'PY'
+    python3 - "$SERVER_DATABASE" "$3" <<'PY'
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1], timeout=30)
-(n,) = con.execute("SELECT count(*) FROM issued_tokens WHERE job_id = ?", (int(sys.argv[2]),)).fetchone()
-(total,) = con.execute("SELECT count(*) FROM issued_tokens").fetchone()
-assert n == total, (n, total)
-print(n)
+print(con.execute(sys.argv[2]).fetchone()[0])
 PY
-}
-
-declare -A CPU_NOTE=()
-
-# run NAME PATH METHOD BODY AUTH COUNT [TYPE]: warm-up + measured run, one wrk per replica with
-# an equal share of the connections and threads; fills CELL and CPU_NOTE (req/s summed, the
-# worst replica's p50 and p99).
-run() {
-    local name=$1 path=$2 method=$3 body=$4 auth=$5 count=$6 type=${7:-}
-    local n=${#BASES[@]} phase i out
-    local conns=$(((CONNS + n - 1) / n)) threads=$(((THREADS + n - 1) / n))
-    for phase in warmup measure; do
-        local dur=$SECONDS_RUN
-        [[ $phase == warmup ]] && dur=$WARMUP
-        out="$TMP/${CONFIGS[-1]%%|*}.$name.$phase"
-        log "$name: $phase ${dur}s, $CONNS connections, $THREADS threads, $n replica(s)"
-        local cpu0 sys0 pg0 perf_pid=""
-        cpu0=$(server_cpu_ticks)
-        pg0=$(pg_cpu_ticks)
-        sys0=$(machine_ticks)
-        if [[ $phase == measure && ${BENCH_PROFILE:-0} == 1 ]]; then
-            perf record -q -F 499 -p "${SERVER_PIDS[0]}" -o "$out.perf.data" -- sleep "$dur" >/dev/null 2>&1 &
-            perf_pid=$!
-        fi
-        local -a pids=()
-        for ((i = 0; i < n; i++)); do
-            (
-                TIMEFORMAT='%U %S'
-                rc=0
-                { time BENCH_METHOD=$method BENCH_BODY=$body BENCH_TYPE=$type BENCH_AUTH=$auth BENCH_COUNT=$count \
-                    BENCH_OUT="$out.$i.kv" wrk -t"$threads" -c"$conns" -d"${dur}s" --timeout 10s --latency -s "$LUA" \
-                    "${BASES[$i]}$path" >"$out.$i.txt" 2>&1 || rc=$?; } 2>"$out.$i.time"
-                exit "$rc"
-            ) &
-            pids+=($!)
-        done
-        for ((i = 0; i < n; i++)); do
-            wait "${pids[$i]}" || { cat "$out.$i.txt" >&2; die "wrk exited with status $? ($name $phase, replica $i)"; }
-        done
-        local cpu1 sys1 pg1
-        cpu1=$(server_cpu_ticks)
-        pg1=$(pg_cpu_ticks)
-        sys1=$(machine_ticks)
-        if [[ -n $perf_pid ]]; then
-            wait "$perf_pid" || true
-            perf report -i "$out.perf.data" --sort dso,symbol --stdio 2>/dev/null |
-                grep '%' | grep -v '^#' | tr -s ' ' | sed 's/ - -$//' | head -n 40 \
-                >"$RESULTS_DIR/profile-${CONFIGS[-1]%%|*}-$name.txt" || true
-        fi
-        for ((i = 0; i < n; i++)); do
-            [[ -s $out.$i.kv ]] || { cat "$out.$i.txt" >&2; die "wrk wrote no summary ($name $phase, replica $i)"; }
-            kill -0 "${SERVER_PIDS[$i]}" 2>/dev/null || { cat "$out.$i.txt" >&2; die "replica $i died during $name $phase"; }
-            local non2xx sock
-            non2xx=$(kv "$out.$i.kv" non2xx)
-            sock=$(($(kv "$out.$i.kv" sock_connect) + $(kv "$out.$i.kv" sock_read) + $(kv "$out.$i.kv" sock_write) + $(kv "$out.$i.kv" sock_timeout)))
-            if [[ $count == 1 ]]; then
-                MINT_OK=$((MINT_OK + $(kv "$out.$i.kv" ok)))
-                local bad
-                bad=$(kv "$out.$i.kv" not_ok)
-                ((bad == 0)) || { cat "$out.$i.txt" >&2; die "$name $phase: $bad non-200 responses, first: $(kv "$out.$i.kv" first_bad)"; }
-            fi
-            if ((non2xx != 0 || sock != 0)); then
-                cat "$out.$i.txt" >&2
-                die "$name $phase: $non2xx non-2xx responses, $sock socket errors (replica $i)"
-            fi
-        done
-    done
-    for ((i = 0; i < n; i++)); do cat "$out.$i.txt"; done
-    local rps=0 p50=0 p99=0 us=0 wrk_time=""
-    for ((i = 0; i < n; i++)); do
-        rps=$(awk -v a="$rps" -v b="$(kv "$out.$i.kv" rps)" 'BEGIN {print a + b}')
-        p50=$(awk -v a="$p50" -v b="$(kv "$out.$i.kv" p50_us)" 'BEGIN {print (b > a) ? b : a}')
-        p99=$(awk -v a="$p99" -v b="$(kv "$out.$i.kv" p99_us)" 'BEGIN {print (b > a) ? b : a}')
-        us=$(awk -v a="$us" -v b="$(kv "$out.$i.kv" duration_us)" 'BEGIN {print (b > a) ? b : a}')
-        wrk_time+=" $(cat "$out.$i.time")"
-    done
-    CELL["${CONFIGS[-1]%%|*},$name"]="$(printf '%.0f' "$rps") | $(awk -v u="$p50" 'BEGIN {printf "%.2f ms", u / 1000}') | $(awk -v u="$p99" 'BEGIN {printf "%.2f ms", u / 1000}')"
-    CPU_NOTE[$name]=$(awk -v t="$((cpu1 - cpu0))" -v pg="$((pg1 - pg0))" -v hz="$(getconf CLK_TCK)" -v us="$us" \
-        -v w="$wrk_time" -v m0="$sys0" -v m1="$sys1" -v n="$(nproc)" -v haspg="${PG_DIR:+1}" 'BEGIN {
-            k = split(w, a, " "); split(m0, b, " "); split(m1, c, " "); s = us / 1e6
-            srv = 100 * t / hz / s; db = 100 * pg / hz / s; gen = 0; for (i = 1; i <= k; i++) gen += a[i]; gen = 100 * gen / s
-            tot = 0; for (i = 1; i <= 4; i++) { d[i] = c[i] - b[i]; tot += d[i] }
-            for (i = 1; i <= 4; i++) d[i] = 100 * n * d[i] / tot
-            other = d[1] - srv - db - gen; if (other < 0) other = 0
-            printf "server %.0f%%, ", srv
-            if (haspg) printf "PostgreSQL %.0f%%, ", db
-            printf "wrk %.0f%%, interrupts (loopback softirq) %.0f%%, steal %.0f%%, other processes %.0f%%, idle %.0f%%",
-                gen, d[2], d[3], other, d[4]}')
 }
 
 # ---------------------------------------------------------------- the runs
 mkdir -p "$RESULTS_DIR"
-bench_config sqlite "SQLite" sqlite 1
+measure_ceilings
+[[ $PEER == oidc-provider ]] && measure_peer
+LARGE=${BENCH_LARGE:-1}
+bench_config sqlite "SQLite" sqlite 1 0
+((LARGE)) && bench_config sqlite_large "SQLite, large" sqlite 1 1
 if [[ $DATABASE == postgres ]]; then
     start_postgres
-    bench_config pg1 "PostgreSQL, 1 replica" postgres 1
-    ((REPLICAS > 1)) && bench_config "pg$REPLICAS" "PostgreSQL, $REPLICAS replicas" postgres "$REPLICAS"
+    phase "PostgreSQL cluster start"
+    bench_config pg1 "PostgreSQL ×1" postgres 1 0
+    ((LARGE)) && bench_config pg1_large "PostgreSQL ×1, large" postgres 1 1
+    ((REPLICAS > 1)) && bench_config "pg$REPLICAS" "PostgreSQL ×$REPLICAS" postgres "$REPLICAS" 0
 fi
 
 # ---------------------------------------------------------------- report
-CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-CPU=${CPU:-unknown}
-ELAPSED=$(($(date +%s) - SCRIPT_START))
-# Before the report is written: the report itself is a tracked file.
-COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
-{
-    echo "# jobtoken load benchmark"
-    echo
-    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) — machine: $(nproc) CPUs, $CPU; $(uname -sr)"
-    echo "commit $COMMIT"
-    echo
-    echo "wrk $THREADS threads, $CONNS connections, ${SECONDS_RUN}s per run after a ${WARMUP}s warm-up," \
-        "on the same machine; ES256; server workers = one per core."
-    if [[ $DATABASE == postgres ]]; then
-        echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on the same machine" \
-            "($([[ $PG_HOST == 127.0.0.1 ]] && echo 'TCP on 127.0.0.1' || echo 'unix socket')), fsync on," \
-            "synchronous_commit on, full_page_writes on, shared_buffers 256MB, max_wal_size 4GB;" \
-            "with several replicas each gets its own wrk with an equal share of the connections:" \
-            "req/s summed, the worst replica's p50 and p99."
-    fi
-    echo
-    header="| operation |" rule="| --- |"
-    for c in "${CONFIGS[@]}"; do
-        header+=" ${c#*|} req/s | p50 | p99 |"
-        rule+=" ---: | ---: | ---: |"
-    done
-    echo "$header"
-    echo "$rule"
-    for op in "${OPS[@]}"; do
-        line="| ${OP_LABEL[$op]} |"
-        for c in "${CONFIGS[@]}"; do line+=" ${CELL[${c%%|*},$op]} |"; done
-        echo "$line"
-    done
-    echo
-    echo "No errors: any non-2xx response or socket error fails the run."
-    echo
-    printf '%s\n' "${CONFIG_NOTES[@]}"
-    echo "- whole script: ${ELAPSED}s"
-} >"$RESULTS_DIR/latest.md"
+source "$BENCH_DIR/report.sh"
+write_report
+if [[ ${BENCH_UPDATE_DOC:-1} == 1 && -f $ROOT/BENCHMARKS.md ]]; then
+    # The results section of BENCHMARKS.md, between its markers: the report without its title,
+    # headings one level down.
+    python3 - "$ROOT/BENCHMARKS.md" "$RESULTS_DIR/latest.md" <<'PY' || die "could not update BENCHMARKS.md"
+import re, sys
+doc, report = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+body = re.sub(r"^# .*\n+", "", report, count=1)
+body = re.sub(r"^## ", "### ", body, flags=re.M)
+begin = re.search(r"<!-- results:begin[^>]*-->\n", doc)
+end = doc.find("<!-- results:end -->")
+if not begin or end < begin.end():
+    sys.exit("BENCHMARKS.md has no results markers")
+open(sys.argv[1], "w").write(doc[: begin.end()] + "\n" + body.strip() + "\n\n" + doc[end:])
+PY
+    log "updated the results section of BENCHMARKS.md"
+    # README "Performance": the headline between its markers.
+    python3 - "$ROOT/README.md" "$RESULTS_DIR/headline.md" <<'PY' || die "could not update README.md"
+import sys
+doc, line = open(sys.argv[1]).read(), open(sys.argv[2]).read().strip()
+b, e = "<!-- bench-headline:begin -->", "<!-- bench-headline:end -->"
+i, j = doc.find(b), doc.find(e)
+if 0 <= i < j:
+    open(sys.argv[1], "w").write(doc[: i + len(b)] + "\n" + line + "\n" + doc[j:])
+PY
+fi
+if [[ ${BENCH_CHART:-1} == 1 ]]; then
+    "$VENV/bin/python" "$BENCH_DIR/chart.py" "$RESULTS_DIR/latest.tsv" "$RESULTS_DIR/chart.png" || die "chart.py failed"
+    log "wrote $RESULTS_DIR/chart.png"
+fi
 echo
 cat "$RESULTS_DIR/latest.md"
