@@ -18,9 +18,9 @@ use rusqlite::{Connection, OpenFlags};
 use super::db::{atomic, params, Db, ToValue, Value};
 use super::{migrate, pg, Result, StoreError};
 
-/// Tables the target's schema fills itself (the instance settings row): replaced by the
-/// source's rows instead of counting as data.
-const SEEDED: &[&str] = &["instance_settings"];
+/// Tables the target's schema fills itself (the instance settings row, the catalog cache's
+/// counter): replaced by the source's rows instead of counting as data.
+const SEEDED: &[&str] = &["instance_settings", "cache_version"];
 
 /// References held by triggers rather than foreign keys, as (table, table it needs first): a
 /// token row needs its signing key's row (`issued_tokens_need_their_key`).
