@@ -22,8 +22,9 @@
 #   BENCH_PEER         oidc-provider: also measure panva's oidc-provider (benches/peer); none (default)
 #   BENCH_PEER_WORKERS its processes (default: one per core, as jobtoken's workers)
 #   BENCH_CHART=0      skip the chart (and the matplotlib venv)
-#   BENCH_UPDATE_DOC=0 leave BENCHMARKS.md and README.md alone (default: the results section and
-#                      README's headline between their markers are rewritten)
+#   BENCH_UPDATE_DOC   1: rewrite BENCHMARKS.md's results section and README's headline between
+#                      their markers; 0: leave both alone. Default 1 only for the full published
+#                      run (BENCH_DATABASE=postgres BENCH_PEER=oidc-provider, 15 s or longer)
 #   BENCH_PROFILE=1    perf record the first replica during each measured run
 set -euo pipefail
 
@@ -716,7 +717,11 @@ fi
 # ---------------------------------------------------------------- report
 source "$BENCH_DIR/report.sh"
 write_report
-if [[ ${BENCH_UPDATE_DOC:-1} == 1 && -f $ROOT/BENCHMARKS.md ]]; then
+# Only the full published run rewrites the docs by default: a quick or partial run must not
+# replace the published figures.
+UPDATE_DOC_DEFAULT=0
+[[ $DATABASE == postgres && $PEER == oidc-provider && $SECONDS_RUN -ge 15 ]] && UPDATE_DOC_DEFAULT=1
+if [[ ${BENCH_UPDATE_DOC:-$UPDATE_DOC_DEFAULT} == 1 && -f $ROOT/BENCHMARKS.md ]]; then
     # The results section of BENCHMARKS.md, between its markers: the report without its title,
     # headings one level down.
     python3 - "$ROOT/BENCHMARKS.md" "$RESULTS_DIR/latest.md" <<'PY' || die "could not update BENCHMARKS.md"

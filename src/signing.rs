@@ -69,8 +69,8 @@ pub enum KeyRingError {
     #[error("no active signing key after applying the rotation plan")]
     NoActiveKey,
     #[error(
-        "the next key was published {published}s ago; verifiers may cache the JWKS for {max_age}s, so it \
-         can be promoted in {wait}s (or force the rotation)"
+        "the next key was created {published}s ago (every replica publishes it within a minute of that); \
+         verifiers may cache the JWKS for {max_age}s, so it can be promoted in {wait}s (or force the rotation)"
     )]
     TooSoon { published: i64, max_age: i64, wait: i64 },
     #[error("the signing keys kept changing under this process; try again")]

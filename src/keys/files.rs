@@ -12,7 +12,10 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Whether this process has warned about a group- or other-accessible keys directory.
+static DIR_MODE_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Longest accepted kid; a SHA-256 thumbprint is 43 characters.
 const MAX_KID_LEN: usize = 128;
@@ -25,7 +28,8 @@ pub fn write_private_key(dir: &Path, kid: &str, pem: &str) -> io::Result<PathBuf
     check_kid(kid)?;
     DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let dir_mode = fs::metadata(dir)?.permissions().mode();
-    if dir_mode & 0o077 != 0 {
+    // Once per process: a first start writes four keys (two per family) into the same directory.
+    if dir_mode & 0o077 != 0 && !DIR_MODE_WARNED.swap(true, Ordering::Relaxed) {
         log::warn!("keys directory {} has mode {:o}; chmod 700 it", dir.display(), dir_mode & 0o777);
     }
     let path = key_path(dir, kid);
