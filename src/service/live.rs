@@ -142,16 +142,25 @@ pub(super) async fn live_for_with<T: Send + 'static>(
     then: impl FnOnce(&Db, &Authentic) -> crate::store::Result<T> + Send + 'static,
 ) -> Result<(Authentic, T), LiveError> {
     let (audience, default_audience) = (asker.audience.to_vec(), asker.default_audience.to_owned());
-    let (found, extra) = authentic_with(store, keys, token, move |db, found| {
+    let (found, lived) = authentic_with(store, keys, token, move |db, found| {
         let asker = Asker { audience: &audience, default_audience: &default_audience };
         match live_now(found, asker, now) {
-            Ok(()) => then(db, found).map(Some),
-            Err(_) => Ok(None),
+            Ok(()) => then(db, found).map(Lived::Live),
+            Err(why) => Ok(Lived::Dead(why)),
         }
     })
     .await?;
-    live_now(&found, asker, now)?;
-    Ok((found, extra.ok_or(Inactive::NotIssued)?))
+    match lived {
+        Lived::Live(extra) => Ok((found, extra)),
+        Lived::Dead(why) => Err(why.into()),
+    }
+}
+
+/// What [`live_for_with`]'s read transaction found: the token live and `then`'s answer, or why
+/// it is not live (judged once, inside the transaction).
+enum Lived<T> {
+    Live(T),
+    Dead(Inactive),
 }
 
 /// The liveness rules and the asker's audience, pure.
