@@ -390,13 +390,7 @@ async fn runners_page(
         (super::flash(signed))
         h1 { "Runners" }
         (notice(&error))
-        @if listed.items.is_empty() { p.muted { "No runners yet." } }
-        @else {
-            div.table { table {
-                thead { tr { th scope="col" { "Runner" } th scope="col" { "Serves" } th scope="col" { "Maximum timeout" } th scope="col" { "State" } th scope="col" { "Actions" } } }
-                tbody { @for r in &listed.items { (runner_row(signed, r)) } }
-            } }
-        }
+        (clients_table("No runners yet.", ["Runner", "Serves", "Maximum timeout", "State", "Actions"], &listed.items, |r| runner_row(signed, r)))
         (super::pager(RUNNERS, "", number, PER_PAGE, listed.total))
         h2 #new-runner { "Register a runner" }
         form method="post" action=(RUNNERS) {
@@ -421,7 +415,6 @@ async fn runners_page(
 }
 
 fn runner_row(signed: &Signed, r: &Runner) -> Markup {
-    let action = |name: &str| format!("{RUNNERS}/{}/{name}", r.id);
     html! {
         tr {
             td { "#" (r.id) " " code { (r.client_id) } @if !r.description.is_empty() { br; (r.description) } }
@@ -432,19 +425,7 @@ fn runner_row(signed: &Signed, r: &Runner) -> Markup {
             }
             td { @match r.maximum_timeout { Some(t) => { (t) " s" }, None => "—" } }
             td { @if r.paused { strong { "paused" } } @else { "active" } }
-            td {
-                form.inline method="post" action=(action("reset_secret")) {
-                    (super::csrf_field(signed))
-                    (once_field())
-                    button.secondary type="submit" aria-label={ "Reset secret of runner " (r.id) } { "Reset secret" }
-                }
-                " "
-                form.inline method="post" action=(action(if r.paused { "resume" } else { "pause" })) {
-                    (super::csrf_field(signed))
-                    @if r.paused { button type="submit" aria-label={ "Resume runner " (r.id) } { "Resume" } }
-                    @else { button.danger type="submit" aria-label={ "Pause runner " (r.id) } { "Pause" } }
-                }
-            }
+            td { (client_actions(signed, RUNNERS, r.id, &format!("runner {}", r.id), r.paused, ["pause", "Pause"], ["resume", "Resume"])) }
         }
     }
 }
@@ -590,13 +571,7 @@ async fn servers_page(
         (super::flash(signed))
         h1 { "Resource servers" }
         (notice(&error))
-        @if listed.items.is_empty() { p.muted { "No resource servers yet." } }
-        @else {
-            div.table { table {
-                thead { tr { th scope="col" { "Resource server" } th scope="col" { "Audience" } th scope="col" { "Created" } th scope="col" { "State" } th scope="col" { "Actions" } } }
-                tbody { @for rs in &listed.items { (server_row(signed, rs)) } }
-            } }
-        }
+        (clients_table("No resource servers yet.", ["Resource server", "Audience", "Created", "State", "Actions"], &listed.items, |rs| server_row(signed, rs)))
         (super::pager(SERVERS, "", number, PER_PAGE, listed.total))
         h2 #new-server { "Register a resource server" }
         form method="post" action=(SERVERS) {
@@ -613,26 +588,13 @@ async fn servers_page(
 }
 
 fn server_row(signed: &Signed, rs: &ResourceServer) -> Markup {
-    let action = |name: &str| format!("{SERVERS}/{}/{name}", rs.id);
     html! {
         tr {
             td { "#" (rs.id) " " (rs.name) br; code { (rs.client_id) } }
             td { @if rs.audience.is_empty() { span.muted { "any" } } @else { (rs.audience.join(" ")) } }
             td { (rfc3339(rs.created_at)) }
             td { @if rs.disabled { strong { "disabled" } } @else { "enabled" } }
-            td {
-                form.inline method="post" action=(action("reset_secret")) {
-                    (super::csrf_field(signed))
-                    (once_field())
-                    button.secondary type="submit" aria-label={ "Reset secret of " (rs.name) } { "Reset secret" }
-                }
-                " "
-                form.inline method="post" action=(action(if rs.disabled { "enable" } else { "disable" })) {
-                    (super::csrf_field(signed))
-                    @if rs.disabled { button type="submit" aria-label={ "Enable " (rs.name) } { "Enable" } }
-                    @else { button.danger type="submit" aria-label={ "Disable " (rs.name) } { "Disable" } }
-                }
-            }
+            td { (client_actions(signed, SERVERS, rs.id, &rs.name, rs.disabled, ["disable", "Disable"], ["enable", "Enable"])) }
         }
     }
 }
@@ -697,6 +659,47 @@ pub async fn resource_server_action(
             ),
         ),
         Err(e) => refusal(&signed, e.into()),
+    }
+}
+
+/// The table of a list of runners or resource servers, or `empty` when there are none.
+fn clients_table<T>(empty: &str, headings: [&str; 5], items: &[T], row: impl Fn(&T) -> Markup) -> Markup {
+    html! {
+        @if items.is_empty() { p.muted { (empty) } }
+        @else {
+            div.table { table {
+                thead { tr { @for h in headings { th scope="col" { (h) } } } }
+                tbody { @for item in items { (row(item)) } }
+            } }
+        }
+    }
+}
+
+/// A runner's or resource server's row actions: reset its secret (a one-time form: the answer
+/// shows the new secret), and stop or start it (`[action, label]` of each; `stopped` says which
+/// one applies). `who` names it for screen readers.
+fn client_actions(
+    signed: &Signed,
+    base: &str,
+    id: i64,
+    who: &str,
+    stopped: bool,
+    stop: [&str; 2],
+    start: [&str; 2],
+) -> Markup {
+    let [action, label] = if stopped { start } else { stop };
+    html! {
+        form.inline method="post" action={ (base) "/" (id) "/reset_secret" } {
+            (super::csrf_field(signed))
+            (once_field())
+            button.secondary type="submit" aria-label={ "Reset secret of " (who) } { "Reset secret" }
+        }
+        " "
+        form.inline method="post" action={ (base) "/" (id) "/" (action) } {
+            (super::csrf_field(signed))
+            @if stopped { button type="submit" aria-label={ (label) " " (who) } { (label) } }
+            @else { button.danger type="submit" aria-label={ (label) " " (who) } { (label) } }
+        }
     }
 }
 
