@@ -53,7 +53,12 @@ pub enum Changed {
 /// Checks the `sub`s of `project` that `changed` changes, as they stand in `db` (call it after
 /// the write, in the same transaction: a refusal rolls the write back).
 pub fn check_project(db: &Db, project: ProjectId, changed: Changed) -> Result<(), SubCheckError> {
-    let part = id_token_sub::project_part(db, project)?;
+    check_part(db, &id_token_sub::project_part(db, project)?, changed)
+}
+
+/// [`check_project`] for a project whose values are loaded already.
+fn check_part(db: &Db, part: &ProjectPart, changed: Changed) -> Result<(), SubCheckError> {
+    let project = part.id;
     let settings = part.settings.iter().map(|(_, s)| s.as_deref());
     let (components, at) = policy::sub_components_at(settings);
     let origin = match at {
@@ -68,7 +73,7 @@ pub fn check_project(db: &Db, project: ProjectId, changed: Changed) -> Result<()
         components: components.clone(),
         origin: origin.clone(),
     };
-    let base = project_values(&part);
+    let base = project_values(part);
     if changed == Changed::Components || (changed == Changed::NewProject && origin != SubOrigin::Default) {
         policy::check_fits(&components, &base)
             .map_err(|bytes| refuse(bytes, "with the project's own values alone (ids counted at 20 digits)".into()))?;
@@ -98,7 +103,7 @@ pub fn check_group(db: &Db, group_path: &str, group: crate::domain::GroupId) -> 
         let part = id_token_sub::project_part(db, project)?;
         let below = part.settings.iter().take_while(|(level, _)| level.as_deref() != Some(group_path));
         if below.clone().all(|(_, s)| s.is_none()) {
-            check_project(db, project, Changed::Components)?;
+            check_part(db, &part, Changed::Components)?;
         }
     }
     Ok(())
